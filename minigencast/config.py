@@ -1,0 +1,246 @@
+"""Configuration dataclasses and presets.
+
+Class and field names are DeepMind's (graphcast/gencast.py, denoiser.py,
+sparse_transformer.py at commit d39de19), so a checkpoint's stored config maps
+onto these classes field by field (see `checkpoint.py`). All configs are frozen;
+make variants with `dataclasses.replace`. Derived sizes (channel counts, key size,
+...) are functions of a config, never stored in it.
+
+Presets are functions returning a `GenCastConfig`:
+
+  tiny()                  seconds on a CPU; tests and CI
+  cpu()                   the embedded toy-planet dataset (5.625 deg), trains on a laptop
+  gencast_1p0deg_mini()   DeepMind's "GenCast 1p0deg Mini <2019" (57,492,612 weights)
+  gencast_1p0deg()        DeepMind's "GenCast 1p0deg <2019"
+  gencast_0p25deg()       DeepMind's "GenCast 0p25deg <2019" / Operational
+
+References:
+  [1] Price et al. 2025, "Probabilistic weather forecasting with machine learning",
+      Nature 637, 84-90 (arXiv:2312.15796).
+  [2] Karras et al. 2022, "Elucidating the design space of diffusion-based generative
+      models" (EDM), arXiv:2206.00364.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Optional
+
+from minigencast import variables
+
+
+@dataclasses.dataclass(frozen=True)
+class TaskConfig:
+    """What the model reads and predicts (DeepMind's `graphcast.TaskConfig`).
+
+    Attributes:
+      input_variables: names of the variables stacked as inputs (incl. forcings at
+        the input times and static fields).
+      target_variables: names of the predicted variables.
+      forcing_variables: names of the variables known at the target time.
+      pressure_levels: hPa, in the order they are stacked (ascending as DeepMind's).
+      input_duration: "24h" selects the two input frames t-12h and t.
+    """
+
+    input_variables: tuple[str, ...]
+    target_variables: tuple[str, ...]
+    forcing_variables: tuple[str, ...]
+    pressure_levels: tuple[int, ...]
+    input_duration: str = "24h"
+
+
+@dataclasses.dataclass(frozen=True)
+class SamplerConfig:
+    """DPM-Solver++(2S) with stochastic churn (spec sec. 5; [2] Alg. 2).
+
+    Noise levels sigma_i = (max^(1/rho) + i/(N-1) (min^(1/rho) - max^(1/rho)))^rho,
+    i = 0..N-1, then 0. Churn gamma_i = min(stochastic_churn_rate / N, sqrt(2) - 1)
+    where churn_min_noise_level <= sigma_i <= churn_max_noise_level, else 0; the added
+    noise is inflated by noise_level_inflation_factor (EDM's S_noise).
+    """
+
+    max_noise_level: float = 80.0
+    min_noise_level: float = 0.03
+    num_noise_levels: int = 20
+    rho: float = 7.0
+    stochastic_churn_rate: float = 2.5
+    churn_min_noise_level: float = 0.75
+    churn_max_noise_level: float = math.inf
+    noise_level_inflation_factor: float = 1.05
+
+
+@dataclasses.dataclass(frozen=True)
+class NoiseConfig:
+    """Training noise-level distribution (spec sec. 3.3).
+
+    sigma = (min^(1/rho) + u (max^(1/rho) - min^(1/rho)))^rho, u ~ U[0, 1).
+    """
+
+    training_noise_level_rho: float = 7.0
+    training_max_noise_level: float = 88.0
+    training_min_noise_level: float = 0.02
+
+
+@dataclasses.dataclass(frozen=True)
+class NoiseEncoderConfig:
+    """Fourier features of ln(sigma) followed by an MLP (spec sec. 3.2)."""
+
+    apply_log_first: bool = True
+    base_period: float = 16.0
+    num_frequencies: int = 32
+    output_sizes: tuple[int, ...] = (32, 16)
+
+
+@dataclasses.dataclass(frozen=True)
+class SparseTransformerConfig:
+    """The mesh transformer (spec sec. 6.1, 6.7, 7).
+
+    attention_type is DeepMind's stored field: "splash_mha" (TPU kernel; here it
+    selects our memory-efficient path), "triblockdiag_mha" or "mha" (dense). All
+    compute the same function and share the same parameters. The block_* fields
+    only tile DeepMind's TPU kernel; they are kept so checkpoints round-trip.
+    """
+
+    attention_k_hop: int
+    d_model: int
+    num_layers: int = 16
+    num_heads: int = 4
+    attention_type: str = "splash_mha"
+    mask_type: str = "lazy"
+    block_q: int = 1024
+    block_kv: int = 512
+    block_kv_compute: int = 256
+    block_q_dkv: int = 512
+    block_kv_dkv: int = 1024
+    block_kv_dkv_compute: int = 1024
+    ffw_winit_final_mult: float = 0.0
+    attn_winit_final_mult: float = 0.0
+    ffw_hidden: int = 2048
+    name: Optional[str] = None
+
+
+@dataclasses.dataclass(frozen=True)
+class DenoiserArchitectureConfig:
+    """Encoder-processor-decoder sizes (spec sec. 6.1)."""
+
+    sparse_transformer_config: SparseTransformerConfig
+    mesh_size: int
+    latent_size: int = 512
+    hidden_layers: int = 1
+    radius_query_fraction_edge_length: float = 0.6
+    norm_conditioning_features: tuple[str, ...] = ("noise_level_encodings",)
+    grid2mesh_aggregate_normalization: Optional[float] = None
+    node_output_size: Optional[int] = None
+
+
+@dataclasses.dataclass(frozen=True)
+class GenCastConfig:
+    """Everything a GenCast checkpoint stores, plus the grid a preset is meant for.
+
+    The first five fields are the configs of DeepMind's `gencast.CheckPoint`.
+    `grid` is (n_lat, n_lon) of an equiangular grid including both poles; the data
+    decide the grid at run time, this is only the preset's default.
+    """
+
+    task_config: TaskConfig
+    denoiser_architecture_config: DenoiserArchitectureConfig
+    sampler_config: SamplerConfig = SamplerConfig()
+    noise_config: NoiseConfig = NoiseConfig()
+    noise_encoder_config: NoiseEncoderConfig = NoiseEncoderConfig()
+    grid: tuple[int, int] = (181, 360)
+
+
+# --------------------------------------------------------------------------
+# Presets.
+
+
+def _architecture(
+    mesh_size, k_hop, width, layers, heads, ffw, attention_type="splash_mha"
+) -> DenoiserArchitectureConfig:
+    return DenoiserArchitectureConfig(
+        sparse_transformer_config=SparseTransformerConfig(
+            attention_k_hop=k_hop,
+            d_model=width,
+            num_layers=layers,
+            num_heads=heads,
+            ffw_hidden=ffw,
+            attention_type=attention_type,
+        ),
+        mesh_size=mesh_size,
+        latent_size=width,
+    )
+
+
+def tiny() -> GenCastConfig:
+    """A few thousand weights on a 15 deg grid: for tests and CI (seconds)."""
+    return GenCastConfig(
+        task_config=variables.TOY_PLANET_TASK,
+        denoiser_architecture_config=_architecture(
+            mesh_size=1, k_hop=2, width=16, layers=2, heads=2, ffw=32, attention_type="mha"
+        ),
+        noise_encoder_config=NoiseEncoderConfig(num_frequencies=8, output_sizes=(16, 8)),
+        grid=(13, 24),
+    )
+
+
+def cpu() -> GenCastConfig:
+    """The embedded toy-planet dataset (5.625 deg, 33x64 with poles) on a laptop CPU."""
+    return GenCastConfig(
+        task_config=variables.TOY_PLANET_TASK,
+        denoiser_architecture_config=_architecture(
+            mesh_size=3, k_hop=4, width=64, layers=4, heads=4, ffw=128, attention_type="mha"
+        ),
+        noise_encoder_config=NoiseEncoderConfig(num_frequencies=16, output_sizes=(32, 16)),
+        grid=(33, 64),
+    )
+
+
+def gencast_1p0deg_mini() -> GenCastConfig:
+    """DeepMind's "GenCast 1p0deg Mini <2019": splits 4, k 16 (spec sec. 6.9)."""
+    return GenCastConfig(
+        task_config=variables.GENCAST_TASK,
+        denoiser_architecture_config=_architecture(
+            mesh_size=4, k_hop=16, width=512, layers=16, heads=4, ffw=2048
+        ),
+        grid=(181, 360),
+    )
+
+
+def gencast_1p0deg() -> GenCastConfig:
+    """DeepMind's "GenCast 1p0deg <2019": splits 5; k 16 is not confirmed (spec sec. 6.9)."""
+    return GenCastConfig(
+        task_config=variables.GENCAST_TASK,
+        denoiser_architecture_config=_architecture(
+            mesh_size=5, k_hop=16, width=512, layers=16, heads=4, ffw=2048
+        ),
+        grid=(181, 360),
+    )
+
+
+def gencast_0p25deg() -> GenCastConfig:
+    """DeepMind's "GenCast 0p25deg <2019" (and Operational): splits 6, k 32 ([1])."""
+    return GenCastConfig(
+        task_config=variables.GENCAST_TASK,
+        denoiser_architecture_config=_architecture(
+            mesh_size=6, k_hop=32, width=512, layers=16, heads=4, ffw=2048
+        ),
+        grid=(721, 1440),
+    )
+
+
+PRESETS = {
+    "tiny": tiny,
+    "cpu": cpu,
+    "gencast_1p0deg_mini": gencast_1p0deg_mini,
+    "gencast_1p0deg": gencast_1p0deg,
+    "gencast_0p25deg": gencast_0p25deg,
+}
+
+
+def preset(name: str) -> GenCastConfig:
+    """Returns the preset called `name` (one of `PRESETS`)."""
+    try:
+        return PRESETS[name]()
+    except KeyError:
+        raise ValueError(f"Unknown preset {name!r}; choose one of {sorted(PRESETS)}.") from None
