@@ -1,0 +1,620 @@
+"""Ensemble verification on xarray: the scores GenCast is judged by.
+
+Every metric takes a forecast ensemble (dims `sample`, and e.g. `init_time`,
+`lead_time`, [`level`,] `lat`, `lon`) and a truth (the canonical layout with a
+`time` dim, or the forecast's own layout without `sample`), aligns them, computes
+a per-point score and reduces it with a cell-area-weighted mean over named dims.
+Inputs may be DataArrays or Datasets (scored per variable), NumPy- or dask-backed
+(dask stays lazy; call `.compute()`). NaNs (SST over land) drop out of the means.
+
+Scores (M = ensemble size, x_i members, y truth, x_(i) sorted members):
+  CRPS    = skill - spread,  skill = mean_i |x_i - y|,
+            spread = sum_ij |x_i - x_j| / (2 M^2)        (traditional, the ECDF's CRPS)
+                   = sum_ij |x_i - x_j| / (2 M (M - 1))  (fair: unbiased, M-independent [2])
+            with sum_ij |x_i - x_j| = 2 sum_i (2i - M - 1) x_(i)  (O(M log M) by sorting)
+  RMSE    = sqrt(wmean((xbar - y)^2)); debiased: sqrt(wmean((xbar - y)^2 - s^2 / M)),
+            s^2 the unbiased ensemble variance: the RMSE of an infinite ensemble's mean [1].
+  spread/skill = sqrt((M + 1) / M) * sqrt(wmean(s^2)) / RMSE   (1 when reliable [3])
+  rank histogram, Brier score (fair or not) for threshold exceedance, relative economic
+  value (Richardson's cost/loss model [4]), spatially pooled CRPS [1], power spectra.
+
+wmean is a weighted mean over `reduce_dims` (all dims by default) with GenCast's loss
+latitude weights (spec sec. 3.4), skipping NaNs.
+
+References:
+  [1] Price et al. 2024, "Probabilistic weather forecasting with machine learning",
+      Nature 637, doi:10.1038/s41586-024-08252-9 (Supplementary: metrics).
+  [2] Ferro 2014, "Fair scores for ensemble forecasts", QJRMS 140.
+  [3] Fortin et al. 2014, "Why should ensemble spread match the RMSE of the ensemble
+      mean?", J. Hydrometeorology 15.
+  [4] Richardson 2000, "Skill and relative economic value of the ECMWF ensemble
+      prediction system", QJRMS 126.
+  [5] Rasp et al. 2024, "WeatherBench 2", JAMES (metrics.py: CRPS as skill - spread/2).
+Plots: minigencast/plotting.py; paper figures: minigencast/figures.py.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import xarray as xr
+
+EARTH_RADIUS_KM = 6371.0
+
+
+# --------------------------------------------------------------------------- weights
+def latitude_weights(lat) -> np.ndarray:
+    """GenCast's loss latitude weights (spec sec. 3.4), normalised to mean 1.
+
+    For grids that include both poles (equiangular, spacing D):
+      w(lat) ∝ cos(lat) sin(D/2) for interior rows, sin^2(D/4) for the two pole rows
+    (the exact area of each row's cell); otherwise w ∝ cos(lat).
+
+    Args:
+      lat: [lat] latitudes in degrees.
+    Returns:
+      [lat] float64 weights with mean 1 (1 deg: pole 0.00345, equator 1.5795).
+    """
+    lat = np.asarray(lat, dtype=np.float64)
+    rad = np.deg2rad(lat)
+    if lat.size > 1 and np.isclose(abs(lat[0]), 90.0) and np.isclose(abs(lat[-1]), 90.0):
+        delta = np.deg2rad(abs(lat[1] - lat[0]))
+        w = np.cos(rad) * np.sin(delta / 2)
+        w[[0, -1]] = np.sin(delta / 4) ** 2
+    else:
+        w = np.cos(rad)
+    return w / w.mean()
+
+
+def area_weights(data) -> xr.DataArray:
+    """Latitude weights of `data`'s `lat` coordinate as a DataArray [lat]."""
+    return xr.DataArray(
+        latitude_weights(data["lat"].values), dims=["lat"], coords={"lat": data["lat"]}
+    )
+
+
+# --------------------------------------------------------------------------- alignment
+def _check_same_grid(a, b):
+    for dim in ("lat", "lon", "level"):
+        if dim in a.dims and dim in b.dims:
+            va, vb = np.asarray(a[dim].values), np.asarray(b[dim].values)
+            if va.shape != vb.shape or not np.allclose(va, vb):
+                raise ValueError(
+                    f"forecast and truth are on different grids: `{dim}` has {va.size} values "
+                    f"[{va.min()}..{va.max()}] in the forecast and {vb.size} "
+                    f"[{vb.min()}..{vb.max()}] in the truth; regrid one of them first."
+                )
+
+
+def valid_times(forecast) -> xr.DataArray:
+    """The forecast's valid times: its `valid_time` coord or `init_time + lead_time`."""
+    if "valid_time" in forecast.coords:
+        return forecast["valid_time"]
+    return forecast["init_time"] + forecast["lead_time"]
+
+
+def align(forecast, truth, ensemble_dim: str | None = "sample"):
+    """Check and align a forecast with its truth.
+
+    Args:
+      forecast: DataArray/Dataset with `ensemble_dim` (unless None).
+      truth: canonical (`time`, [level], lat, lon) or the forecast's layout without
+        `ensemble_dim`. Canonical truth is selected at the forecast's valid times.
+    Returns:
+      (forecast, truth) with identical coordinates on shared dims; Datasets keep the
+      forecast's variables.
+    Raises:
+      ValueError: missing ensemble dim, different grids, mismatched times/coords,
+        variables missing from the truth.
+    """
+    if ensemble_dim is not None and ensemble_dim not in forecast.dims:
+        raise ValueError(
+            f"the forecast has no ensemble dimension `{ensemble_dim}` "
+            f"(dims: {tuple(forecast.dims)}); pass ensemble_dim= the name of the member dimension."
+        )
+    if ensemble_dim is not None and ensemble_dim in truth.dims:
+        raise ValueError(f"the truth must not have the ensemble dimension `{ensemble_dim}`.")
+    _check_same_grid(forecast, truth)
+    if isinstance(forecast, xr.Dataset) and isinstance(truth, xr.Dataset):
+        missing = [v for v in forecast.data_vars if v not in truth.data_vars]
+        if missing:
+            raise ValueError(f"the truth lacks the forecast variables {missing}.")
+        truth = truth[list(forecast.data_vars)]
+    if "time" in truth.dims and "lead_time" in forecast.dims and "time" not in forecast.dims:
+        vt = valid_times(forecast)
+        wanted = np.asarray(vt.values).ravel()
+        have = np.isin(wanted, truth["time"].values)
+        if not have.all():
+            raise ValueError(
+                f"mismatched times: {int((~have).sum())} of {wanted.size} forecast valid times "
+                f"(e.g. {wanted[~have][0]}) are not in the truth, which covers "
+                f"{truth['time'].values[0]}..{truth['time'].values[-1]}."
+            )
+        truth = truth.sel(time=vt.drop_vars([c for c in vt.coords if c not in vt.dims]))
+        truth = truth.drop_vars("time", errors="ignore")
+    for dim in set(forecast.dims) & set(truth.dims):
+        a, b = forecast[dim].values, truth[dim].values
+        if a.shape != b.shape or not (a == b).all():
+            raise ValueError(
+                f"mismatched coordinates along `{dim}` between forecast ({a.size} values) and "
+                f"truth ({b.size} values)."
+            )
+    truth = truth.assign_coords({d: forecast[d] for d in truth.dims if d in forecast.coords})
+    return forecast, truth
+
+
+# --------------------------------------------------------------------------- reduction
+def _resolve_dims(data, reduce_dims, preserve_dims):
+    dims = list(data.dims)
+    if reduce_dims is not None and preserve_dims is not None:
+        raise ValueError("give at most one of reduce_dims and preserve_dims.")
+    if reduce_dims is not None:
+        reduce_dims = [reduce_dims] if isinstance(reduce_dims, str) else list(reduce_dims)
+        unknown = [d for d in reduce_dims if d not in dims]
+        if unknown:
+            raise ValueError(f"cannot reduce over {unknown}: not dims of the score {tuple(dims)}.")
+        return reduce_dims
+    if preserve_dims is not None:
+        preserve_dims = [preserve_dims] if isinstance(preserve_dims, str) else list(preserve_dims)
+        return [d for d in dims if d not in preserve_dims]
+    return dims
+
+
+def weighted_mean(score, weights=None, reduce_dims=None, preserve_dims=None):
+    """NaN-skipping weighted mean of a per-point score over dims.
+
+    sum(w s) / sum(w [s not NaN]). weights=None: latitude weights when `lat` is
+    reduced; weights=False: unweighted; else a DataArray broadcast against `score`.
+    """
+    dims = _resolve_dims(score, reduce_dims, preserve_dims)
+    if not dims:
+        return score
+    if weights is None:
+        weights = area_weights(score) if "lat" in dims else False
+    if weights is False:
+        return score.mean(dims, skipna=True)
+    return score.weighted(weights.fillna(0)).mean(dims, skipna=True)
+
+
+# --------------------------------------------------------------------------- CRPS
+def _abs_pair_sum(x):
+    # sum_ij |x_i - x_j| = 2 sum_i (2i - M - 1) x_(i) over the last axis (i = 1..M).
+    m = x.shape[-1]
+    coef = 2.0 * np.arange(1, m + 1) - m - 1
+    return 2.0 * np.sort(x, axis=-1) @ coef.astype(x.dtype)
+
+
+def _ensemble_apply(func, forecast, ensemble_dim):
+    if hasattr(forecast, "chunks") and forecast.chunks:
+        forecast = forecast.chunk({ensemble_dim: -1})
+    return xr.apply_ufunc(
+        func,
+        forecast,
+        input_core_dims=[[ensemble_dim]],
+        dask="parallelized",
+        output_dtypes=[np.float64],
+        keep_attrs=False,
+    )
+
+
+def _ensemble_size(forecast, ensemble_dim):
+    return forecast.sizes[ensemble_dim]
+
+
+def crps_skill_spread(
+    forecast,
+    truth,
+    ensemble_dim="sample",
+    fair=True,
+    weights=None,
+    reduce_dims=None,
+    preserve_dims=None,
+):
+    """The two CRPS terms, reduced: (skill, spread) with CRPS = skill - spread.
+
+    skill = mean_i |x_i - y|; spread = sum_ij |x_i - x_j| / (2 K), K = M(M-1) if fair
+    else M^2. A point where the truth or any member is NaN is NaN in both terms.
+    """
+    forecast, truth = align(forecast, truth, ensemble_dim)
+    m = _ensemble_size(forecast, ensemble_dim)
+    if fair and m < 2:
+        raise ValueError(
+            f"fair CRPS needs an ensemble of at least 2 members (`{ensemble_dim}` has {m}); "
+            "use fair=False (for one member the traditional CRPS is the MAE)."
+        )
+    k = m * (m - 1) if fair else m * m
+    skill = abs(forecast - truth).mean(ensemble_dim, skipna=False)
+    spread = _ensemble_apply(_abs_pair_sum, forecast, ensemble_dim) / (2.0 * k)
+    spread = spread.where(truth.notnull())
+    skill = skill.where(spread.notnull())
+    return (
+        weighted_mean(skill, weights, reduce_dims, preserve_dims),
+        weighted_mean(spread, weights, reduce_dims, preserve_dims),
+    )
+
+
+def crps(
+    forecast,
+    truth,
+    ensemble_dim="sample",
+    fair=True,
+    weights=None,
+    reduce_dims=None,
+    preserve_dims=None,
+):
+    """Continuous ranked probability score of an ensemble, area-weighted mean.
+
+    CRPS = mean_i |x_i - y| - sum_ij |x_i - x_j| / (2 K), K = M(M-1) (fair) or M^2
+    (traditional), computed by sorting in O(M log M). Lower is better.
+
+    Args:
+      forecast: [sample, ...] DataArray or Dataset.
+      truth: canonical truth or [...] in the forecast's layout.
+      fair: the unbiased (ensemble-size independent) estimate; needs M >= 2.
+      weights: None = latitude weights when `lat` is reduced; False = none; or a DataArray.
+      reduce_dims / preserve_dims: dims to average over / keep (default: all reduced).
+    """
+    skill, spread = crps_skill_spread(
+        forecast, truth, ensemble_dim, fair, weights, reduce_dims, preserve_dims
+    )
+    return skill - spread
+
+
+# --------------------------------------------------------------------------- RMSE, spread
+def rmse(
+    forecast,
+    truth,
+    ensemble_dim="sample",
+    debiased=False,
+    weights=None,
+    reduce_dims=None,
+    preserve_dims=None,
+):
+    """RMSE of the ensemble mean: sqrt(wmean((xbar - y)^2)).
+
+    debiased=True subtracts the finite-ensemble term s^2/M (s^2 the unbiased member
+    variance) inside the mean, estimating the RMSE of an infinite ensemble's mean
+    (GenCast Supplementary); clipped at 0. The sqrt is taken after the mean over all
+    `reduce_dims` (include `init_time` there to average MSE over forecasts).
+    """
+    forecast, truth = align(forecast, truth, ensemble_dim)
+    m = _ensemble_size(forecast, ensemble_dim)
+    se = (forecast.mean(ensemble_dim, skipna=False) - truth) ** 2
+    if debiased:
+        if m < 2:
+            raise ValueError("the debiased RMSE needs an ensemble of at least 2 members.")
+        se = se - forecast.var(ensemble_dim, ddof=1, skipna=False) / m
+    mse = weighted_mean(se, weights, reduce_dims, preserve_dims)
+    return np.sqrt(mse.clip(min=0) if debiased else mse)
+
+
+def spread(forecast, ensemble_dim="sample", weights=None, reduce_dims=None, preserve_dims=None):
+    """Ensemble spread sqrt(wmean(s^2)), s^2 the unbiased (ddof=1) member variance."""
+    var = forecast.var(ensemble_dim, ddof=1, skipna=False)
+    return np.sqrt(weighted_mean(var, weights, reduce_dims, preserve_dims))
+
+
+def spread_skill_ratio(
+    forecast, truth, ensemble_dim="sample", weights=None, reduce_dims=None, preserve_dims=None
+):
+    """Debiased spread/skill ratio sqrt((M+1)/M) * spread / RMSE(ensemble mean).
+
+    For a reliable ensemble (truth exchangeable with the members)
+    E[(xbar - y)^2] = (1 + 1/M) E[s^2], so the ratio is 1; < 1 means under-dispersion.
+    Points where the truth is NaN are dropped from both terms.
+    """
+    forecast, truth = align(forecast, truth, ensemble_dim)
+    m = _ensemble_size(forecast, ensemble_dim)
+    if m < 2:
+        raise ValueError("the spread/skill ratio needs an ensemble of at least 2 members.")
+    var = forecast.var(ensemble_dim, ddof=1, skipna=False).where(truth.notnull())
+    se = (forecast.mean(ensemble_dim, skipna=False) - truth) ** 2
+    ratio = weighted_mean(var, weights, reduce_dims, preserve_dims) / weighted_mean(
+        se, weights, reduce_dims, preserve_dims
+    )
+    return np.sqrt((m + 1) / m * ratio)
+
+
+# --------------------------------------------------------------------------- rank histogram
+def rank_histogram(
+    forecast, truth, ensemble_dim="sample", weights=None, reduce_dims=None, preserve_dims=None
+):
+    """Relative frequency of the truth's rank among the members, new dim `rank` (1..M+1).
+
+    A truth below all members has rank 1, above all rank M+1; ties with n members
+    share their n+1 ranks equally (so a reliable ensemble's histogram is flat).
+    A point with any NaN member or NaN truth is skipped.
+    """
+    forecast, truth = align(forecast, truth, ensemble_dim)
+    m = _ensemble_size(forecast, ensemble_dim)
+    below = (forecast < truth).sum(ensemble_dim)
+    ties = (forecast == truth).sum(ensemble_dim)
+    valid = truth.notnull() & forecast.notnull().all(ensemble_dim)
+    rank = xr.DataArray(np.arange(1, m + 2), dims=["rank"], coords={"rank": np.arange(1, m + 2)})
+    inside = (rank >= below + 1) & (rank <= below + ties + 1)
+    freq = (inside / (ties + 1.0)).where(valid)
+    return weighted_mean(freq, weights, _keep_rank(freq, reduce_dims, preserve_dims), None)
+
+
+def _keep_rank(data, reduce_dims, preserve_dims):
+    dims = _resolve_dims(data, reduce_dims, preserve_dims)
+    return [d for d in dims if d != "rank"]
+
+
+# --------------------------------------------------------------------------- Brier, REV
+def climatological_thresholds(truth, quantiles, dims=("time",)):
+    """Per-point climatological quantiles of `truth` over `dims`, new dim `quantile`.
+
+    E.g. quantiles=(0.99,) over a year of truth gives each grid point its own 99th
+    percentile: the extreme-event thresholds of GenCast's Brier and REV figures.
+    """
+    return truth.quantile(list(np.atleast_1d(quantiles)), dim=list(dims), skipna=True).drop_vars(
+        [], errors="ignore"
+    )
+
+
+def event_probability(forecast, thresholds, ensemble_dim="sample", above=True):
+    """Fraction of members with x >= threshold (above) or x <= threshold (below)."""
+    hit = forecast >= thresholds if above else forecast <= thresholds
+    return hit.mean(ensemble_dim).where(forecast.notnull().all(ensemble_dim))
+
+
+def _event(truth, thresholds, above):
+    hit = truth >= thresholds if above else truth <= thresholds
+    return hit.astype(float).where(truth.notnull())
+
+
+def brier_score(
+    forecast,
+    truth,
+    thresholds,
+    ensemble_dim="sample",
+    fair=False,
+    above=True,
+    weights=None,
+    reduce_dims=None,
+    preserve_dims=None,
+):
+    """Brier score of the ensemble's event probability p = i/M against the event o.
+
+    BS = wmean((p - o)^2), or with fair=True wmean((p - o)^2 - i(M - i)/(M^2 (M - 1)))
+    (Ferro 2014). `thresholds` broadcast against the truth (e.g. from
+    `climatological_thresholds`, dim `quantile`); that dim is kept.
+    """
+    forecast, truth = align(forecast, truth, ensemble_dim)
+    m = _ensemble_size(forecast, ensemble_dim)
+    p = event_probability(forecast, thresholds, ensemble_dim, above)
+    o = _event(truth, thresholds, above)
+    bs = (p - o) ** 2
+    if fair:
+        if m < 2:
+            raise ValueError("the fair Brier score needs an ensemble of at least 2 members.")
+        bs = bs - p * (1 - p) / (m - 1)  # = i(M - i) / (M^2 (M - 1))
+    keep = set(getattr(thresholds, "dims", ())) - set(truth.dims)
+    return weighted_mean(
+        bs, weights, [d for d in _resolve_dims(bs, reduce_dims, preserve_dims) if d not in keep]
+    )
+
+
+def brier_skill_score(
+    forecast,
+    truth,
+    thresholds,
+    reference=None,
+    ensemble_dim="sample",
+    above=True,
+    weights=None,
+    reduce_dims=None,
+    preserve_dims=None,
+):
+    """BSS = 1 - BS / BS_ref. reference: another ensemble forecast, or None for the
+    climatological base rate (the weighted event frequency over the reduced dims)."""
+    bs = brier_score(
+        forecast, truth, thresholds, ensemble_dim, False, above, weights, reduce_dims, preserve_dims
+    )
+    if reference is not None:
+        ref = brier_score(
+            reference,
+            truth,
+            thresholds,
+            ensemble_dim,
+            False,
+            above,
+            weights,
+            reduce_dims,
+            preserve_dims,
+        )
+    else:
+        _, t = align(forecast, truth, ensemble_dim)
+        o = _event(t, thresholds, above)
+        keep = set(getattr(thresholds, "dims", ())) - set(t.dims)
+        dims = [d for d in _resolve_dims(o, reduce_dims, preserve_dims) if d not in keep]
+        base = weighted_mean(o, weights, dims)
+        ref = weighted_mean((o - base) ** 2, weights, dims)
+    return 1 - bs / ref
+
+
+def relative_economic_value(
+    forecast,
+    truth,
+    thresholds,
+    cost_loss_ratios,
+    probability_thresholds=None,
+    ensemble_dim="sample",
+    above=True,
+    weights=None,
+    reduce_dims=None,
+    preserve_dims=None,
+    envelope=True,
+):
+    """Relative economic value in Richardson's cost/loss model, new dim `cost_loss_ratio`.
+
+    A user protects (cost C) when the forecast probability p >= p_t, else risks a loss L
+    if the event happens. With hit rate H, false-alarm rate F and base rate s (weighted
+    over the reduced dims) and alpha = C/L, the mean expenses per unit L are
+      E_clim = min(alpha, s), E_perfect = alpha s,
+      E_fc   = F alpha (1 - s) - H s (1 - alpha) + s,
+      REV    = (E_clim - E_fc) / (E_clim - E_perfect)
+    (1 for a perfect forecast, 0 for climatology). envelope=True takes the max over the
+    probability thresholds p_t (default k/M, k = 1..M); else dim `probability_threshold`.
+    """
+    forecast, truth = align(forecast, truth, ensemble_dim)
+    m = _ensemble_size(forecast, ensemble_dim)
+    if probability_thresholds is None:
+        probability_thresholds = np.arange(1, m + 1) / m
+    pt = xr.DataArray(np.asarray(probability_thresholds, float), dims=["probability_threshold"])
+    pt = pt.assign_coords(probability_threshold=pt)
+    alpha = xr.DataArray(np.asarray(cost_loss_ratios, float), dims=["cost_loss_ratio"])
+    alpha = alpha.assign_coords(cost_loss_ratio=alpha)
+    p = event_probability(forecast, thresholds, ensemble_dim, above)
+    o = _event(truth, thresholds, above)
+    valid = p.notnull() & o.notnull()
+    o = o.where(valid)
+    # Small tolerance: p = k/M is computed as a mean and may sit a rounding error below k/M.
+    warn = (p >= pt - 1e-9).astype(float).where(valid)
+    keep = set(getattr(thresholds, "dims", ())) - set(truth.dims)
+    dims = [d for d in _resolve_dims(o, reduce_dims, preserve_dims) if d not in keep]
+    s = weighted_mean(o, weights, dims)
+    hits = weighted_mean(warn * o, weights, dims)
+    false_alarms = weighted_mean(warn * (1 - o), weights, dims)
+    h = hits / s
+    f = false_alarms / (1 - s)
+    e_clim = np.minimum(alpha, s)
+    e_fc = f * alpha * (1 - s) - h * s * (1 - alpha) + s
+    rev = (e_clim - e_fc) / (e_clim - alpha * s)
+    return rev.max("probability_threshold") if envelope else rev
+
+
+# --------------------------------------------------------------------------- pooled CRPS
+def great_circle_km(lat1, lon1, lat2, lon2):
+    """Great-circle distance (km) between points given in degrees (broadcasting)."""
+    p1, p2 = np.deg2rad(lat1), np.deg2rad(lat2)
+    dl = np.deg2rad(np.asarray(lon2) - np.asarray(lon1))
+    c = np.sin(p1) * np.sin(p2) + np.cos(p1) * np.cos(p2) * np.cos(dl)
+    return EARTH_RADIUS_KM * np.arccos(np.clip(c, -1.0, 1.0))
+
+
+def build_pools(lat, lon, radius_km, centre_stride=1):
+    """Neighbourhoods: grid points within `radius_km` of each centre.
+
+    Centres are the grid points (every `centre_stride`-th lat and lon). Returns
+    (membership [n_centres, n_lat*n_lon] bool, centre_lat [n_centres], centre_lon [n_centres]).
+    """
+    lat, lon = np.asarray(lat, float), np.asarray(lon, float)
+    glat, glon = np.meshgrid(lat, lon, indexing="ij")
+    clat, clon = np.meshgrid(lat[::centre_stride], lon[::centre_stride], indexing="ij")
+    clat, clon = clat.ravel(), clon.ravel()
+    d = great_circle_km(clat[:, None], clon[:, None], glat.ravel()[None], glon.ravel()[None])
+    return d <= radius_km, clat, clon
+
+
+def pool(field, membership, centre_lat, centre_lon, pooling="average"):
+    """Pool a [..., lat, lon] field over neighbourhoods -> [..., centre].
+
+    average: cell-area-weighted mean over the pool; max: maximum. A pool containing a
+    NaN is NaN.
+    """
+    w = latitude_weights(field["lat"].values)
+    flat = field.stack(point=("lat", "lon")).transpose(..., "point")
+    n_lon = field.sizes["lon"]
+    if pooling == "average":
+        cell_w = np.repeat(w, n_lon)
+        mat = membership * cell_w[None]
+        mat = mat / mat.sum(1, keepdims=True)
+
+        def f(x):
+            return x @ mat.T
+    elif pooling == "max":
+        idx = [np.flatnonzero(r) for r in membership]
+
+        def f(x):
+            return np.stack([x[..., i].max(-1) for i in idx], axis=-1)
+    else:
+        raise ValueError(f"pooling must be 'average' or 'max', not {pooling!r}.")
+    out = xr.apply_ufunc(
+        f,
+        flat.drop_vars(["point", "lat", "lon"]),
+        input_core_dims=[["point"]],
+        output_core_dims=[["centre"]],
+        dask="parallelized",
+        output_dtypes=[np.float64],
+        dask_gufunc_kwargs={"output_sizes": {"centre": membership.shape[0]}},
+    )
+    return out.assign_coords(lat=("centre", centre_lat), lon=("centre", centre_lon))
+
+
+def pooled_crps(
+    forecast,
+    truth,
+    radius_km,
+    pooling="average",
+    ensemble_dim="sample",
+    fair=True,
+    centre_stride=1,
+    weights=None,
+    reduce_dims=None,
+    preserve_dims=None,
+):
+    """CRPS of spatially pooled fields, new dim `radius_km` (GenCast Supplementary).
+
+    Members and truth are pooled over discs of each radius around every centre (average-
+    or max-pooling), then scored with the CRPS; centres are weighted by their cell area.
+    Pooling tests the joint spatial structure of members, which per-point CRPS ignores.
+    """
+    forecast, truth = align(forecast, truth, ensemble_dim)
+    results = []
+    for r in np.atleast_1d(radius_km):
+        mem, clat, clon = build_pools(forecast["lat"], forecast["lon"], float(r), centre_stride)
+        pf = pool(forecast, mem, clat, clon, pooling)
+        pt = pool(truth, mem, clat, clon, pooling)
+        w = weights
+        if w is None:  # each centre weighs as its own grid cell
+            w_lat = latitude_weights(forecast["lat"].values)[::centre_stride]
+            w = xr.DataArray(np.repeat(w_lat, mem.shape[0] // w_lat.size), dims=["centre"])
+        dims = _resolve_dims(truth, reduce_dims, preserve_dims)
+        dims = sorted({"centre" if d in ("lat", "lon") else d for d in dims})
+        score = crps(pf, pt, ensemble_dim, fair, w, dims, None)
+        results.append(score.drop_vars(["lat", "lon"], errors="ignore"))
+    return xr.concat(results, dim=xr.DataArray(np.atleast_1d(radius_km), dims=["radius_km"]))
+
+
+# --------------------------------------------------------------------------- spectra
+def power_spectrum(field, kind="zonal", lat_range=None, weights=None):
+    """Zonal power spectrum of a [..., lat, lon] field, new dim `zonal_wavenumber`.
+
+    At each latitude X_k = rfft(x)_k / n_lon and P_k = c_k |X_k|^2 with c_k = 2 except
+    for k = 0 and the Nyquist wavenumber (c = 1), so sum_k P_k = mean_lon(x^2)
+    (Parseval); then the area-weighted mean over latitudes in `lat_range` (deg, inclusive).
+    Latitude rows with NaNs are skipped.
+    """
+    if kind != "zonal":
+        raise NotImplementedError(f"power_spectrum(kind={kind!r}): only 'zonal' is implemented.")
+    if lat_range is not None:
+        field = field.sel(lat=slice(*lat_range))
+    n = field.sizes["lon"]
+
+    def f(x):
+        p = np.abs(np.fft.rfft(x, axis=-1) / n) ** 2
+        c = np.full(p.shape[-1], 2.0)
+        c[0] = 1.0
+        if n % 2 == 0:
+            c[-1] = 1.0
+        return p * c
+
+    spec = xr.apply_ufunc(
+        f,
+        field,
+        input_core_dims=[["lon"]],
+        output_core_dims=[["zonal_wavenumber"]],
+        dask="parallelized",
+        output_dtypes=[np.float64],
+        dask_gufunc_kwargs={"output_sizes": {"zonal_wavenumber": n // 2 + 1}},
+    ).drop_vars("lon", errors="ignore")
+    spec = spec.assign_coords(zonal_wavenumber=np.arange(n // 2 + 1))
+    return weighted_mean(spec, weights, reduce_dims=["lat"])
+
+
+# --------------------------------------------------------------------------- scorecards
+def scorecard(score, reference_score):
+    """Relative difference (score - reference) / reference: < 0 means `score` is better
+    for lower-is-better scores (CRPS, RMSE). The paper colours -20%..+20% blue..red."""
+    return (score - reference_score) / reference_score
