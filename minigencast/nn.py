@@ -10,7 +10,7 @@ normal with std 1/sqrt(fan_in) truncated at +-2 std, biases are zero.
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -36,8 +36,14 @@ def linear(params: Params, x: jax.Array) -> jax.Array:
     """y = x W + b, x: [..., in] -> [..., out]."""
     y = jnp.dot(x, params["w"].astype(x.dtype))
     if "b" in params:
-        y = y + params["b"].astype(x.dtype)
+        y = y + expand_to(params["b"].astype(x.dtype), y.ndim)
     return y
+
+
+def expand_to(v: jax.Array, ndim: int) -> jax.Array:
+    """Prepends unit axes to `v` up to `ndim` (explicit broadcasting over leading axes,
+    so the code runs under `jax_numpy_rank_promotion="raise"`)."""
+    return jnp.reshape(v, (1,) * (ndim - v.ndim) + v.shape)
 
 
 def swish(x: jax.Array) -> jax.Array:
@@ -55,7 +61,7 @@ def init_mlp(key, sizes: Sequence[int]) -> Params:
     keys = jax.random.split(key, len(sizes) - 1)
     return {
         f"linear_{i}": init_linear(k, fan_in, fan_out)
-        for i, (k, fan_in, fan_out) in enumerate(zip(keys, sizes[:-1], sizes[1:]))
+        for i, (k, fan_in, fan_out) in enumerate(zip(keys, sizes[:-1], sizes[1:], strict=False))
     }
 
 
@@ -79,3 +85,76 @@ def layer_norm(x: jax.Array, eps: float = 1e-5) -> jax.Array:
     mean = jnp.mean(x, axis=-1, keepdims=True)
     var = jnp.mean(jnp.square(x - mean), axis=-1, keepdims=True)
     return ((x - mean) * jax.lax.rsqrt(var + eps)).astype(dtype)
+
+
+def variance_scaling(key, shape, scale: float, dtype=jnp.float32) -> jax.Array:
+    """Haiku's `VarianceScaling(scale)` (fan_in, truncated normal) for a [in, out] weight.
+
+    std = sqrt(scale / fan_in) / 0.87962566..., the constant undoing the variance lost
+    by truncating a unit normal at +-2. `scale == 0` gives zeros (DeepMind's zero-init
+    of the last Linear of every attention and FFN, spec sec. 3.4).
+    """
+    std = (scale / shape[0]) ** 0.5 / 0.87962566103423978
+    return truncated_normal(key, shape, std, dtype)
+
+
+# --------------------------------------------------------------------------
+# Conditional LayerNorm (DeepMind's `LinearNormConditioning`, spec sec. 6.5).
+
+
+def init_norm_conditioning(key, cond_size: int, features: int) -> Params:
+    """{"linear": Linear(cond_size -> 2 features)}, initialised to ~0 (std 1e-8).
+
+    Starting near zero makes the conditional LayerNorm start as a plain LayerNorm
+    (scale 1, offset 0), DeepMind's `TruncatedNormal(stddev=1e-8)` (spec sec. 3.4).
+    """
+    return {"linear": init_linear(key, cond_size, 2 * features, std=1e-8)}
+
+
+def norm_conditioning(params: Params, x: jax.Array, cond: jax.Array) -> jax.Array:
+    """y = x (1 + s) + o with [s | o] = Linear(cond) (no LayerNorm here).
+
+    Args:
+      params: {"linear": {"w": [C, 2F], "b": [2F]}}; the output's first F entries
+        are (scale - 1), the last F the offset.
+      x: [..., F].
+      cond: [C] (one sample's noise-level encoding), broadcast over x's leading axes.
+    """
+    features = x.shape[-1]
+    scale_minus_one_and_offset = linear(params["linear"], cond.astype(x.dtype))
+    s = expand_to(scale_minus_one_and_offset[:features], x.ndim)
+    o = expand_to(scale_minus_one_and_offset[features:], x.ndim)
+    return x * (1 + s) + o
+
+
+def conditional_layer_norm(params: Params, x: jax.Array, cond: jax.Array) -> jax.Array:
+    """(1 + s) LN(x) + o with [s | o] = Linear(cond): x [..., F], cond [C] -> [..., F]."""
+    return norm_conditioning(params, layer_norm(x), cond)
+
+
+# --------------------------------------------------------------------------
+# "MLP with norm": GenCast's GNN MLPs (spec sec. 6.5).
+
+
+def init_mlp_with_norm(key, name: str, sizes: Sequence[int], cond_size: int) -> Params:
+    """Parameters of an MLP followed by a conditional LayerNorm, Haiku-named.
+
+    Returns {f"{name}_mlp": MLP(sizes), f"{name}_norm_conditioning": {"linear": ...}}
+    — the two sibling modules of DeepMind's checkpoints (e.g. `encoder_edges_grid2mesh_mlp`
+    and `encoder_edges_grid2mesh_norm_conditioning`).
+    """
+    k_mlp, k_norm = jax.random.split(key)
+    return {
+        f"{name}_mlp": init_mlp(k_mlp, sizes),
+        f"{name}_norm_conditioning": init_norm_conditioning(k_norm, cond_size, sizes[-1]),
+    }
+
+
+def mlp_with_norm(params: Params, name: str, x: jax.Array, cond: jax.Array) -> jax.Array:
+    """MLP (swish) -> LayerNorm -> conditional scale/offset: x [..., in] -> [..., out].
+
+    `params` is the dict holding the `f"{name}_mlp"` and `f"{name}_norm_conditioning"`
+    entries (e.g. the whole `grid2mesh_gnn` subtree).
+    """
+    y = mlp(params[f"{name}_mlp"], x, activation=swish)
+    return conditional_layer_norm(params[f"{name}_norm_conditioning"], y, cond)

@@ -1,0 +1,287 @@
+"""GenCast's denoiser network F for one sample (spec sec. 6).
+
+    sigma ──ln──► Fourier ──MLP──► c [cond]                      (preconditioning.noise_encoder)
+    grid  [N_g, C_in + C_f + C_t] ⊕ struct [N_g, 3] ─► grid2mesh ─► mesh latent [N_m, D]
+    zeros [N_m, C_in + C_f + C_t] ⊕ struct [N_m, 3] ─┘            └► grid latent [N_g, D]
+    mesh latent ─► transformer (k-hop attention, cond-LN) ─► [N_m, D]
+    (mesh, grid latents) ─► mesh2grid ─► decoder MLP ─► F [lat, lon, C_t]
+
+The grid input stacks, in DeepMind's order (`stacking`), the normalised inputs (two
+frames), then the target-time forcings interleaved alphabetically with the c_in-scaled
+noisy targets, then [sin lat, cos lon, sin lon]. F is the raw network output of the EDM
+preconditioning D(x; sigma) = c_skip x + c_out F(c_in x; sigma) (`preconditioning.denoise`).
+
+Parameters are a nested dict whose keys are DeepMind's Haiku module paths
+(`fourier_features_mlp`, `grid2mesh_gnn`, `mesh_transformer/transformer`, `mesh2grid_gnn`),
+so the official checkpoints load with `checkpoint.load`.
+
+Everything here is for ONE sample; `jax.vmap` over batch or ensemble members. The static
+structure (graphs and attention layout) is a `Structure` of arrays, built once by
+`build_structure` and passed into jitted code as an argument.
+
+Compute dtype: float32 by default; `compute_dtype=jnp.bfloat16` runs matmuls and
+activations in bfloat16 (parameters stay float32; LayerNorm statistics, softmax and the
+grid2mesh aggregation stay float32), output cast back to float32.
+
+Memory and cost at 0.25 deg: see the `transformer` module docstring.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from minigencast import gnn, preconditioning, stacking, transformer
+
+Params = dict
+NUM_STRUCTURAL_FEATURES = 3
+EDGE_FEATURES = 4
+
+
+class Structure(NamedTuple):
+    """Static graph structure of one (grid, mesh, k) combination, as arrays.
+
+    grid_node_features [N_g, 3], mesh_node_features [N_m, 3]: [sin lat, cos lon, sin lon];
+    grid2mesh_*: senders (grid index), receivers (mesh index) [E_g2m], edge features [E_g2m, 4];
+    mesh2grid_*: senders (mesh index), receivers (grid index) [E_m2g], edge features [E_m2g, 4];
+    attention: a `transformer.Attention` layout of the k-hop mask.
+    """
+
+    grid_node_features: jax.Array
+    mesh_node_features: jax.Array
+    grid2mesh_senders: jax.Array
+    grid2mesh_receivers: jax.Array
+    grid2mesh_edge_features: jax.Array
+    mesh2grid_senders: jax.Array
+    mesh2grid_receivers: jax.Array
+    mesh2grid_edge_features: jax.Array
+    attention: transformer.Attention
+
+
+def structure_from_graphs(graphs: dict, attention_type: str) -> Structure:
+    """A `Structure` from a dict with the keys of `graphs.build_graphs` / parity graphs.npz."""
+    num_mesh = graphs["mesh_node_structural_features"].shape[0]
+    i32 = lambda a: np.asarray(a, np.int32)  # noqa: E731
+    f32 = lambda a: np.asarray(a, np.float32)  # noqa: E731
+    return Structure(
+        grid_node_features=f32(graphs["grid_node_structural_features"]),
+        mesh_node_features=f32(graphs["mesh_node_structural_features"]),
+        grid2mesh_senders=i32(graphs["grid2mesh_senders"]),
+        grid2mesh_receivers=i32(graphs["grid2mesh_receivers"]),
+        grid2mesh_edge_features=f32(graphs["grid2mesh_edge_features"]),
+        mesh2grid_senders=i32(graphs["mesh2grid_senders"]),
+        mesh2grid_receivers=i32(graphs["mesh2grid_receivers"]),
+        mesh2grid_edge_features=f32(graphs["mesh2grid_edge_features"]),
+        attention=transformer.build_attention(
+            graphs["attention_mask_rows"], graphs["attention_mask_cols"], num_mesh, attention_type
+        ),
+    )
+
+
+def build_structure(
+    cfg, lat, lon, graphs: dict | None = None, attention_type: str | None = None
+) -> Structure:
+    """Graphs for the grid (lat, lon in degrees) and cfg's mesh, radius and k-hop.
+
+    `attention_type` defaults to cfg's `sparse_transformer_config.attention_type`.
+    """
+    arch = cfg.denoiser_architecture_config
+    st = arch.sparse_transformer_config
+    if graphs is None:
+        from minigencast import graphs as graphs_lib
+
+        graphs = graphs_lib.build_graphs(
+            np.asarray(lat),
+            np.asarray(lon),
+            arch.mesh_size,
+            arch.radius_query_fraction_edge_length,
+            st.attention_k_hop,
+        )
+    return structure_from_graphs(graphs, attention_type or st.attention_type)
+
+
+# --------------------------------------------------------------------------
+# Parameters.
+
+
+def channel_counts(cfg) -> tuple[int, int, int]:
+    """(num_input_channels, num_target_channels, num_forcing_channels) of cfg's task."""
+    task = cfg.task_config
+    return (
+        len(stacking.input_channels(task)),
+        len(stacking.target_channels(task)),
+        len(stacking.forcing_channels(task)),
+    )
+
+
+def init_denoiser(
+    key, cfg, num_input_channels: int, num_target_channels: int, num_forcing_channels: int
+) -> Params:
+    """Fresh parameters with DeepMind's initialisers (spec sec. 3.4, 9.2).
+
+    Channel counts are data channels, without the 3 structural features; for GenCast's
+    task: 176 inputs, 84 targets, 4 forcings (-> 267 node features).
+    """
+    arch = cfg.denoiser_architecture_config
+    st = arch.sparse_transformer_config
+    if st.d_model != arch.latent_size:
+        raise ValueError(f"d_model ({st.d_model}) must equal latent_size ({arch.latent_size})")
+    cond = cfg.noise_encoder_config.output_sizes[-1]
+    node_features = (
+        num_input_channels + num_forcing_channels + num_target_channels + NUM_STRUCTURAL_FEATURES
+    )
+    k_noise, k_g2m, k_tr, k_m2g = jax.random.split(key, 4)
+    return {
+        "fourier_features_mlp": preconditioning.init_noise_encoder(
+            k_noise, cfg.noise_encoder_config
+        ),
+        "grid2mesh_gnn": gnn.init_grid2mesh(
+            k_g2m, node_features, arch.latent_size, cond, arch.hidden_layers
+        ),
+        "mesh_transformer": {"transformer": transformer.init_transformer(k_tr, st, cond)},
+        "mesh2grid_gnn": gnn.init_mesh2grid(
+            k_m2g, arch.latent_size, num_target_channels, cond, arch.hidden_layers
+        ),
+    }
+
+
+def param_shapes(cfg, counts: tuple[int, int, int] | None = None) -> Params:
+    """Shapes/dtypes of `init_denoiser` (jax.eval_shape: nothing is allocated)."""
+    counts = channel_counts(cfg) if counts is None else counts
+    return jax.eval_shape(lambda k: init_denoiser(k, cfg, *counts), jax.random.key(0))
+
+
+def num_parameters(cfg, task=None) -> int:
+    """Number of weights for cfg (and `task`, default cfg.task_config); Mini: 57,492,612."""
+    if task is not None:
+        import dataclasses
+
+        cfg = dataclasses.replace(cfg, task_config=task)
+    return int(sum(int(np.prod(x.shape)) for x in jax.tree_util.tree_leaves(param_shapes(cfg))))
+
+
+# --------------------------------------------------------------------------
+# The network.
+
+
+def raw_denoiser(
+    params: Params,
+    structure: Structure,
+    cfg,
+    inputs,
+    forcings,
+    noisy_targets_scaled,
+    sigma,
+    compute_dtype=jnp.float32,
+    return_intermediates: bool = False,
+):
+    """F(inputs, forcings, c_in x; sigma) for one sample.
+
+    Args:
+      params: `init_denoiser` / `checkpoint.load` parameters.
+      structure: `build_structure(cfg, lat, lon)`.
+      cfg: GenCastConfig (static).
+      inputs: [lat, lon, C_in] normalised inputs in `stacking.input_channels` order.
+      forcings: [lat, lon, C_f] normalised target-time forcings (`forcing_channels`).
+      noisy_targets_scaled: [lat, lon, C_t] c_in(sigma) * x (`target_channels` order).
+      sigma: scalar noise level (> 0).
+      compute_dtype: jnp.float32 (default) or jnp.bfloat16 (static).
+      return_intermediates: also return a dict of activations (debugging/parity).
+
+    Returns:
+      F [lat, lon, C_t] float32 (and the intermediates dict if requested).
+    """
+    n_lat, n_lon, _ = inputs.shape
+    num_targets = noisy_targets_scaled.shape[-1]
+    assert noisy_targets_scaled.shape[:2] == (n_lat, n_lon) == forcings.shape[:2], (
+        inputs.shape,
+        forcings.shape,
+        noisy_targets_scaled.shape,
+    )
+    st = cfg.denoiser_architecture_config.sparse_transformer_config
+    perm = stacking.interleave_index(cfg.task_config)
+    if perm.size != forcings.shape[-1] + num_targets:
+        raise ValueError(
+            f"task has {perm.size} forcing+target channels, "
+            f"got {forcings.shape[-1]} + {num_targets}"
+        )
+
+    cond = preconditioning.noise_encoder(
+        params["fourier_features_mlp"], cfg.noise_encoder_config, sigma
+    )
+    cond = cond.astype(compute_dtype)
+
+    # Grid node features: [inputs | sorted(forcings + noisy targets) | structural].
+    n_grid = n_lat * n_lon
+    noisy_block = jnp.concatenate([forcings, noisy_targets_scaled], axis=-1)[..., perm]
+    data = jnp.concatenate([inputs, noisy_block], axis=-1).reshape(n_grid, -1)
+    grid_nodes = jnp.concatenate([data, structure.grid_node_features.astype(data.dtype)], axis=-1)
+    n_mesh = structure.mesh_node_features.shape[0]
+    mesh_nodes = jnp.concatenate(
+        [
+            jnp.zeros((n_mesh, data.shape[-1]), data.dtype),
+            structure.mesh_node_features.astype(data.dtype),
+        ],
+        axis=-1,
+    )
+
+    mesh_latent, grid_latent = gnn.grid2mesh(
+        params["grid2mesh_gnn"],
+        grid_nodes.astype(compute_dtype),
+        mesh_nodes.astype(compute_dtype),
+        structure.grid2mesh_edge_features.astype(compute_dtype),
+        structure.grid2mesh_senders,
+        structure.grid2mesh_receivers,
+        cond,
+    )
+    processed = transformer.transformer(
+        params["mesh_transformer"]["transformer"],
+        mesh_latent,
+        cond,
+        structure.attention,
+        st.num_heads,
+    )
+    out = gnn.mesh2grid(
+        params["mesh2grid_gnn"],
+        processed,
+        grid_latent,
+        structure.mesh2grid_edge_features.astype(compute_dtype),
+        structure.mesh2grid_senders,
+        structure.mesh2grid_receivers,
+        cond,
+    )
+    result = out.astype(jnp.float32).reshape(n_lat, n_lon, num_targets)
+    if return_intermediates:
+        return result, {
+            "grid_node_features": data,
+            "noise_level_encodings": cond,
+            "grid2mesh_mesh_latent": mesh_latent,
+            "grid2mesh_grid_latent": grid_latent,
+            "processor_output": processed,
+            "mesh2grid_output": out,
+        }
+    return result
+
+
+# The jitted entry point: compiled once per (cfg, compute_dtype, shapes).
+raw_denoiser_jit = jax.jit(
+    raw_denoiser, static_argnames=("cfg", "compute_dtype", "return_intermediates")
+)
+
+
+@functools.partial(jax.jit, static_argnames=("cfg", "compute_dtype"))
+def denoiser(
+    params, structure, cfg, inputs, forcings, noisy_targets, sigma, compute_dtype=jnp.float32
+):
+    """D(x; sigma) = c_skip x + c_out F(c_in x; sigma) for one sample (jitted).
+
+    noisy_targets: x [lat, lon, C_t] (NOT scaled; the scaling is applied here).
+    """
+    raw_fn = lambda xs, s: raw_denoiser(  # noqa: E731
+        params, structure, cfg, inputs, forcings, xs, s, compute_dtype=compute_dtype
+    )
+    return preconditioning.denoise(raw_fn, noisy_targets, sigma)

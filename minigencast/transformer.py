@@ -1,0 +1,317 @@
+"""The processor: a pre-norm transformer on the mesh with k-hop attention (spec sec. 6.7, 7).
+
+Block l (l = 0 .. num_layers-1), with x: [num_mesh_nodes, d_model] and the noise-level
+encoding c: [cond]:
+
+    x <- x + MHA( condLN_{l,a}(x; c) )          condLN(x; c) = (1 + s(c)) LN(x) + o(c)
+    x <- x + FFN( condLN_{l,f}(x; c) )          FFN(x) = W_down gelu_tanh(W_up x + b) + b
+    out = condLN_final(x; c)                    (no residual around the final norm)
+
+MHA: q, k, v = x W_q, x W_k, x W_v (no bias), split into `num_heads` contiguous chunks of
+key_size = d_model / num_heads; logits = q k^T / sqrt(key_size); node i attends to node j
+only if their graph distance on the mesh is <= k (`attention_k_hop`), i.e. the mask
+M = (A + I)^k of spec sec. 6.7; softmax over keys in float32; output Linear `mha_final`.
+
+Attention layouts (one function, three evaluations; all tested equal):
+
+  DenseMask      `attention_type="mha"`: [H, N, N] logits with a boolean [N, N] mask.
+                 Memory O(H N^2): fine up to ~10^4 nodes (1 deg Mini: N = 2,562).
+  NeighbourList  `"splash_mha"` (DeepMind's TPU kernel name; here our memory-efficient
+                 path): every node's padded list of <= K_max neighbours (K_max = 766 for
+                 splits 4 / k 16, 3169 for splits 6 / k 32); keys/values are gathered per
+                 chunk of queries (`lax.map`), softmax over the list. Memory O(chunk K_max D).
+  TriBlockMask   `"triblockdiag_mha"` (DeepMind's GPU path): the RCM-banded mask has
+                 bandwidth < b, so query block i only sees key blocks i-1, i, i+1; logits
+                 3 N b per head, joint softmax over the three blocks.
+
+Memory plan for 0.25 deg (splits 6: N = 40,962; k 32: K_max = 3,169; d_model 512, 4
+heads) on one 80 GB GPU, float32, batch 1 (inference):
+  * dense: 4 x 40,962^2 logits = 27 GB per layer (+ the same for the softmax) -> no.
+  * neighbour list, chunk of Q queries: gathered K and V are 2 Q K_max 512 x 4 B
+    = Q x 13 MB and the logits Q x 4 x 3,169 x 4 B = Q x 51 kB: Q = 1024 uses ~13 GB
+    transient per layer; the full 41k-node activations [N, 512] are only 84 MB.
+    Gather traffic: N K_max 512 x 4 B x 2 = 530 GB per layer read from HBM, ~0.2 s per
+    layer at 3 TB/s; ~3.5 s per forward for 16 layers; acceptable for inference.
+  * tri-block (b = 10,273, 4 blocks): logits 3 N b x 4 heads x 4 B = 20 GB per layer
+    (x2 with the exp) — fits in 80 GB for inference, as DeepMind's ~60 GB VRAM figure.
+  * The grid side dominates memory at 0.25 deg: 1.04 M grid nodes and 3.1 M mesh2grid
+    edges x 512 x 4 B = 6.4 GB per edge activation; the m2g edge MLP holds ~3 of them
+    (19 GB) plus the g2m ones (1.6 M edges, ~10 GB): ~35-45 GB peak with the neighbour
+    attention, so one 80 GB GPU suffices for inference in float32. Training at 0.25 deg
+    (forward + backward) would need rematerialisation (`jax.checkpoint` around each
+    transformer block and the GNN edge MLPs) and bfloat16 activations to fit.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from minigencast import nn
+
+Params = dict
+MASK_VALUE = -1e30  # DeepMind's masked-logit value (sparse_transformer.py)
+
+
+# --------------------------------------------------------------------------
+# Attention layouts (static structure, built once with NumPy, passed to jit as data).
+
+
+class DenseMask(NamedTuple):
+    """mask: bool [N, N], True where query i may attend to key j."""
+
+    mask: jax.Array
+
+
+class NeighbourList(NamedTuple):
+    """idx: int32 [N, K_max] neighbour indices (padding = the node itself);
+    valid: bool [N, K_max]."""
+
+    idx: jax.Array
+    valid: jax.Array
+
+
+class TriBlockMask(NamedTuple):
+    """mask: bool [num_blocks, 3, b, b], the (diagonal, upper, lower) blocks of the mask
+    after zero-padding N to num_blocks * b (DeepMind's `mask_block_diags`)."""
+
+    mask: jax.Array
+
+
+Attention = DenseMask | NeighbourList | TriBlockMask
+ATTENTION_TYPES = ("mha", "splash_mha", "triblockdiag_mha")
+
+
+def tri_block_size(rows: np.ndarray, cols: np.ndarray) -> int:
+    """DeepMind's `get_mask_block_size`: max(lower, upper) bandwidth incl. the diagonal,
+    = max |i - j| + 1 over the mask's non-zeros for a symmetric mask."""
+    return int(np.max(np.abs(rows.astype(np.int64) - cols.astype(np.int64)))) + 1
+
+
+def build_attention(rows, cols, num_nodes: int, attention_type: str) -> Attention:
+    """The attention layout for `attention_type` from the COO mask (rows, cols) incl. self."""
+    rows = np.asarray(rows, np.int64)
+    cols = np.asarray(cols, np.int64)
+    if attention_type == "mha":
+        mask = np.zeros((num_nodes, num_nodes), bool)
+        mask[rows, cols] = True
+        return DenseMask(mask)
+    if attention_type == "splash_mha":
+        order = np.lexsort((cols, rows))
+        rows, cols = rows[order], cols[order]
+        counts = np.bincount(rows, minlength=num_nodes)
+        k_max = int(counts.max())
+        starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+        slot = np.arange(rows.size) - starts[rows]
+        idx = np.repeat(np.arange(num_nodes)[:, None], k_max, axis=1)
+        valid = np.zeros((num_nodes, k_max), bool)
+        idx[rows, slot] = cols
+        valid[rows, slot] = True
+        return NeighbourList(idx.astype(np.int32), valid)
+    if attention_type == "triblockdiag_mha":
+        b = tri_block_size(rows, cols)
+        num_blocks = -(-num_nodes // b)
+        mask = np.zeros((num_blocks, 3, b, b), bool)
+        q_block, q_in = rows // b, rows % b
+        k_block, k_in = cols // b, cols % b
+        which = np.select(
+            [k_block == q_block, k_block == q_block + 1, k_block == q_block - 1], [0, 1, 2], -1
+        )
+        if np.any(which < 0):
+            raise ValueError("mask is not tri-block-diagonal for its own block size")
+        mask[q_block, which, q_in, k_in] = True
+        return TriBlockMask(mask)
+    raise ValueError(f"attention_type must be one of {ATTENTION_TYPES}, got {attention_type!r}")
+
+
+# --------------------------------------------------------------------------
+# Parameters.
+
+
+def init_block(
+    key,
+    name: str,
+    d_model: int,
+    num_heads: int,
+    ffw_hidden: int,
+    num_layers: int,
+    cond_size: int,
+    attn_winit_final_mult=0.0,
+    ffw_winit_final_mult=0.0,
+) -> Params:
+    """One block; DeepMind's init (spec sec. 3.4): VarianceScaling(2 / num_layers) for q, k,
+    v and ffw_up, VarianceScaling(final_mult / num_layers) (default 0: identity blocks) for
+    mha_final and ffw_down, zero biases, conditioning Linears ~0."""
+    ks = jax.random.split(key, 8)
+    vs = lambda k, shape, mult: nn.variance_scaling(k, shape, mult / num_layers)  # noqa: E731
+    del num_heads  # Heads only change a reshape, not the parameters.
+    return {
+        "mha_proj_q": {"w": vs(ks[0], (d_model, d_model), 2.0)},
+        "mha_proj_k": {"w": vs(ks[1], (d_model, d_model), 2.0)},
+        "mha_proj_v": {"w": vs(ks[2], (d_model, d_model), 2.0)},
+        "mha_final": {
+            "w": vs(ks[3], (d_model, d_model), attn_winit_final_mult),
+            "b": jnp.zeros((d_model,), jnp.float32),
+        },
+        "ffw_up": {
+            "w": vs(ks[4], (d_model, ffw_hidden), 2.0),
+            "b": jnp.zeros((ffw_hidden,), jnp.float32),
+        },
+        "ffw_down": {
+            "w": vs(ks[5], (ffw_hidden, d_model), ffw_winit_final_mult),
+            "b": jnp.zeros((d_model,), jnp.float32),
+        },
+        f"{name}_norm_conditioning": nn.init_norm_conditioning(ks[6], cond_size, d_model),
+        f"{name}_norm_conditioning_1": nn.init_norm_conditioning(ks[7], cond_size, d_model),
+    }
+
+
+def init_transformer(key, cfg, cond_size: int) -> Params:
+    """Parameters of `mesh_transformer/~/transformer` for a `SparseTransformerConfig`."""
+    keys = jax.random.split(key, cfg.num_layers + 1)
+    params = {
+        f"block_{i:02d}": init_block(
+            keys[i],
+            f"block_{i:02d}",
+            cfg.d_model,
+            cfg.num_heads,
+            cfg.ffw_hidden,
+            cfg.num_layers,
+            cond_size,
+            cfg.attn_winit_final_mult,
+            cfg.ffw_winit_final_mult,
+        )
+        for i in range(cfg.num_layers)
+    }
+    params["transformer_final_norm_conditioning"] = nn.init_norm_conditioning(
+        keys[-1], cond_size, cfg.d_model
+    )
+    return params
+
+
+# --------------------------------------------------------------------------
+# Attention evaluations: q, k, v [N, H, key_size] -> [N, H, key_size].
+
+
+def _softmax_f32(logits):
+    return jax.nn.softmax(logits.astype(jnp.float32), axis=-1)
+
+
+def dense_attention(q, k, v, mask: DenseMask):
+    """Full [H, N, N] logits, masked with -1e30 (DeepMind's `mha`)."""
+    logits = jnp.einsum("qhd,khd->hqk", q, k)
+    logits = jnp.where(mask.mask[None], logits, MASK_VALUE)
+    weights = _softmax_f32(logits).astype(v.dtype)
+    return jnp.einsum("hqk,khd->qhd", weights, v)
+
+
+def neighbour_attention(q, k, v, neighbours: NeighbourList, chunk_elements: int = 2**24):
+    """Gather attention over each node's neighbour list, chunked over queries.
+
+    Per chunk of Q queries the gathered keys and values are [Q, K_max, H, key_size]; Q is
+    chosen so that this holds ~`chunk_elements` numbers (64 MB in float32).
+    """
+    n, heads, dk = q.shape
+    k_max = neighbours.idx.shape[1]
+    chunk = int(max(1, min(n, chunk_elements // max(1, k_max * heads * dk))))
+    num_chunks = -(-n // chunk)
+    pad = num_chunks * chunk - n
+    idx = jnp.pad(neighbours.idx, ((0, pad), (0, 0)))
+    valid = jnp.pad(neighbours.valid, ((0, pad), (0, 0)))
+    q_pad = jnp.pad(q, ((0, pad), (0, 0), (0, 0)))
+
+    def one_chunk(args):
+        q_c, idx_c, valid_c = args  # [Q, H, dk], [Q, K], [Q, K]
+        k_c, v_c = k[idx_c], v[idx_c]  # [Q, K, H, dk]
+        logits = jnp.einsum("qhd,qkhd->qhk", q_c, k_c)
+        logits = jnp.where(valid_c[:, None, :], logits, MASK_VALUE)
+        weights = _softmax_f32(logits).astype(v.dtype)
+        return jnp.einsum("qhk,qkhd->qhd", weights, v_c)
+
+    out = jax.lax.map(
+        one_chunk,
+        (
+            q_pad.reshape(num_chunks, chunk, heads, dk),
+            idx.reshape(num_chunks, chunk, k_max),
+            valid.reshape(num_chunks, chunk, k_max),
+        ),
+    )
+    return out.reshape(num_chunks * chunk, heads, dk)[:n]
+
+
+def triblock_attention(q, k, v, blocks: TriBlockMask):
+    """Tri-block-diagonal attention (DeepMind's `triblockdiag_mha`)."""
+    n, heads, dk = q.shape
+    num_blocks, _, b, _ = blocks.mask.shape
+    pad = num_blocks * b - n
+
+    def blocked(x):  # [N, H, dk] -> [num_blocks, b, H, dk]
+        return jnp.pad(x, ((0, pad), (0, 0), (0, 0))).reshape(num_blocks, b, heads, dk)
+
+    qb, kb, vb = blocked(q), blocked(k), blocked(v)
+    # Keys/values padded by one empty block on each side: block i sees i-1, i, i+1.
+    kb = jnp.pad(kb, ((1, 1), (0, 0), (0, 0), (0, 0)))
+    vb = jnp.pad(vb, ((1, 1), (0, 0), (0, 0), (0, 0)))
+    k3 = jnp.concatenate([kb[1:-1], kb[2:], kb[:-2]], axis=1)  # [nb, 3b, H, dk] (d, u, l)
+    v3 = jnp.concatenate([vb[1:-1], vb[2:], vb[:-2]], axis=1)
+    mask = blocks.mask.transpose(0, 2, 1, 3).reshape(num_blocks, b, 3 * b)  # [nb, b, 3b]
+    logits = jnp.einsum("nqhd,nkhd->nhqk", qb, k3)
+    logits = jnp.where(mask[:, None], logits, MASK_VALUE)
+    weights = _softmax_f32(logits).astype(v.dtype)
+    out = jnp.einsum("nhqk,nkhd->nqhd", weights, v3)
+    return out.reshape(num_blocks * b, heads, dk)[:n]
+
+
+def attend(q, k, v, attention: Attention):
+    """Dispatches on the layout's type (static under jit)."""
+    if isinstance(attention, DenseMask):
+        return dense_attention(q, k, v, attention)
+    if isinstance(attention, NeighbourList):
+        return neighbour_attention(q, k, v, attention)
+    if isinstance(attention, TriBlockMask):
+        return triblock_attention(q, k, v, attention)
+    raise TypeError(f"unknown attention layout {type(attention).__name__}")
+
+
+# --------------------------------------------------------------------------
+# The transformer.
+
+
+def mha(params: Params, x, attention: Attention, num_heads: int):
+    """Masked multi-head self-attention: x [N, D] -> [N, D]."""
+    n, d = x.shape
+    key_size = d // num_heads
+    q = nn.linear(params["mha_proj_q"], x).reshape(n, num_heads, key_size)
+    k = nn.linear(params["mha_proj_k"], x).reshape(n, num_heads, key_size)
+    v = nn.linear(params["mha_proj_v"], x).reshape(n, num_heads, key_size)
+    q = q * jnp.asarray(key_size**-0.5, q.dtype)
+    out = attend(q, k, v, attention).reshape(n, num_heads * key_size)
+    return nn.linear(params["mha_final"], out)
+
+
+def ffw(params: Params, x):
+    """Linear -> GELU (tanh approximation) -> Linear."""
+    return nn.linear(params["ffw_down"], nn.gelu(nn.linear(params["ffw_up"], x)))
+
+
+def block(params: Params, name: str, x, cond, attention: Attention, num_heads: int):
+    """One pre-norm block with conditional LayerNorms."""
+    h = nn.conditional_layer_norm(params[f"{name}_norm_conditioning"], x, cond)
+    x = x + mha(params, h, attention, num_heads)
+    h = nn.conditional_layer_norm(params[f"{name}_norm_conditioning_1"], x, cond)
+    return x + ffw(params, h)
+
+
+def transformer(params: Params, x, cond, attention: Attention, num_heads: int):
+    """The whole processor: x [N, D], cond [C] -> [N, D] (after the final cond-LN).
+
+    `num_heads` must be static (it shapes a reshape); the number of blocks is read from
+    the parameters.
+    """
+    num_layers = sum(1 for key in params if key.startswith("block_"))
+    for i in range(num_layers):
+        x = block(params[f"block_{i:02d}"], f"block_{i:02d}", x, cond, attention, num_heads)
+    return nn.conditional_layer_norm(params["transformer_final_norm_conditioning"], x, cond)
