@@ -176,24 +176,27 @@ def weighted_mean(score, weights=None, reduce_dims=None, preserve_dims=None):
 
 
 # --------------------------------------------------------------------------- CRPS
-def _abs_pair_sum(x):
-    # sum_ij |x_i - x_j| = 2 sum_i (2i - M - 1) x_(i) over the last axis (i = 1..M).
+def _crps_terms(x, y, block_elements=2**18):
+    """Per-point sum_i |x_i - y| and sum_ij |x_i - x_j| of members x [..., M], truth y [...].
+
+    Uses sum_ij |x_i - x_j| = 2 sum_i (2i - M - 1) x_(i) on the sorted members (i = 1..M),
+    with x shifted by y first (pairwise differences are shift-invariant; the shift keeps
+    float32 inputs accurate), in float64 and in cache-sized blocks.
+    """
     m = x.shape[-1]
+    shape = np.broadcast_shapes(x.shape[:-1], np.shape(y))
+    x = np.broadcast_to(x, shape + (m,)).reshape(-1, m)
+    y = np.broadcast_to(y, shape).reshape(-1)
     coef = 2.0 * np.arange(1, m + 1) - m - 1
-    return 2.0 * np.sort(x, axis=-1) @ coef.astype(x.dtype)
-
-
-def _ensemble_apply(func, forecast, ensemble_dim):
-    if hasattr(forecast, "chunks") and forecast.chunks:
-        forecast = forecast.chunk({ensemble_dim: -1})
-    return xr.apply_ufunc(
-        func,
-        forecast,
-        input_core_dims=[[ensemble_dim]],
-        dask="parallelized",
-        output_dtypes=[np.float64],
-        keep_attrs=False,
-    )
+    abs_sum = np.empty(y.size)
+    pair_sum = np.empty(y.size)
+    step = max(1, block_elements // m)
+    for start in range(0, y.size, step):
+        sl = slice(start, start + step)
+        d = np.sort(x[sl], axis=-1).astype(np.float64) - y[sl, None]
+        abs_sum[sl] = np.abs(d).sum(-1)
+        pair_sum[sl] = 2.0 * (d @ coef)
+    return abs_sum.reshape(shape), pair_sum.reshape(shape)
 
 
 def _ensemble_size(forecast, ensemble_dim):
@@ -222,10 +225,18 @@ def crps_skill_spread(
             "use fair=False (for one member the traditional CRPS is the MAE)."
         )
     k = m * (m - 1) if fair else m * m
-    skill = abs(forecast - truth).mean(ensemble_dim, skipna=False)
-    spread = _ensemble_apply(_abs_pair_sum, forecast, ensemble_dim) / (2.0 * k)
-    spread = spread.where(truth.notnull())
-    skill = skill.where(spread.notnull())
+    if hasattr(forecast, "chunks") and forecast.chunks:
+        forecast = forecast.chunk({ensemble_dim: -1})
+    abs_sum, pair_sum = xr.apply_ufunc(
+        _crps_terms,
+        forecast,
+        truth,
+        input_core_dims=[[ensemble_dim], []],
+        output_core_dims=[[], []],
+        dask="parallelized",
+        output_dtypes=[np.float64, np.float64],
+    )
+    skill, spread = abs_sum / m, pair_sum / (2.0 * k)
     return (
         weighted_mean(skill, weights, reduce_dims, preserve_dims),
         weighted_mean(spread, weights, reduce_dims, preserve_dims),
