@@ -151,6 +151,37 @@ class GenCastConfig:
     grid: tuple[int, int] = (181, 360)
 
 
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """Optimiser, schedule and loop of `train.train` (not part of DeepMind's checkpoints).
+
+    Learning rate: linear warm-up 0 -> peak_learning_rate over warmup_steps, then
+    cosine decay to peak_learning_rate * final_learning_rate_fraction at num_steps
+    (GenCast: 1k warm-up steps then cosine decay, spec sec. 3.4). AdamW after
+    clipping the global gradient norm to max_grad_norm. ema_decay > 0 keeps an
+    exponential moving average of the weights, used for evaluation and saved as
+    the model part of checkpoints.
+    """
+
+    batch_size: int = 8
+    num_steps: int = 2000
+    peak_learning_rate: float = 1e-3
+    warmup_steps: int = 100
+    final_learning_rate_fraction: float = 0.01
+    weight_decay: float = 0.1
+    adam_b1: float = 0.9
+    adam_b2: float = 0.95
+    max_grad_norm: float = 1.0
+    ema_decay: float = 0.0
+    remat: bool = False
+    seed: int = 0
+    validation_fraction: float = 0.15
+    eval_every: int = 250
+    checkpoint_every: int = 250
+    keep_checkpoints: int = 3
+    prefetch: int = 2
+
+
 # --------------------------------------------------------------------------
 # Presets.
 

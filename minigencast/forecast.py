@@ -1,0 +1,443 @@
+"""Autoregressive ensemble forecasts: one 12 h step = one conditional sample.
+
+A forecast from two analyses (t - 12 h, t) repeats (spec sec. 8):
+
+  inputs  = normalise(frames t-12h, t) + forcings + static           (windows.py)
+  r       ~ GenCast(. | inputs, forcings at t + 12 h)                (sampler.py, 39 calls)
+  frame   = r * diffs_std + frame_t  (residual variables), r * std + mean (others)
+  output  = frame with SST set back to NaN where the input SST was NaN
+  frames  = (frame_t, frame with SST NaNs filled)   -- fed back; precipitation
+            and other target-only variables never become inputs
+
+Compiling once: steps are run by a `lax.scan` over chunks of `chunk_steps` steps,
+jitted once (with every member `vmap`ped); a Python loop over chunks pulls each
+chunk to the host and hands it to a writer, so memory does not grow with the
+number of steps and a 15-day (30-step) forecast uses the same program as a 1-day
+one. The last chunk is padded (its extra steps are computed and discarded).
+Forcings of all future steps are computed up front (they are functions of time
+and longitude only).
+
+Ensembles: member i uses key fold_in(key(seed), i), split at every step into
+(carry, this_step), so the first N members are identical for any ensemble size.
+With several devices (and a member count divisible by them) members are sharded
+over a one-axis device mesh ("sample"); otherwise the same code runs on one device.
+
+Output: an xarray Dataset (or a NetCDF/zarr file written chunk by chunk, see
+`ForecastWriter`) with dims (sample, init_time, lead_time, [level,] lat, lon), a
+`valid_time` coordinate = init_time + lead_time, and CF attributes.
+"""
+
+from __future__ import annotations
+
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import xarray
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+from minigencast import network, preconditioning, sampler, stacking, windows
+
+STEP = np.timedelta64(12, "h")
+SAMPLE_AXIS = "sample"
+
+
+# ----------------------------------------------------------------------------- one step
+def forecast_step(params, structure, cfg, layout, static, frames, forcings, key, noise_fn):
+    """One 12 h step for one member: the next physical frame [lat, lon, C_t].
+
+    Args:
+      frames: [T_in, lat, lon, C_t] physical input frames (NaN-filled), oldest first.
+      forcings: [T_in + 1, lat, lon, C_f] normalised forcings (input times, then target).
+      static: [lat, lon, C_s] normalised static fields.
+      noise_fn: noise_fn(key, template [lat, lon, C_t]) -> unit noise (spherical).
+    """
+    inputs = windows.build_inputs(jnp, frames, forcings[:-1], static, layout)
+
+    def raw_fn(scaled_noisy_targets, sigma):
+        return network.raw_denoiser(
+            params, structure, cfg, inputs, forcings[-1], scaled_noisy_targets, sigma
+        )
+
+    template = jnp.zeros(frames.shape[1:], jnp.float32)
+    residual = sampler.sample(
+        preconditioning.make_denoise_fn(raw_fn), key, template, cfg.sampler_config, noise_fn
+    )
+    return windows.from_residual(jnp, residual, frames[-1], layout)
+
+
+def _rollout_chunk(params, structure, layout, static, frames, keys, forcing_windows, nan_mask,
+                   *, cfg, noise_fn):
+    """`lax.scan` of `forecast_step` over a chunk, `vmap`ped over members.
+
+    Args:
+      frames: [S, T_in, lat, lon, C_t]; keys: [S] member keys.
+      forcing_windows: [K, T_in + 1, lat, lon, C_f] forcings of each step of the chunk.
+      nan_mask: [lat, lon, C_t] bool, where outputs are NaN (SST over land).
+    Returns:
+      (frames [S, T_in, ...], keys [S], outputs [S, K, lat, lon, C_t]).
+    """
+
+    def member(frames, key):
+        def body(carry, forcings):
+            frames, key = carry
+            key, step_key = jax.random.split(key)
+            frame = forecast_step(
+                params, structure, cfg, layout, static, frames, forcings, step_key, noise_fn
+            )
+            fed = jnp.where(nan_mask, jnp.asarray(layout.fill), frame)
+            frames = jnp.concatenate([frames[1:], fed[None]], axis=0)
+            return (frames, key), jnp.where(nan_mask, jnp.nan, frame)
+
+        (frames, key), outputs = jax.lax.scan(body, (frames, key), forcing_windows)
+        return frames, key, outputs
+
+    return jax.vmap(member)(frames, keys)
+
+
+# Compiled once per (cfg, noise_fn, shapes); the layout and structure enter as data.
+rollout_chunk = jax.jit(_rollout_chunk, static_argnames=("cfg", "noise_fn"))
+
+
+def member_keys(seed: int, num_members: int):
+    """[S] keys fold_in(key(seed), i): member i is the same for any ensemble size."""
+    base = jax.random.key(seed)
+    return jax.vmap(lambda i: jax.random.fold_in(base, i))(jnp.arange(num_members))
+
+
+def sample_mesh(num_members: int) -> Mesh | None:
+    """A device mesh over members, or None with one device / indivisible members."""
+    devices = jax.devices()
+    if len(devices) > 1 and num_members % len(devices) == 0:
+        return Mesh(np.asarray(devices), (SAMPLE_AXIS,))
+    return None
+
+
+def rollout(params, structure, cfg, layout, static, init_frames, forcings, num_steps,
+            num_members, noise_fn, seed=0, chunk_steps=4):
+    """Yields (first_step, outputs [S, k, lat, lon, C_t] NumPy) chunk by chunk.
+
+    Args:
+      init_frames: [T_in, lat, lon, C_t] physical input frames (may hold SST NaNs).
+      forcings: [T_in + num_steps, lat, lon, C_f] normalised forcings of every time
+        from the first input frame to the last lead time.
+      num_steps: 12 h steps; num_members: ensemble size S.
+      chunk_steps: steps per compiled chunk (memory ~ chunk_steps, not num_steps).
+    """
+    t_in = layout.num_input_times
+    if forcings.shape[0] != t_in + num_steps:
+        raise ValueError(f"forcings cover {forcings.shape[0]} times, need {t_in + num_steps}")
+    nan_mask = np.any(np.isnan(init_frames), axis=0) & layout.nan_fillable
+    frames = windows.fill_nans(np, np.asarray(init_frames, np.float32), layout)
+    frames = np.broadcast_to(frames, (num_members,) + frames.shape)
+    keys = member_keys(seed, num_members)
+    mesh = sample_mesh(num_members)
+    if mesh is not None:
+        frames = jax.device_put(frames, NamedSharding(mesh, PartitionSpec(SAMPLE_AXIS)))
+        keys = jax.device_put(keys, NamedSharding(mesh, PartitionSpec(SAMPLE_AXIS)))
+    # Step j uses forcings[j : j + t_in + 1]; pad the tail so every chunk is full.
+    padded = np.concatenate([forcings] + [forcings[-1:]] * chunk_steps, axis=0)
+    for start in range(0, num_steps, chunk_steps):
+        win = np.stack([padded[j : j + t_in + 1] for j in range(start, start + chunk_steps)])
+        frames, keys, out = rollout_chunk(
+            params, structure, layout, static, frames, keys, win, nan_mask,
+            cfg=cfg, noise_fn=noise_fn,
+        )
+        k = min(chunk_steps, num_steps - start)
+        yield start, np.asarray(jax.device_get(out))[:, :k]
+
+
+# ----------------------------------------------------------------------------- datasets
+def variable_blocks(task):
+    """[(variable, [channel indices], levels or None)] of the target channels, sorted."""
+    channels = stacking.target_channels(task)
+    out = []
+    for name in dict.fromkeys(c.variable for c in channels):
+        idx = [i for i, c in enumerate(channels) if c.variable == name]
+        levels = [channels[i].level for i in idx]
+        out.append((name, idx, None if levels == [None] else levels))
+    return out
+
+
+def chunk_to_dataset(outputs, task, init_time, lead_times, lat, lon, attrs=None):
+    """[S, K, lat, lon, C_t] -> Dataset (sample, init_time=1, lead_time=K, [level,] lat, lon)."""
+    outputs = np.asarray(outputs)
+    data = {}
+    for name, idx, levels in variable_blocks(task):
+        block = outputs[..., idx]  # [S, K, lat, lon, n]
+        if levels is None:
+            values, dims = block[..., 0], ("sample", "lead_time", "lat", "lon")
+        else:
+            values, dims = np.moveaxis(block, -1, 2), ("sample", "lead_time", "level", "lat", "lon")
+        da = xarray.DataArray(values[:, None], dims=(dims[0], "init_time") + dims[1:])
+        data[name] = da.assign_attrs((attrs or {}).get(name, {}))
+    levels = [c.level for c in stacking.target_channels(task) if c.level is not None]
+    coords = {
+        "sample": np.arange(outputs.shape[0]),
+        "init_time": np.asarray([init_time], "datetime64[ns]"),
+        "lead_time": np.asarray(lead_times, "timedelta64[ns]"),
+        "lat": np.asarray(lat),
+        "lon": np.asarray(lon),
+    }
+    if levels:
+        coords["level"] = np.asarray(sorted(set(levels), key=levels.index))
+    ds = xarray.Dataset(data, coords=coords)
+    return add_cf_attributes(ds)
+
+
+def add_cf_attributes(ds: xarray.Dataset) -> xarray.Dataset:
+    """CF-1.8 attributes on the forecast layout and the valid_time coordinate."""
+    ds = ds.assign_coords(valid_time=ds["init_time"] + ds["lead_time"])
+    meta = {
+        "lat": {"standard_name": "latitude", "units": "degrees_north", "axis": "Y"},
+        "lon": {"standard_name": "longitude", "units": "degrees_east", "axis": "X"},
+        "level": {"standard_name": "air_pressure", "units": "hPa", "positive": "down", "axis": "Z"},
+        "sample": {"long_name": "ensemble member", "standard_name": "realization"},
+        "init_time": {"standard_name": "forecast_reference_time"},
+        "lead_time": {"standard_name": "forecast_period"},
+        "valid_time": {"standard_name": "time"},
+    }
+    for name, attrs in meta.items():
+        if name in ds.coords:
+            ds[name].attrs.update(attrs)
+    ds.attrs.update({"Conventions": "CF-1.8", "source": "minigencast (GenCast reimplementation)"})
+    return ds
+
+
+class ForecastWriter:
+    """Writes a forecast chunk by chunk to NetCDF (.nc) or zarr (.zarr).
+
+    The file is created under a temporary name next to `path` and renamed into
+    place by `close()`, so an interrupted or failed forecast never replaces an
+    earlier output. The target folder is checked for writability at construction,
+    before any expensive work (clear error instead of a crash at the end).
+    Each chunk is a Dataset in the forecast layout covering some init_time/lead_time
+    indices (`write(ds, init_index, lead_index)`); the full coordinates are fixed up
+    front by `template` (a Dataset with the final shape, values unused).
+    """
+
+    def __init__(self, path: str, template: xarray.Dataset):
+        self.path = os.path.abspath(path)
+        folder = os.path.dirname(self.path)
+        try:
+            os.makedirs(folder, exist_ok=True)
+        except OSError as e:
+            raise PermissionError(f"cannot create output folder {folder}: {e}") from e
+        if not os.access(folder, os.W_OK):
+            raise PermissionError(f"output folder {folder} is not writable")
+        self.format = "zarr" if self.path.endswith(".zarr") else "netcdf"
+        self.tmp = f"{self.path}.tmp-{os.getpid()}"
+        self._remove(self.tmp)
+        if self.format == "netcdf":
+            self._open_netcdf(template)
+        else:
+            import dask.array as da
+
+            lazy = template.copy()
+            for name in lazy.data_vars:
+                v = lazy[name]
+                lazy[name] = v.copy(data=da.full(v.shape, np.nan, dtype=np.float32,
+                                                 chunks=(1,) * 3 + v.shape[3:]))
+            lazy.to_zarr(self.tmp, compute=False, mode="w")
+
+    @staticmethod
+    def _remove(path):
+        import shutil
+
+        if os.path.isdir(path):
+            shutil.rmtree(path)
+        elif os.path.exists(path):
+            os.remove(path)
+
+    def _open_netcdf(self, template):
+        import netCDF4
+
+        nc = netCDF4.Dataset(self.tmp, "w", format="NETCDF4")
+        for dim, size in template.sizes.items():
+            nc.createDimension(dim, size)
+        for name, coord in template.coords.items():
+            values = coord.values
+            if np.issubdtype(values.dtype, np.datetime64):
+                v = nc.createVariable(name, "i8", coord.dims)
+                v[:] = values.astype("datetime64[s]").astype(np.int64)
+                v.units = "seconds since 1970-01-01 00:00:00"
+                v.calendar = "proleptic_gregorian"
+            elif np.issubdtype(values.dtype, np.timedelta64):
+                v = nc.createVariable(name, "i8", coord.dims)
+                v[:] = (values / np.timedelta64(1, "h")).astype(np.int64)
+                v.units = "hours"
+            else:
+                v = nc.createVariable(name, values.dtype, coord.dims)
+                v[:] = values
+            for k, a in coord.attrs.items():
+                setattr(v, k, a)
+        for name, var in template.data_vars.items():
+            chunks = [1 if d in ("sample", "init_time", "lead_time") else s
+                      for d, s in zip(var.dims, var.shape, strict=True)]
+            v = nc.createVariable(name, "f4", var.dims, fill_value=np.float32(np.nan),
+                                  zlib=True, complevel=1, chunksizes=chunks)
+            for k, a in var.attrs.items():
+                setattr(v, k, a)
+        for k, a in template.attrs.items():
+            setattr(nc, k, a)
+        self._nc = nc
+
+    def write(self, chunk: xarray.Dataset, init_index: int, lead_index: int):
+        """Writes `chunk` (init_time size 1) at [init_index, lead_index:lead_index+K]."""
+        k = chunk.sizes["lead_time"]
+        if self.format == "netcdf":
+            for name, var in chunk.data_vars.items():
+                self._nc[name][:, init_index, lead_index : lead_index + k] = (
+                    var.transpose(*self._nc[name].dimensions).values[:, 0]
+                )
+            self._nc.sync()
+        else:
+            region = {
+                "sample": slice(None),
+                "init_time": slice(init_index, init_index + 1),
+                "lead_time": slice(lead_index, lead_index + k),
+            }
+            data = chunk.drop_vars([c for c in chunk.coords if c not in chunk.dims or c in region])
+            data.to_zarr(self.tmp, region={**region, **{d: slice(None) for d in data.dims
+                                                        if d not in region}})
+
+    def close(self):
+        """Finishes the file and moves it to `path` (replacing an older one only now)."""
+        if self.format == "netcdf":
+            self._nc.close()
+        self._remove(self.path)
+        os.replace(self.tmp, self.path)
+
+    def abort(self):
+        if self.format == "netcdf":
+            try:
+                self._nc.close()
+            except Exception:  # noqa: BLE001 -- already closed
+                pass
+        self._remove(self.tmp)
+
+
+# ----------------------------------------------------------------------------- end to end
+def load_model(path: str):
+    """(params, cfg, metadata or None) from a folder holding model.npz or a .npz file.
+
+    `metadata` (metadata.json written beside our checkpoints) records the grid the
+    model was trained on; DeepMind's own checkpoints have none.
+    """
+    from minigencast import checkpoint, training_state
+
+    folder = path if os.path.isdir(path) else os.path.dirname(path)
+    file = os.path.join(path, "model.npz") if os.path.isdir(path) else path
+    if not os.path.exists(file):
+        raise FileNotFoundError(f"no model checkpoint at {file}")
+    ckpt = checkpoint.load(file)
+    return ckpt.params, ckpt.config, training_state.read_metadata(folder)
+
+
+def check_grid_matches(metadata, lat, lon) -> None:
+    """Raises ValueError if the data grid is not the one the model was trained on."""
+    if metadata is None:
+        return
+    m_lat, m_lon = np.asarray(metadata["lat"]), np.asarray(metadata["lon"])
+    if m_lat.shape != np.shape(lat) or m_lon.shape != np.shape(lon) or not (
+        np.allclose(m_lat, lat) and np.allclose(m_lon, lon)
+    ):
+        raise ValueError(
+            f"the model was trained on a {m_lat.size}x{m_lon.size} lat/lon grid; the data are "
+            f"{np.size(lat)}x{np.size(lon)}. Regrid the data (or pick the matching checkpoint)."
+        )
+
+
+def init_indices(times, init_times, num_input_times: int = 2) -> np.ndarray:
+    """Index of each init time in `times`, checking its earlier input frames exist."""
+    times = np.asarray(times, "datetime64[ns]")
+    out = []
+    for t in np.asarray(init_times, "datetime64[ns]"):
+        needed = [t - k * STEP for k in range(num_input_times)]
+        missing = [str(x) for x in needed if x not in times]
+        if missing:
+            raise ValueError(
+                f"cannot start a forecast at {t}: the data lack the input frame(s) {missing} "
+                "(a forecast needs the analyses at init_time - 12 h and init_time)"
+            )
+        out.append(int(np.searchsorted(times, t)))
+    return np.asarray(out)
+
+
+def run(params, cfg, dataset, stats, init_times, num_steps: int, num_members: int, *,
+        seed: int = 0, out: str | None = None, chunk_steps: int = 4, metadata=None,
+        progress: bool = True):
+    """Ensemble forecasts from `init_times`; the API twin of `minigencast forecast`.
+
+    Args:
+      params, cfg: the model (e.g. from `load_model`).
+      dataset: canonical Dataset holding at least the two input frames of each init.
+      stats: normalisation statistics (`normalization.load_stats`).
+      init_times: datetimes of the last input frame t.
+      num_steps: 12 h steps (30 = 15 days); num_members: ensemble size.
+      out: None to return an in-memory Dataset; a path ending in .nc or .zarr to
+        write chunk by chunk (the file appears only when complete).
+    Returns:
+      The forecast Dataset (sample, init_time, lead_time, [level,] lat, lon), or the
+      path written.
+    """
+    import tqdm
+
+    from minigencast import train
+
+    task = cfg.task_config
+    data = windows.prepare(dataset, task, stats)
+    check_grid_matches(metadata, data.lat, data.lon)
+    t_in = data.layout.num_input_times
+    idx = init_indices(data.times, init_times, t_in)
+    init_times = data.times[idx]
+    lead_times = np.arange(1, num_steps + 1) * STEP
+    structure = network.build_structure(cfg, data.lat, data.lon)
+    noise_fn = train.noise_function(data.lat, data.lon)
+    attrs = {n: dict(dataset[n].attrs) for n in task.target_variables if n in dataset}
+
+    writer = None
+    if out is not None:
+        template = chunk_to_dataset(
+            np.zeros((num_members, num_steps) + data.frames.shape[1:], np.float32), task,
+            init_times[0], lead_times, data.lat, data.lon, attrs)
+        template = xarray.concat(
+            [template.assign_coords(init_time=[t]) for t in init_times], dim="init_time")
+        template = add_cf_attributes(template.drop_vars("valid_time"))
+        writer = ForecastWriter(out, template)
+    pieces = []
+    bar = tqdm.tqdm(total=len(idx) * num_steps, disable=not progress, desc="forecast",
+                    unit="step", dynamic_ncols=True)
+    try:
+        for i, (t0, j) in enumerate(zip(init_times, idx, strict=True)):
+            valid = t0 + np.arange(-(t_in - 1), num_steps + 1) * STEP
+            forcings = np.broadcast_to(
+                windows.future_forcings(valid, data.lon, task, data.layout),
+                (len(valid),) + data.forcings.shape[1:])
+            init_frames = data.raw_frames[j - t_in + 1 : j + 1]
+            per_init = []
+            for start, outputs in rollout(params, structure, cfg, data.layout, data.static,
+                                          init_frames, forcings, num_steps, num_members,
+                                          noise_fn, seed=seed, chunk_steps=chunk_steps):
+                k = outputs.shape[1]
+                chunk = chunk_to_dataset(outputs, task, t0, lead_times[start : start + k],
+                                         data.lat, data.lon, attrs)
+                if writer is not None:
+                    writer.write(chunk, i, start)
+                else:
+                    per_init.append(chunk)
+                bar.update(k)
+            if writer is None:
+                pieces.append(xarray.concat(per_init, dim="lead_time"))
+    except BaseException:
+        if writer is not None:
+            writer.abort()
+        raise
+    finally:
+        bar.close()
+    if writer is not None:
+        writer.close()
+        return out
+    ds = xarray.concat(pieces, dim="init_time")
+    return add_cf_attributes(ds.drop_vars("valid_time"))

@@ -1,0 +1,293 @@
+"""Training-state checkpoints: atomic, resumable, and loadable by DeepMind's code.
+
+A checkpoint is a directory `<run_dir>/checkpoints/step_<NNNNNNNN>/` holding
+
+  model.npz        the model in DeepMind's GenCast `.npz` layout (spec sec. 9.1),
+                   written by `checkpoint.save`: evaluation weights (the EMA when
+                   enabled) and the five configs. Loads wherever official ones do.
+  train_state.npz  everything else needed to resume bit for bit: the raw weights,
+                   the optax state, the EMA weights, the step, the data-loader
+                   position, the RNG key, and the configs as JSON (to refuse a
+                   checkpoint from another configuration with a clear message).
+
+Atomicity: both files are written into `step_<N>.tmp-<pid>/`, each file is fsync'ed,
+then the directory is renamed to `step_<N>/` (a rename is atomic on POSIX) and the
+parent directory is fsync'ed. A process killed mid-write leaves only a `.tmp-*`
+directory, which `latest` ignores and `save` cleans up; the previous checkpoint is
+never touched before the new one is complete. After a save, all but the newest
+`keep` checkpoints are deleted.
+
+Pytrees (optax states are nested namedtuples) are stored flat, one array per leaf,
+keyed by `jax.tree_util.keystr` of the leaf's path; restoring unflattens into the
+structure of a freshly initialised template and checks every key and shape.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import re
+import shutil
+from typing import Any
+
+import jax
+import numpy as np
+
+from minigencast import checkpoint
+
+_STEP_DIR = re.compile(r"^step_(\d{8})$")
+_FORMAT_VERSION = 1
+
+
+class CheckpointMismatchError(ValueError):
+    """A checkpoint does not belong to the configuration/data it is loaded for."""
+
+
+# ----------------------------------------------------------------------------- pytrees
+def flatten(tree, prefix: str) -> dict[str, np.ndarray]:
+    """{"<prefix><keystr(path)>": leaf as NumPy} for every leaf of `tree`."""
+    out = {}
+    for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]:
+        if isinstance(leaf, jax.Array) and jax.dtypes.issubdtype(leaf.dtype, jax.dtypes.prng_key):
+            leaf = jax.random.key_data(leaf)
+        out[prefix + jax.tree_util.keystr(path)] = np.asarray(leaf)
+    return out
+
+
+def unflatten(arrays, prefix: str, template):
+    """Inverse of `flatten` given a template with the same structure (strict)."""
+    paths_leaves, treedef = jax.tree_util.tree_flatten_with_path(template)
+    expected = [prefix + jax.tree_util.keystr(p) for p, _ in paths_leaves]
+    stored = sorted(k for k in arrays if k.startswith(prefix))
+    if sorted(expected) != stored:
+        missing = sorted(set(expected) - set(stored))[:5]
+        extra = sorted(set(stored) - set(expected))[:5]
+        raise CheckpointMismatchError(
+            f"checkpoint tree {prefix!r} differs from the model's: missing {missing}, "
+            f"unexpected {extra}"
+        )
+    leaves = []
+    for key, (_, ref) in zip(expected, paths_leaves, strict=True):
+        value = arrays[key]
+        if np.shape(value) != np.shape(ref):
+            raise CheckpointMismatchError(
+                f"{key}: checkpoint shape {np.shape(value)} != model shape {np.shape(ref)}"
+            )
+        leaves.append(jax.numpy.asarray(value, dtype=np.asarray(ref).dtype))
+    return jax.tree_util.tree_unflatten(treedef, leaves)
+
+
+def config_json(obj) -> str:
+    """A dataclass (or dict of them) as canonical JSON (tuples become lists)."""
+    if dataclasses.is_dataclass(obj):
+        obj = dataclasses.asdict(obj)
+    return json.dumps(obj, sort_keys=True, default=str)
+
+
+# ----------------------------------------------------------------------------- files
+def _fsync_dir(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_file(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_metadata(folder: str, *, config, grid: dict, step: int | None = None) -> str:
+    """metadata.json beside model.npz: the grid and config the model was trained for.
+
+    DeepMind's .npz stores no grid (GenCast's weights fit any grid), so this sidecar
+    is what lets `forecast` refuse data on another grid with a clear message.
+    """
+    path = os.path.join(folder, "metadata.json")
+    with open(path, "w") as f:
+        json.dump(
+            {
+                "step": step,
+                "lat": [float(x) for x in np.asarray(grid["lat"])],
+                "lon": [float(x) for x in np.asarray(grid["lon"])],
+                "config": json.loads(config_json(config)),
+            },
+            f,
+        )
+        f.flush()
+        os.fsync(f.fileno())
+    return path
+
+
+def read_metadata(folder: str) -> dict | None:
+    path = os.path.join(folder, "metadata.json")
+    if not os.path.exists(path):
+        return None
+    with open(path) as f:
+        return json.load(f)
+
+
+def write_npz_durably(path: str, arrays: dict[str, np.ndarray]) -> None:
+    """np.savez into `path`, then flush and fsync the file."""
+    with open(path, "wb") as f:
+        np.savez(f, **arrays)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def step_dir(directory: str, step: int) -> str:
+    return os.path.join(directory, f"step_{step:08d}")
+
+
+def list_checkpoints(directory: str) -> list[tuple[int, str]]:
+    """Complete checkpoints in `directory` as [(step, path)], oldest first."""
+    if not os.path.isdir(directory):
+        return []
+    found = []
+    for name in os.listdir(directory):
+        m = _STEP_DIR.match(name)
+        path = os.path.join(directory, name)
+        if m and os.path.isfile(os.path.join(path, "train_state.npz")):
+            found.append((int(m.group(1)), path))
+    return sorted(found)
+
+
+def latest(directory: str) -> str | None:
+    """Path of the newest complete checkpoint, or None."""
+    found = list_checkpoints(directory)
+    return found[-1][1] if found else None
+
+
+def _remove_stale_temporaries(directory: str) -> None:
+    for name in os.listdir(directory):
+        if ".tmp-" in name:
+            shutil.rmtree(os.path.join(directory, name), ignore_errors=True)
+
+
+def save(
+    directory: str,
+    *,
+    step: int,
+    state: dict,
+    config,
+    train_config,
+    loader_position: dict,
+    rng_key,
+    grid: dict,
+    keep: int = 3,
+    description: str = "minigencast training checkpoint",
+) -> str:
+    """Atomically writes the checkpoint of `step`; returns its directory.
+
+    Args:
+      directory: the checkpoints folder (created if missing).
+      state: {"params", "opt_state", "ema_params" (or None), "step"} (see train.py).
+      config: the GenCastConfig; train_config: the TrainConfig.
+      loader_position: JSON-able dict from `loader.WindowLoader.position`.
+      rng_key: the run's base PRNG key.
+      grid: {"lat": [lat], "lon": [lon]} the model was trained on (checked on load).
+      keep: how many checkpoints to keep (the newest).
+    """
+    os.makedirs(directory, exist_ok=True)
+    _remove_stale_temporaries(directory)
+    final = step_dir(directory, step)
+    tmp = f"{final}.tmp-{os.getpid()}"
+    os.makedirs(tmp)
+
+    eval_params = state["ema_params"] if state.get("ema_params") is not None else state["params"]
+    checkpoint.save(
+        os.path.join(tmp, "model.npz"),
+        jax.device_get(eval_params),
+        config,
+        description=f"{description}, step {step}",
+    )
+    _fsync_file(os.path.join(tmp, "model.npz"))
+    write_metadata(tmp, config=config, grid=grid, step=step)
+    arrays = {
+        "format_version": np.asarray(_FORMAT_VERSION),
+        "step": np.asarray(step, np.int64),
+        "rng_key": np.asarray(jax.random.key_data(rng_key)),
+        "config_json": np.asarray(config_json(config)),
+        "train_config_json": np.asarray(config_json(train_config)),
+        "loader_position_json": np.asarray(json.dumps(loader_position, sort_keys=True)),
+        "grid:lat": np.asarray(grid["lat"], np.float64),
+        "grid:lon": np.asarray(grid["lon"], np.float64),
+        "has_ema": np.asarray(state.get("ema_params") is not None),
+    }
+    arrays.update(flatten(jax.device_get(state["params"]), "params"))
+    arrays.update(flatten(jax.device_get(state["opt_state"]), "opt_state"))
+    if state.get("ema_params") is not None:
+        arrays.update(flatten(jax.device_get(state["ema_params"]), "ema_params"))
+    write_npz_durably(os.path.join(tmp, "train_state.npz"), arrays)
+    _fsync_dir(tmp)
+
+    if os.path.exists(final):  # Re-saving the same step (e.g. after a resume).
+        shutil.rmtree(final)
+    os.rename(tmp, final)
+    _fsync_dir(directory)
+
+    for _, old in list_checkpoints(directory)[:-keep] if keep > 0 else []:
+        shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def check_compatible(path: str, config, grid: dict | None = None) -> None:
+    """Raises CheckpointMismatchError unless `path` was trained for `config` and `grid`."""
+    with np.load(os.path.join(path, "train_state.npz")) as z:
+        stored = json.loads(str(z["config_json"]))
+        lat, lon = z["grid:lat"], z["grid:lon"]
+    current = json.loads(config_json(config))
+    if stored != current:
+        diff = sorted(
+            k for k in set(stored) | set(current) if stored.get(k) != current.get(k)
+        )
+        raise CheckpointMismatchError(
+            f"checkpoint {path} was written for another configuration (differs in "
+            f"{diff}); pass the same preset/overrides it was trained with, or start a "
+            f"new run directory."
+        )
+    if grid is not None and (
+        np.shape(lat) != np.shape(grid["lat"])
+        or np.shape(lon) != np.shape(grid["lon"])
+        or not np.allclose(lat, grid["lat"])
+        or not np.allclose(lon, grid["lon"])
+    ):
+        raise CheckpointMismatchError(
+            f"checkpoint {path} was trained on a {len(lat)}x{len(lon)} grid; the data are "
+            f"{len(grid['lat'])}x{len(grid['lon'])} (or different coordinates)."
+        )
+
+
+def restore(path: str, template_state: dict, config, grid: dict | None = None) -> dict[str, Any]:
+    """Loads a checkpoint written by `save` into the structure of `template_state`.
+
+    Returns {"state", "step", "rng_key", "loader_position", "train_config"}.
+    Raises CheckpointMismatchError for another config, grid or parameter tree.
+    """
+    check_compatible(path, config, grid)
+    with np.load(os.path.join(path, "train_state.npz")) as z:
+        arrays = {k: z[k] for k in z.files}
+    state = {
+        "params": unflatten(arrays, "params", template_state["params"]),
+        "opt_state": unflatten(arrays, "opt_state", template_state["opt_state"]),
+        "ema_params": None,
+        "step": jax.numpy.asarray(int(arrays["step"]), jax.numpy.int32),
+    }
+    if bool(arrays["has_ema"]):
+        if template_state.get("ema_params") is None:
+            raise CheckpointMismatchError(f"{path} has EMA weights but ema_decay is 0 now.")
+        state["ema_params"] = unflatten(arrays, "ema_params", template_state["ema_params"])
+    elif template_state.get("ema_params") is not None:
+        raise CheckpointMismatchError(f"{path} has no EMA weights but ema_decay > 0 now.")
+    return {
+        "state": state,
+        "step": int(arrays["step"]),
+        "rng_key": jax.random.wrap_key_data(np.asarray(arrays["rng_key"])),
+        "loader_position": json.loads(str(arrays["loader_position_json"])),
+        "train_config": json.loads(str(arrays["train_config_json"])),
+    }

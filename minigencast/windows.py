@@ -1,0 +1,310 @@
+"""From a dataset to the arrays of training windows and rollout steps.
+
+Training and forecasting see the data the same way, through a `Layout` (NumPy
+vectors and index arrays built once from the task and the normalisation
+statistics) and per-time arrays:
+
+  frames   [time, lat, lon, C_t]  physical target variables, DeepMind's target
+                                  channel order (`stacking.target_channels`), SST NaNs
+                                  filled with min(SST) (spec sec. 2.2 step 1)
+  forcings [time, lat, lon, C_f]  the generated forcings (spec sec. 1.5), normalised
+  static   [lat, lon, C_s]        static fields, normalised
+
+A window (t-12h, t, t+12h) becomes one training example (spec sec. 1.3, 2.2):
+
+  inputs   [lat, lon, C_in] = gather(concat(norm(frame_0), forcing_0, norm(frame_1),
+                              forcing_1, static))[..., input_index]
+                              with norm(x) = (x - mean) / std
+  forcings [lat, lon, C_f]  = forcing at t + 12h
+  targets  [lat, lon, C_t]  = (frame_2 - frame_1) / diffs_std   (variables that are inputs)
+                              (frame_2 - mean) / std           (e.g. precipitation)
+
+and a forecast step inverts the last line (`from_residual`). `build_inputs` and
+`from_residual` accept NumPy or jax.numpy arrays, so the loader (NumPy, host) and
+the jitted rollout use one definition.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+from minigencast import stacking, variables
+
+SST = "sea_surface_temperature"
+
+
+class Layout(NamedTuple):
+    """Static per-channel data for one task and set of statistics (NumPy).
+
+    Attributes:
+      mean, std: [C_t] input normalisation of the target variables.
+      diffs_std: [C_t] scale of 12 h residuals.
+      is_residual: [C_t] bool, variable is also an input (predicted as a residual).
+      fill: [C_t] value replacing NaNs (min(SST) for SST channels, 0 elsewhere).
+      nan_fillable: [C_t] bool, channels whose NaNs are filled and re-inserted (SST).
+      input_index: [C_in] int, gather index into the concat of per-time blocks.
+      forcing_mean, forcing_std: [C_f]; static_mean, static_std: [C_s].
+      num_input_times: int.
+    """
+
+    mean: np.ndarray
+    std: np.ndarray
+    diffs_std: np.ndarray
+    is_residual: np.ndarray
+    fill: np.ndarray
+    nan_fillable: np.ndarray
+    input_index: np.ndarray
+    forcing_mean: np.ndarray
+    forcing_std: np.ndarray
+    static_mean: np.ndarray
+    static_std: np.ndarray
+    num_input_times: int
+
+
+def static_channels(task) -> tuple[stacking.Channel, ...]:
+    """Static input channels (sorted, one each), e.g. geopotential_at_surface, land_sea_mask."""
+    names = sorted(v for v in task.input_variables if v in variables.STATIC_VARIABLES)
+    return tuple(stacking.Channel(v) for v in names)
+
+
+def build_layout(task, stats: dict) -> Layout:
+    """The `Layout` of `task` given stats {"mean", "stddev", "diffs_stddev", "min"} Datasets.
+
+    Variables absent from a statistics file are left unnormalised (mean 0, std 1), as
+    DeepMind's normalisation does (spec sec. 2.1).
+    """
+    targets = stacking.target_channels(task)
+    forcings = stacking.forcing_channels(task)
+    statics = static_channels(task)
+    inputs = stacking.input_channels(task)
+    n_in_times = stacking.num_input_times(task)
+
+    def vec(channels, name, default):
+        return stacking.channel_vector(channels, stats[name], default=default).astype(np.float32)
+
+    is_residual = np.array([c.variable in task.input_variables for c in targets])
+    nan_fillable = np.array([c.variable == SST for c in targets])
+    fill = np.zeros(len(targets), np.float32)
+    if nan_fillable.any():
+        fill[nan_fillable] = vec([c for c in targets if c.variable == SST], "min", None)
+
+    t_pos = {(c.variable, c.level): i for i, c in enumerate(targets)}
+    f_pos = {c.variable: i for i, c in enumerate(forcings)}
+    s_pos = {c.variable: i for i, c in enumerate(statics)}
+    block = len(targets) + len(forcings)
+    index = []
+    for c in inputs:
+        if c.variable in s_pos:
+            index.append(n_in_times * block + s_pos[c.variable])
+        elif c.variable in f_pos:
+            index.append(c.time * block + len(targets) + f_pos[c.variable])
+        elif (c.variable, c.level) in t_pos:
+            index.append(c.time * block + t_pos[(c.variable, c.level)])
+        else:
+            raise ValueError(
+                f"input variable {c.variable!r} is neither a target, a forcing nor static: "
+                "minigencast feeds predictions back, so every dynamic input must be predicted"
+            )
+    return Layout(
+        mean=vec(targets, "mean", 0.0),
+        std=vec(targets, "stddev", 1.0),
+        diffs_std=vec(targets, "diffs_stddev", 1.0),
+        is_residual=is_residual,
+        fill=fill,
+        nan_fillable=nan_fillable,
+        input_index=np.asarray(index, np.int32),
+        forcing_mean=vec(forcings, "mean", 0.0),
+        forcing_std=vec(forcings, "stddev", 1.0),
+        static_mean=vec(statics, "mean", 0.0),
+        static_std=vec(statics, "stddev", 1.0),
+        num_input_times=n_in_times,
+    )
+
+
+# ----------------------------------------------------------------------------- arrays
+def _level_sel(da, level):
+    return da.sel(level=level) if level is not None and "level" in da.dims else da
+
+
+def frames_from_dataset(ds, task, layout: Layout | None = None) -> np.ndarray:
+    """[time, lat, lon, C_t] float32 physical target variables (NaNs filled if `layout`)."""
+    blocks = []
+    for c in stacking.target_channels(task):
+        if c.variable not in ds:
+            raise ValueError(
+                f"dataset has no variable {c.variable!r} that the model predicts; it has "
+                f"{sorted(ds.data_vars)}"
+            )
+        da = _level_sel(ds[c.variable], c.level).transpose("time", "lat", "lon")
+        blocks.append(np.asarray(da.values, np.float32))
+    frames = np.stack(blocks, axis=-1)
+    if layout is not None and layout.nan_fillable.any():
+        frames = np.where(np.isnan(frames) & layout.nan_fillable, layout.fill, frames)
+    return frames
+
+
+def forcings_from_dataset(ds, task, layout: Layout) -> np.ndarray:
+    """[time, lat, lon, C_f] float32 normalised forcings; `ds` must hold them."""
+    n_lat, n_lon = ds.sizes["lat"], ds.sizes["lon"]
+    blocks = []
+    for c in stacking.forcing_channels(task):
+        if c.variable not in ds:
+            raise ValueError(f"dataset has no forcing {c.variable!r}; add the forcings first")
+        da = ds[c.variable]
+        da = da.expand_dims({d: ds.sizes[d] for d in ("lat", "lon") if d not in da.dims})
+        blocks.append(np.asarray(da.transpose("time", "lat", "lon").values, np.float32))
+    out = np.stack(blocks, axis=-1)
+    assert out.shape[1:3] == (n_lat, n_lon)
+    return ((out - layout.forcing_mean) / layout.forcing_std).astype(np.float32)
+
+
+def static_from_dataset(ds, task, layout: Layout) -> np.ndarray:
+    """[lat, lon, C_s] float32 normalised static fields."""
+    blocks = []
+    for c in static_channels(task):
+        if c.variable not in ds:
+            raise ValueError(f"dataset has no static field {c.variable!r}")
+        blocks.append(np.asarray(ds[c.variable].transpose("lat", "lon").values, np.float32))
+    if not blocks:
+        return np.zeros((ds.sizes["lat"], ds.sizes["lon"], 0), np.float32)
+    out = np.stack(blocks, axis=-1)
+    return ((out - layout.static_mean) / layout.static_std).astype(np.float32)
+
+
+# ----------------------------------------------------------------------------- maths
+def normalise(frame, layout: Layout):
+    """(x - mean) / std over the last (channel) axis."""
+    return (frame - layout.mean) / layout.std
+
+
+def build_inputs(xp, frames, forcings, static, layout: Layout):
+    """Network inputs [..., lat, lon, C_in] from the input frames.
+
+    Args:
+      xp: numpy or jax.numpy.
+      frames: [..., T_in, lat, lon, C_t] physical (NaN-filled) frames, oldest first.
+      forcings: [..., T_in, lat, lon, C_f] normalised forcings at the input times.
+      static: [lat, lon, C_s] normalised static fields.
+    """
+    n = frames.shape[-4]  # T_in (not layout.num_input_times: the layout may be traced)
+    blocks = []
+    for t in range(n):
+        blocks += [normalise(frames[..., t, :, :, :], layout), forcings[..., t, :, :, :]]
+    lead = blocks[0].shape[:-1]
+    blocks.append(xp.broadcast_to(static, lead + static.shape[-1:]))
+    stacked = xp.concatenate(blocks, axis=-1)
+    return xp.take(stacked, xp.asarray(layout.input_index), axis=-1).astype(xp.float32)
+
+
+def to_residual(xp, target_frame, last_frame, layout: Layout):
+    """Normalised training target: (y - x_last)/diffs_std or (y - mean)/std per channel."""
+    residual = (target_frame - last_frame) / layout.diffs_std
+    absolute = (target_frame - layout.mean) / layout.std
+    return xp.where(layout.is_residual, residual, absolute).astype(xp.float32)
+
+
+def from_residual(xp, prediction, last_frame, layout: Layout):
+    """Inverse of `to_residual`: the physical frame predicted from a normalised sample."""
+    residual = prediction * layout.diffs_std + last_frame
+    absolute = prediction * layout.std + layout.mean
+    return xp.where(layout.is_residual, residual, absolute)
+
+
+def fill_nans(xp, frame, layout: Layout):
+    return xp.where(xp.isnan(frame) & layout.nan_fillable, layout.fill, frame)
+
+
+def make_fetch(frames: np.ndarray, forcings: np.ndarray, static: np.ndarray, layout: Layout):
+    """fetch(window_frames [B, T_in + 1] int) -> {"inputs", "forcings", "targets"} (NumPy).
+
+    Shapes: inputs [B, lat, lon, C_in], forcings [B, lat, lon, C_f],
+    targets [B, lat, lon, C_t], all float32.
+    """
+
+    def fetch(window):
+        window = np.asarray(window)
+        f_in = frames[window[:, :-1]]  # [B, T_in, lat, lon, C_t]
+        return {
+            "inputs": build_inputs(np, f_in, forcings[window[:, :-1]], static, layout),
+            "forcings": forcings[window[:, -1]],
+            "targets": to_residual(np, frames[window[:, -1]], f_in[:, -1], layout),
+        }
+
+    return fetch
+
+
+# ----------------------------------------------------------------------------- datasets
+def read_stats(folder: str) -> dict:
+    """The four statistics files of DeepMind's layout (spec sec. 2.1) from `folder`."""
+    from minigencast import normalization
+
+    return normalization.load_stats(folder)
+
+
+def write_stats(stats: dict, folder: str) -> None:
+    """Writes `stats` as DeepMind's four files into `folder` (inverse of `read_stats`)."""
+    from minigencast import normalization
+
+    normalization.write_stats(stats, folder)
+
+
+class Prepared(NamedTuple):
+    """A dataset as the arrays of this module (host NumPy)."""
+
+    times: np.ndarray  # [time] datetime64[ns]
+    lat: np.ndarray  # [lat] degrees, ascending
+    lon: np.ndarray  # [lon] degrees, from 0
+    frames: np.ndarray  # [time, lat, lon, C_t] physical, NaNs filled
+    raw_frames: np.ndarray  # [time, lat, lon, C_t] physical, NaNs kept (for NaN masks)
+    forcings: np.ndarray  # [time, lat, lon, C_f] normalised
+    static: np.ndarray  # [lat, lon, C_s] normalised
+    layout: Layout
+
+
+def prepare(ds, task, stats: dict) -> Prepared:
+    """Canonical Dataset (time, [level,] lat, lon) -> `Prepared` arrays for `task`.
+
+    Adds the progress forcings if absent, checks the grid (ascending latitudes incl.
+    poles, longitudes from 0) and every variable the task needs.
+    """
+    from minigencast import geometry
+    from minigencast.data import forcings as forcings_lib
+
+    if "time" not in ds.dims:
+        raise ValueError(f"dataset needs a `time` dimension; it has {dict(ds.sizes)}")
+    if "level" in ds.dims:
+        missing = sorted(set(task.pressure_levels) - set(int(v) for v in ds["level"].values))
+        if missing:
+            raise ValueError(f"dataset lacks pressure levels {missing} that the model uses")
+    ds = forcings_lib.add_progress_features(ds)
+    lat, lon = geometry.check_grid(ds["lat"].values, ds["lon"].values)
+    layout = build_layout(task, stats)
+    raw = frames_from_dataset(ds, task)
+    return Prepared(
+        times=np.asarray(ds["time"].values, "datetime64[ns]"),
+        lat=lat,
+        lon=lon,
+        frames=fill_nans(np, raw, layout).astype(np.float32),
+        raw_frames=raw,
+        forcings=forcings_from_dataset(ds, task, layout),
+        static=static_from_dataset(ds, task, layout),
+        layout=layout,
+    )
+
+
+def future_forcings(times, lon, task, layout: Layout) -> np.ndarray:
+    """[time, lat?, lon, C_f] normalised forcings for arbitrary (future) valid times.
+
+    Returns [time, 1, lon, C_f] (the progress features do not depend on latitude);
+    broadcast against [time, lat, lon, C_f] as needed.
+    """
+    import xarray
+
+    from minigencast.data import forcings as forcings_lib
+
+    ds = xarray.Dataset(coords={"time": np.asarray(times, "datetime64[ns]"), "lat": [0.0],
+                                "lon": np.asarray(lon)})
+    ds = forcings_lib.add_progress_features(ds)
+    return forcings_from_dataset(ds, task, layout)
