@@ -1,0 +1,259 @@
+"""Tests for minigencast.losses: GenCast's weighted loss (spec sec. 3.4)."""
+
+import collections
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from minigencast import losses, preconditioning, variables
+
+Channel = collections.namedtuple("Channel", ["variable", "level"])
+
+
+# --------------------------------------------------------------------------
+# Static weights.
+
+
+def test_latitude_weights_at_one_degree_match_spec():
+    lat = np.linspace(-90, 90, 181)
+    w = losses.latitude_weights(lat)
+    np.testing.assert_allclose(w[[0, -1]], 0.00345, atol=5e-6)
+    np.testing.assert_allclose(w[[1, -2]], 0.0276, atol=5e-5)
+    np.testing.assert_allclose(w[90], 1.5795, atol=5e-5)
+    np.testing.assert_allclose(w.mean(), 1.0, rtol=1e-12)
+    np.testing.assert_allclose(w, w[::-1], rtol=1e-12)
+    # Descending latitudes give the same weights, reversed.
+    np.testing.assert_allclose(losses.latitude_weights(lat[::-1]), w[::-1], rtol=1e-12)
+
+
+@pytest.mark.parametrize("n_lat", [13, 33, 181, 721])
+def test_latitude_weights_with_poles_are_exact_cell_areas(n_lat):
+    """Area of the band between latitudes a < b is 2 pi (sin b - sin a); rows are
+    bounded half-way between grid latitudes, the pole rows are caps."""
+    lat = np.linspace(-90, 90, n_lat)
+    edges = np.deg2rad(np.clip(np.r_[lat[0], (lat[:-1] + lat[1:]) / 2, lat[-1]], -90, 90))
+    area = np.diff(np.sin(edges))
+    np.testing.assert_allclose(losses.latitude_weights(lat), area / area.mean(), rtol=1e-9)
+
+
+def test_latitude_weights_without_poles_are_cosine():
+    lat = np.arange(-89.5, 90, 1.0)
+    w = losses.latitude_weights(lat)
+    np.testing.assert_allclose(w, np.cos(np.deg2rad(lat)) / np.cos(np.deg2rad(lat)).mean())
+    # These are exact cell areas too: sin(lat + d/2) - sin(lat - d/2) = 2 cos(lat) sin(d/2).
+    edges = np.deg2rad(np.arange(-90, 90.5, 1.0))
+    area = np.diff(np.sin(edges))
+    np.testing.assert_allclose(w, area / area.mean(), rtol=1e-9)
+
+
+@pytest.mark.parametrize(
+    "lat",
+    [np.array([-90, -45, 0, 30, 90.0]), np.arange(-80.0, 81, 10), np.array([0.0, 90.0, 45.0])],
+)
+def test_latitude_weights_reject_bad_grids(lat):
+    with pytest.raises(ValueError):
+        losses.latitude_weights(lat)
+
+
+def test_level_weights_for_the_13_levels_match_spec():
+    w = losses.level_weights(variables.PRESSURE_LEVELS_WEATHERBENCH_13)
+    spec = [0.1079, 0.2158, 0.3237, 0.4315, 0.5394, 0.6473, 0.8631, 1.0788, 1.2946,
+            1.5104, 1.8340, 1.9958, 2.1577]  # fmt: skip
+    np.testing.assert_allclose(w, spec, atol=1.2e-4)  # spec truncates 1.99585 to 1.9958
+    np.testing.assert_allclose(np.mean(variables.PRESSURE_LEVELS_WEATHERBENCH_13), 463.4615, 1e-6)
+    np.testing.assert_allclose(w[-1] / w[0], 20.0)
+
+
+def test_variable_weights():
+    for name in variables.LOW_WEIGHT_SURFACE_VARIABLES:
+        assert losses.variable_weight(name) == 0.1
+    assert len(variables.LOW_WEIGHT_SURFACE_VARIABLES) == 5
+    for name in ("2m_temperature",) + variables.ATMOSPHERIC_VARIABLES:
+        assert losses.variable_weight(name) == 1.0
+    assert losses.variable_weight("2m_temperature", {"2m_temperature": 0.5}) == 0.5
+
+
+def _toy_channels():
+    levels = variables.TOY_PLANET_LEVELS
+    chans = [Channel("10m_u_component_of_wind", None), Channel("2m_temperature", None)]
+    chans += [Channel("geopotential", lev) for lev in levels]
+    chans += [Channel("mean_sea_level_pressure", None)]
+    chans += [Channel("temperature", lev) for lev in levels]
+    return chans
+
+
+def test_channel_weights_divide_by_levels_and_apply_variable_weights():
+    chans = _toy_channels()
+    w = losses.channel_weights(chans)
+    lev = np.array(variables.TOY_PLANET_LEVELS, float)
+    expected = np.r_[0.1, 1.0, lev / lev.mean() / 3, 0.1, lev / lev.mean() / 3]
+    np.testing.assert_allclose(w, expected)
+    np.testing.assert_allclose(w.sum(), 0.1 + 1 + 1 + 0.1 + 1)
+    w2 = losses.channel_weights(chans, {"temperature": 2.0})
+    np.testing.assert_allclose(w2[-3:], 2 * expected[-3:])
+
+
+def test_task_channel_weights_follow_stacking_order():
+    from minigencast import stacking
+
+    for task, total in (
+        (variables.GENCAST_TASK, 6 + 1 + 5 * 0.1),
+        (variables.TOY_PLANET_TASK, 4 + 1 + 3 * 0.1),
+    ):
+        chans = stacking.target_channels(task)
+        w = losses.task_channel_weights(task)
+        assert w.shape == (len(chans),)
+        np.testing.assert_allclose(w.sum(), total)
+        for c, wc in zip(chans, w, strict=True):
+            lw = 1.0 if c.level is None else c.level / np.mean(task.pressure_levels)
+            nv = 1 if c.level is None else len(task.pressure_levels)
+            np.testing.assert_allclose(wc, losses.variable_weight(c.variable) * lw / nv)
+    assert len(stacking.target_channels(variables.GENCAST_TASK)) == 84
+
+
+# --------------------------------------------------------------------------
+# The loss itself.
+
+
+def _random_dicts(key, batch, levels, lat, lon):
+    names_surface = ["10m_u_component_of_wind", "2m_temperature", "total_precipitation_12hr"]
+    names_atmos = ["geopotential", "temperature"]
+    keys = iter(jax.random.split(key, 20))
+    pred, targ = {}, {}
+    for name in names_surface:
+        pred[name] = jax.random.normal(next(keys), (batch, len(lat), len(lon)))
+        targ[name] = jax.random.normal(next(keys), (batch, len(lat), len(lon)))
+    for name in names_atmos:
+        pred[name] = jax.random.normal(next(keys), (batch, len(levels), len(lat), len(lon)))
+        targ[name] = jax.random.normal(next(keys), (batch, len(levels), len(lat), len(lon)))
+    return pred, targ
+
+
+def _stack(d, levels):
+    """{name: [B, [level,] lat, lon]} -> ([B, lat, lon, C], channels)."""
+    arrays, chans = [], []
+    for name, a in d.items():
+        if a.ndim == 4:
+            arrays += [a[:, i] for i in range(a.shape[1])]
+            chans += [Channel(name, lev) for lev in levels]
+        else:
+            arrays.append(a)
+            chans.append(Channel(name, None))
+    return jnp.stack(arrays, axis=-1), chans
+
+
+def test_stacked_loss_equals_deepminds_per_variable_form():
+    lat, lon, levels = np.linspace(-90, 90, 7), np.arange(0, 360, 30.0), (100, 500, 850, 1000)
+    pred, targ = _random_dicts(jax.random.key(0), 3, levels, lat, lon)
+    sigma = jnp.array([0.05, 1.0, 40.0])
+    ref = losses.weighted_loss_dict(pred, targ, sigma, lat, levels)
+    p_st, chans = _stack(pred, levels)
+    t_st, _ = _stack(targ, levels)
+    ours = losses.weighted_loss(
+        p_st, t_st, sigma, losses.latitude_weights(lat), losses.channel_weights(chans)
+    )
+    assert ours.shape == (3,)
+    np.testing.assert_allclose(ours, ref, rtol=1e-5)
+    # Per-variable diagnostics recombine into the total.
+    per_var = losses.per_variable_losses(p_st, t_st, losses.latitude_weights(lat), chans)
+    total = sum(losses.variable_weight(n) * v for n, v in per_var.items())
+    np.testing.assert_allclose(preconditioning.loss_weight(sigma) * total, ref, rtol=1e-5)
+
+
+def test_loss_hand_computed_single_pixel_channels():
+    """Two rows (no poles at +-45), one lon, two surface channels: every number by hand."""
+    lat = np.array([-45.0, 45.0])  # w_lat = [1, 1]
+    d = jnp.array([[[1.0, 2.0]], [[0.0, 0.0]]])  # [lat=2, lon=1, C=2]
+    y = jnp.zeros_like(d)
+    chans = [Channel("2m_temperature", None), Channel("10m_u_component_of_wind", None)]
+    loss = losses.weighted_loss(
+        d, y, 1.0, losses.latitude_weights(lat), losses.channel_weights(chans)
+    )
+    # mse per channel = [1/2, 4/2]; weights [1, 0.1]; lambda(1) = 2.
+    np.testing.assert_allclose(loss, 2 * (0.5 + 0.1 * 2.0), rtol=1e-6)
+
+
+def test_expected_loss_of_the_exact_gaussian_denoiser_matches_closed_form():
+    """y_c ~ N(mu_c, s_c^2) i.i.d. per pixel; x = y + sigma eps; D = mu + s^2/(s^2+sigma^2)(x-mu).
+
+    D - y has variance s^2 sigma^2 / (s^2 + sigma^2) (the posterior variance), the
+    latitude weights average to 1, so E[loss] = sum_c w_c s_c^2 (sigma^2 + 1) / (s_c^2 + sigma^2).
+    For unit-variance data this is sum_c w_c at every sigma: lambda makes the
+    optimum's loss flat in sigma.
+    """
+    lat, lon = np.linspace(-90, 90, 19), np.arange(0, 360, 10.0)
+    chans = [Channel("2m_temperature", None), Channel("mean_sea_level_pressure", None)]
+    chans += [Channel("temperature", lev) for lev in (250, 500, 850)]
+    mu = jnp.array([0.3, -1.0, 0.0, 2.0, 0.5]).reshape(1, 1, 1, 5)
+    s = jnp.array([1.0, 0.5, 2.0, 1.0, 0.2]).reshape(1, 1, 1, 5)
+    w_lat, w_c = losses.latitude_weights(lat), losses.channel_weights(chans)
+    batch = 64
+    shape = (batch, lat.size, lon.size, len(chans))
+    for i, sigma in enumerate((0.05, 1.0, 30.0)):
+        k1, k2 = jax.random.split(jax.random.key(i))
+        y = mu + s * jax.random.normal(k1, shape)
+        x = y + sigma * jax.random.normal(k2, shape)
+        denoised = mu + s**2 / (s**2 + sigma**2) * (x - mu)
+        per_example = np.asarray(
+            losses.weighted_loss(denoised, y, jnp.full((batch,), sigma), w_lat, w_c)
+        )
+        s2 = np.asarray(s, np.float64).ravel() ** 2
+        expected = np.sum(w_c * s2 * (sigma**2 + 1) / (s2 + sigma**2))
+        se = per_example.std(ddof=1) / np.sqrt(batch)
+        assert abs(per_example.mean() - expected) < 5 * se, (sigma, per_example.mean(), expected)
+        assert se < 0.02 * expected  # the check is sharp enough to see a 10% error
+
+
+def test_loss_jit_equals_eager_and_vmap_equals_loop():
+    lat = np.linspace(-90, 90, 5)
+    chans = _toy_channels()
+    w_lat, w_c = losses.latitude_weights(lat), losses.channel_weights(chans)
+    k1, k2 = jax.random.split(jax.random.key(4))
+    d = jax.random.normal(k1, (4, 5, 8, len(chans)))
+    y = jax.random.normal(k2, d.shape)
+    sigma = jnp.array([0.1, 0.7, 3.0, 80.0])
+    f = lambda d, y, s: losses.weighted_loss(d, y, s, w_lat, w_c)
+    eager = f(d, y, sigma)
+    np.testing.assert_allclose(jax.jit(f)(d, y, sigma), eager, rtol=1e-6)
+    looped = jnp.stack([f(d[i], y[i], sigma[i]) for i in range(4)])
+    np.testing.assert_allclose(jax.vmap(f)(d, y, sigma), looped, rtol=1e-6)
+    np.testing.assert_allclose(eager, looped, rtol=1e-6)
+
+
+def test_loss_gradient_through_wrapper_matches_finite_differences():
+    lat = np.linspace(-90, 90, 5)
+    chans = [
+        Channel("2m_temperature", None),
+        Channel("temperature", 500),
+        Channel("temperature", 850),
+    ]
+    w_lat, w_c = losses.latitude_weights(lat), losses.channel_weights(chans)
+    k1, k2, k3 = jax.random.split(jax.random.key(5), 3)
+    w = jax.random.normal(k1, (3, 3)) * 0.5
+    y = jax.random.normal(k2, (5, 4, 3))
+    sigma = 2.0
+    x = y + sigma * jax.random.normal(k3, y.shape)
+
+    def loss(w):
+        denoised = preconditioning.denoise(lambda xs, s: jnp.tanh(xs @ w) * jnp.log1p(s), x, sigma)
+        return losses.weighted_loss(denoised, y, sigma, w_lat, w_c)
+
+    g = jax.grad(loss)(w)
+    h = 1e-2
+    for idx in [(0, 0), (1, 2), (2, 1)]:
+        e = jnp.zeros_like(w).at[idx].set(h)
+        fd = (loss(w + e) - loss(w - e)) / (2 * h)
+        np.testing.assert_allclose(g[idx], fd, rtol=3e-3, atol=1e-4)
+
+
+def test_loss_rejects_nonpositive_sigma_and_shape_mismatch():
+    lat = np.array([-45.0, 45.0])
+    d = jnp.ones((2, 1, 1))
+    chans = [Channel("2m_temperature", None)]
+    w_lat, w_c = losses.latitude_weights(lat), losses.channel_weights(chans)
+    with pytest.raises(ValueError, match="sigma must be > 0"):
+        losses.weighted_loss(d, d, 0.0, w_lat, w_c)
+    with pytest.raises(ValueError, match="differ"):
+        losses.weighted_loss(d, jnp.ones((2, 1, 2)), 1.0, w_lat, w_c)
