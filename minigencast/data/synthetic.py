@@ -1,0 +1,92 @@
+"""A synthetic, full-variable sample in the canonical layout, for tests.
+
+All GenCast variables (5 surface inputs, 12 h precipitation, 6 atmospheric on any
+levels -- 84 target channels with the 13 WeatherBench levels -- and the two static
+fields) on a tiny grid with poles, with plausible values:
+
+  T(p, lat)   ~ 288 (p/1000)^0.19 - 30 sin^2(lat), >= 190 K  (+ noise)
+  Phi(p)      = g h_ISA(p) (+ a meridional gradient and noise)
+  u           = westerlies 15 cos(2 lat) scaled with height; v, omega small noise
+  q           = 0.015 (p/1000)^3 cos^2(lat)
+  SST         = 300 - 30 sin^2(lat) over sea, NaN over land (land_sea_mask = 1)
+  precip 12 h = |noise| * 1e-3 m  (>= 0)
+
+Values are random (seeded) but not physically consistent; they exercise shapes,
+names, NaN handling and statistics, nothing more.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import xarray
+
+from minigencast import variables
+
+
+def land_mask(lat, lon) -> np.ndarray:
+    """A deterministic land mask [lat, lon] in {0, 1}: a continent in 0..120E, 20S..70N, both poles."""
+    la, lo = np.meshgrid(lat, lon, indexing="ij")
+    land = (lo >= 0) & (lo <= 120) & (la >= -20) & (la <= 70)
+    land |= np.abs(la) >= 80
+    return land.astype(np.float32)
+
+
+def sample(
+    num_times: int = 3,
+    n_lat: int = 13,
+    n_lon: int = 24,
+    levels=variables.PRESSURE_LEVELS_WEATHERBENCH_13,
+    seed: int = 0,
+    start: str = "2019-03-28T12:00",
+) -> xarray.Dataset:
+    """Return a canonical dataset (time, level, lat, lon) with every GenCast variable."""
+    rng = np.random.default_rng(seed)
+    lat = np.linspace(-90.0, 90.0, n_lat)
+    lon = np.arange(n_lon) * 360.0 / n_lon
+    times = pd.date_range(start, periods=num_times, freq="12h").values
+    p = np.asarray(levels, dtype=np.float64)[:, None, None]
+    s2 = np.sin(np.deg2rad(lat))[:, None] ** 2 * np.ones((1, n_lon))
+    c = np.cos(np.deg2rad(lat))[:, None] * np.ones((1, n_lon))
+    land = land_mask(lat, lon)
+    shape3 = (num_times, len(levels), n_lat, n_lon)
+    shape2 = (num_times, n_lat, n_lon)
+
+    def noise(shape, scale):
+        return rng.standard_normal(shape) * scale
+
+    h = 44330.8 * (1.0 - (p / 1013.25) ** 0.190263)
+    temp = np.maximum(288.0 * (p / 1000.0) ** 0.19 - 30.0 * s2, 190.0) + noise(shape3, 2.0)
+    geo = 9.80665 * h - 2000.0 * s2 * (1000.0 / p) ** 0.3 + noise(shape3, 50.0)
+    u = 15.0 * np.cos(2 * np.deg2rad(lat))[:, None] * (1000.0 / p) ** 0.3 + noise(shape3, 3.0)
+    v = noise(shape3, 3.0)
+    w = noise(shape3, 0.1)
+    q = 0.015 * (p / 1000.0) ** 3 * c**2 + np.abs(noise(shape3, 1e-4))
+    t2m = 288.0 - 40.0 * s2 + noise(shape2, 2.0)
+    sst = np.where(land[None] > 0, np.nan, 300.0 - 30.0 * s2 + noise(shape2, 0.5))
+    data = {
+        "2m_temperature": (("time", "lat", "lon"), t2m),
+        "mean_sea_level_pressure": (("time", "lat", "lon"), 101325.0 + noise(shape2, 800.0)),
+        "10m_v_component_of_wind": (("time", "lat", "lon"), noise(shape2, 4.0)),
+        "10m_u_component_of_wind": (("time", "lat", "lon"), noise(shape2, 5.0)),
+        "sea_surface_temperature": (("time", "lat", "lon"), sst),
+        variables.PRECIPITATION: (("time", "lat", "lon"), np.abs(noise(shape2, 1e-3))),
+        "temperature": (("time", "level", "lat", "lon"), temp),
+        "geopotential": (("time", "level", "lat", "lon"), geo),
+        "u_component_of_wind": (("time", "level", "lat", "lon"), u),
+        "v_component_of_wind": (("time", "level", "lat", "lon"), v),
+        "vertical_velocity": (("time", "level", "lat", "lon"), w),
+        "specific_humidity": (("time", "level", "lat", "lon"), q),
+        "geopotential_at_surface": (("lat", "lon"), land * np.abs(noise((n_lat, n_lon), 3000.0))),
+        "land_sea_mask": (("lat", "lon"), land),
+    }
+    ds = xarray.Dataset(
+        {k: (d, np.asarray(x, dtype=np.float32)) for k, (d, x) in data.items()},
+        coords={
+            "time": ("time", times),
+            "level": ("level", np.asarray(levels, dtype=np.int64)),
+            "lat": ("lat", lat.astype(np.float32)),
+            "lon": ("lon", lon.astype(np.float32)),
+        },
+    )
+    return variables.add_cf_attrs(ds)
