@@ -38,7 +38,7 @@ def test_extract_matches_deepmind_reference():
         input_duration="24h",
         target_lead_times=slice("12h", "12h"),
     )
-    for mine, name in zip(got, ("inputs.nc", "targets.nc", "forcings.nc")):
+    for mine, name in zip(got, ("inputs.nc", "targets.nc", "forcings.nc"), strict=True):
         ref = xarray.load_dataset(parity_file(name))
         assert list(mine.data_vars) == list(ref.data_vars)
         # Bitwise, including the float32 progress features.

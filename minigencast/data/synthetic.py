@@ -25,7 +25,7 @@ from minigencast import variables
 
 
 def land_mask(lat, lon) -> np.ndarray:
-    """A deterministic land mask [lat, lon] in {0, 1}: a continent in 0..120E, 20S..70N, both poles."""
+    """Deterministic land mask [lat, lon] in {0, 1}: 0..120E x 20S..70N, and both poles."""
     la, lo = np.meshgrid(lat, lon, indexing="ij")
     land = (lo >= 0) & (lo <= 120) & (la >= -20) & (la <= 70)
     land |= np.abs(la) >= 80
