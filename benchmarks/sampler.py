@@ -10,11 +10,12 @@ initialised weights:
   full      sample() with the real network D (network.raw_denoiser + preconditioning)
   trivial   sample() with a trivial denoiser D(x; sigma) = x / (1 + sigma^2): the
             sampler's overhead alone
-  39 x D    one jitted D call, times 39
+  one D     one jitted denoiser call, for reference
 
-and print overhead = trivial / full (goal <= 5%). (full - 39 x D) is no good
-estimate: inside the scan XLA hoists sigma-independent work out of the loop. Noise is spherical white noise (noise.make_spherical_noise_fn)
-when that module is available, else i.i.d. Gaussian (said in the output).
+and print overhead = trivial / full (goal <= 5%). (full - 39 x one D) is no good
+estimate: inside the scan XLA hoists sigma-independent work out of the loop.
+Noise is spherical white noise (noise.make_spherical_noise_fn) when that module
+is available, else i.i.d. Gaussian (said in the output).
 """
 
 from __future__ import annotations
