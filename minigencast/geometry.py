@@ -45,7 +45,9 @@ def check_grid(lat, lon, *, require_poles: bool = False) -> tuple[np.ndarray, np
     lat = np.asarray(lat, dtype=np.float64).reshape(-1)
     lon = np.asarray(lon, dtype=np.float64).reshape(-1)
     if lat.size < 2 or lon.size < 2:
-        raise ValueError(f"A grid needs at least 2 latitudes and 2 longitudes, got {lat.size}x{lon.size}.")
+        raise ValueError(
+            f"A grid needs at least 2 latitudes and 2 longitudes, got {lat.size}x{lon.size}."
+        )
     if not np.all(np.isfinite(lat)) or not np.all(np.isfinite(lon)):
         raise ValueError("Grid coordinates contain NaN or inf.")
     if np.any(np.abs(lat) > 90 + 1e-9):
@@ -102,7 +104,9 @@ def lat_lon_to_xyz(lat_deg, lon_deg) -> np.ndarray:
     phi = np.deg2rad(lon_deg)
     theta = np.deg2rad(90 - lat_deg)
     return np.stack(
-        np.broadcast_arrays(np.cos(phi) * np.sin(theta), np.sin(phi) * np.sin(theta), np.cos(theta)),
+        np.broadcast_arrays(
+            np.cos(phi) * np.sin(theta), np.sin(phi) * np.sin(theta), np.cos(theta)
+        ),
         axis=-1,
     )
 
@@ -173,14 +177,22 @@ def relative_edge_features(
     Returns:
       [num_edges, 4] float64.
     """
-    p_s = lat_lon_to_xyz(sender_lat, sender_lon)[senders]
-    p_r = lat_lon_to_xyz(receiver_lat, receiver_lon)
-    rot = local_frame_rotations(receiver_lat, receiver_lon)
-    # Rotate per receiver *node* and gather afterwards (as many matrices as nodes, not
-    # edges); R p_r is the same vector for every edge into that receiver.
-    r_p_r = np.einsum("nij,nj->ni", rot, p_r)[receivers]
-    r_p_s = np.einsum("eij,ej->ei", rot[receivers], p_s)
-    d = r_p_s - r_p_r
-    length = np.linalg.norm(d, axis=-1, keepdims=True)
-    z = length.max() if length.size else 1.0
-    return np.concatenate([length, d], axis=-1) / z
+    # R (p_s - p_r) = R p_s - R p_r: rotate the difference with the two elementary
+    # rotations of eq. (2), applied per edge from the receiver's angles (cheaper than
+    # gathering a 3x3 matrix per edge; `local_frame_rotations` is the matrix form).
+    diff = (
+        lat_lon_to_xyz(sender_lat, sender_lon)[senders]
+        - lat_lon_to_xyz(receiver_lat, receiver_lon)[receivers]
+    )
+    diff = diff.astype(np.float64)
+    phi = np.deg2rad(np.asarray(receiver_lon)).astype(np.float64)[receivers]
+    theta = np.deg2rad(90 - np.asarray(receiver_lat)).astype(np.float64)[receivers]
+    cos_p, sin_p = np.cos(phi), np.sin(phi)
+    cos_b, sin_b = np.sin(theta), np.cos(theta)  # b = pi/2 - theta
+    x = cos_p * diff[:, 0] + sin_p * diff[:, 1]  # R_z(-phi)
+    y = -sin_p * diff[:, 0] + cos_p * diff[:, 1]
+    z = diff[:, 2]
+    d = np.stack([cos_b * x + sin_b * z, y, -sin_b * x + cos_b * z], axis=-1)  # R_y(b)
+    length = np.sqrt((d * d).sum(-1, keepdims=True))
+    z_max = length.max() if length.size else 1.0
+    return np.concatenate([length, d], axis=-1) / z_max
