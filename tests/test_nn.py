@@ -59,4 +59,6 @@ def test_linear_broadcasts_explicitly(key):
     params = nn.init_linear(key, 3, 5)
     params["b"] = jnp.arange(5.0)
     x = jnp.ones((2, 4, 3))
-    np.testing.assert_allclose(nn.linear(params, x), x @ params["w"] + params["b"][None, None], rtol=1e-6)
+    np.testing.assert_allclose(
+        nn.linear(params, x), x @ params["w"] + params["b"][None, None], rtol=1e-6
+    )
