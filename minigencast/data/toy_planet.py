@@ -60,6 +60,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 import time as time_lib
 
 import numpy as np
@@ -67,6 +68,7 @@ import pandas as pd
 import xarray
 
 from minigencast import variables
+from minigencast.data import downloads
 
 log = logging.getLogger(__name__)
 
@@ -282,7 +284,6 @@ def simulate(config: ToyPlanetConfig = ToyPlanetConfig(), progress: bool = True)
     `geopotential_at_surface`, `land_sea_mask`.
     """
     import jax
-    import jax.numpy as jnp
     from dinosaur import (
         coordinate_systems,
         primitive_equations,
@@ -375,7 +376,6 @@ def simulate(config: ToyPlanetConfig = ToyPlanetConfig(), progress: bool = True)
         Conventions="CF-1.8",
     )
     log.info("toy planet done in %.1f s", time_lib.time() - t_start)
-    del jnp
     return ds
 
 
@@ -393,9 +393,6 @@ def _diagnose(traj, out_grid, coords, specs, ref_temps, lat, lon, config):
     units = _units()
     sigma = np.asarray(coords.vertical.centers)  # [layers], top -> bottom
 
-    def to_nodal(x):  # [..., m, l] -> [..., lat, lon]
-        return np.swapaxes(np.asarray(out_grid.to_nodal(x)), -1, -2)
-
     @jax.jit
     def fields(vor, div, tvar, lsp):
         u_cos, v_cos = spherical_harmonic.get_cos_lat_vector(vor, div, out_grid)
@@ -412,7 +409,6 @@ def _diagnose(traj, out_grid, coords, specs, ref_temps, lat, lon, config):
             traj.vorticity, traj.divergence, traj.temperature_variation, traj.log_surface_pressure
         )
     )
-    del to_nodal
     cos_lat = np.cos(np.deg2rad(lat))[:, None]
     with np.errstate(divide="ignore", invalid="ignore"):
         u = np.where(cos_lat > 1e-6, u_cos / cos_lat, 0.0)
@@ -479,3 +475,212 @@ def times_for(config: ToyPlanetConfig):
     """The 12-hourly output times of a configuration."""
     start = pd.Timestamp(config.start)
     return pd.date_range(start, periods=config.output_steps(), freq="12h")
+
+
+# --------------------------------------------------------------------------- writing
+SPLITS = ("train", "validation", "test")
+# Fractions of the output period, in time order (1 year: Jan-Aug, Sep-Oct, Nov-Dec).
+SPLIT_FRACTIONS = (8 / 12, 2 / 12, 2 / 12)
+MANIFEST = "MANIFEST.sha256"
+DATACARD = "DATACARD.md"
+
+
+def split_by_time(ds: xarray.Dataset) -> dict[str, xarray.Dataset]:
+    """Contiguous train / validation / test pieces in time order (SPLIT_FRACTIONS)."""
+    n = ds.sizes["time"]
+    edges = np.round(np.cumsum((0.0,) + SPLIT_FRACTIONS) * n).astype(int)
+    return {
+        name: ds.isel(time=slice(int(edges[i]), int(edges[i + 1]))) for i, name in enumerate(SPLITS)
+    }
+
+
+def encoding(ds: xarray.Dataset) -> dict:
+    """int16 packing with fixed scale factors (PACKING) and zlib level 9."""
+    enc = {}
+    for name in ds.data_vars:
+        if name in PACKING:
+            offset, scale = PACKING[name]
+            enc[name] = dict(
+                dtype="int16",
+                add_offset=offset,
+                scale_factor=scale,
+                _FillValue=-32768,
+                zlib=True,
+                complevel=9,
+                shuffle=True,
+            )
+        else:
+            enc[name] = dict(zlib=True, complevel=9)
+    return enc
+
+
+def write_manifest(directory) -> str:
+    """sha256 of every file below `directory` (except the manifest), `sha256sum -c` format."""
+    lines = []
+    for root, _, files in sorted(os.walk(directory)):
+        for f in sorted(files):
+            path = os.path.join(root, f)
+            rel = os.path.relpath(path, directory)
+            if rel == MANIFEST:
+                continue
+            lines.append(f"{downloads.sha256sum(path)}  {rel}")
+    out = os.path.join(directory, MANIFEST)
+    with open(out, "w") as fh:
+        fh.write("\n".join(sorted(lines, key=lambda x: x.split("  ")[1])) + "\n")
+    return out
+
+
+def verify_manifest(directory) -> list[str]:
+    """Return the files whose sha256 differs from the manifest (empty: all good)."""
+    bad = []
+    with open(os.path.join(directory, MANIFEST)) as fh:
+        for line in fh:
+            digest, rel = line.rstrip("\n").split("  ", 1)
+            path = os.path.join(directory, rel)
+            if not os.path.exists(path) or downloads.sha256sum(path) != digest:
+                bad.append(rel)
+    return bad
+
+
+def command_line(config: ToyPlanetConfig, out_dir: str) -> str:
+    levels = ",".join(str(x) for x in config.levels)
+    cmd = (
+        f"minigencast data toy-planet --out {out_dir} --years {config.years:g} "
+        f"--resolution {config.resolution:g} --levels {levels} --seed {config.seed} "
+        f"--spinup-days {config.spinup_days:g}"
+    )
+    if config.num_steps is not None:
+        cmd += f" --num-steps {config.num_steps}"
+    return cmd
+
+
+def write_dataset(ds: xarray.Dataset, out_dir: str, config: ToyPlanetConfig) -> list[str]:
+    """Write splits, training statistics, data card and manifest; return the paths."""
+    from minigencast import normalization
+
+    os.makedirs(out_dir, exist_ok=True)
+    paths = []
+    pieces = split_by_time(ds)
+    for name, piece in pieces.items():
+        path = os.path.join(out_dir, f"{name}.nc")
+        piece.to_netcdf(path, encoding=encoding(piece))
+        paths.append(path)
+    # Statistics of the training split as stored (i.e. after int16 packing).
+    train = xarray.load_dataset(os.path.join(out_dir, "train.nc"))
+    paths += normalization.write_stats(
+        normalization.compute_stats(train), os.path.join(out_dir, "stats")
+    )
+    card = os.path.join(out_dir, DATACARD)
+    with open(card, "w") as fh:
+        fh.write(datacard(pieces, config, out_dir))
+    paths.append(card)
+    paths.append(write_manifest(out_dir))
+    return paths
+
+
+def generate(
+    out_dir: str = "data/toy_planet",
+    *,
+    years: float = 1.0,
+    resolution: float = 5.625,
+    levels=variables.TOY_PLANET_LEVELS,
+    seed: int = 0,
+    spinup_days: float = 200.0,
+    num_steps: int | None = None,
+    progress: bool = True,
+) -> list[str]:
+    """Simulate the toy planet and write it (the API twin of `minigencast data toy-planet`)."""
+    config = ToyPlanetConfig(
+        years=years,
+        resolution=resolution,
+        levels=tuple(int(x) for x in levels),
+        seed=seed,
+        spinup_days=spinup_days,
+        num_steps=num_steps,
+    )
+    ds = simulate(config, progress=progress)
+    return write_dataset(ds, out_dir, config)
+
+
+def datacard(pieces, config: ToyPlanetConfig, out_dir: str) -> str:
+    rows = "\n".join(
+        f"| {name} | {str(p.time.values[0])[:16]} | {str(p.time.values[-1])[:16]} "
+        f"| {p.sizes['time']} |"
+        for name, p in pieces.items()
+    )
+    first = next(iter(pieces.values()))
+    grid = f"{first.sizes['lat']} x {first.sizes['lon']}"
+    return DATACARD_TEMPLATE.format(
+        command=command_line(config, out_dir),
+        rows=rows,
+        grid=grid,
+        resolution=config.resolution,
+        levels=", ".join(str(x) for x in config.levels),
+        config=config,
+        eps=EPS_SEASON,
+        a_day=A_DAY,
+        dinosaur=_dinosaur_version(),
+    )
+
+
+DATACARD_TEMPLATE = """# Data card: the minigencast toy planet
+
+A small, honest stand-in for a global reanalysis, made offline by a real dynamical
+core. **It is not Earth and not ERA5.**
+
+## How it was made
+
+    {command}
+
+Python API twin: `minigencast.data.toy_planet.generate(...)`. Code:
+`minigencast/data/toy_planet.py` (all formulas in its docstring).
+
+- Model: `dinosaur` {dinosaur} (Google's JAX spectral dynamical core), dry hydrostatic
+  primitive equations in sigma coordinates, T{config.truncation} spectral truncation,
+  {config.layers} equidistant sigma layers, {config.dt_minutes:g}-minute IMEX RK (SIL3) step
+  with dinosaur's exponential spectral filter, flat surface (geopotential_at_surface = 0).
+- Forcing: Held & Suarez (1994) relaxation and boundary-layer friction, plus our choices:
+  a seasonal hemispheric asymmetry eps(t) sin(lat) in the equilibrium temperature,
+  eps = {eps:g} K x cos(2 pi (year_progress - June solstice)), doubled over land; and a
+  boundary-layer diurnal cycle of {a_day:g} K over land peaking at 14 h local solar time.
+  The land mask is analytic and idealised (three smooth continents).
+- Start: isothermal rest atmosphere with a seeded surface-pressure bump (seed {config.seed}),
+  {config.spinup_days:g} days of spin-up discarded, then 12-hourly output from {config.start}.
+- Output: spectral fields evaluated exactly on a {grid} equiangular grid with poles
+  ({resolution:g} deg), interpolated linearly in ln p to {levels} hPa. 2 m temperature =
+  lowest-level temperature brought dry-adiabatically to the surface; 10 m wind = 0.8 x
+  lowest-level wind; mean sea-level pressure = surface pressure (flat surface).
+- Storage: NetCDF-4, int16 with fixed scale factors (0.01 K, 0.01 m/s, 4 m2/s2, 1 Pa), zlib 9.
+- Statistics in `stats/`: DeepMind's four files computed from the training split
+  (`minigencast.normalization.compute_stats`). Integrity: `MANIFEST.sha256`
+  (`sha256sum -c MANIFEST.sha256` in this folder).
+
+## Splits (contiguous in time)
+
+| split | first time | last time | 12 h steps |
+|---|---|---|---|
+{rows}
+
+## Variables
+
+temperature, geopotential, u_component_of_wind, v_component_of_wind on levels;
+2m_temperature, mean_sea_level_pressure, 10m_u/v_component_of_wind; static
+geopotential_at_surface (zero), land_sea_mask. The task is
+`minigencast.variables.TOY_PLANET_TASK` (16 target channels). Absent, because a dry
+Held-Suarez planet has none: humidity, vertical velocity, precipitation, SST.
+
+## Good for
+
+- Running and testing the whole GenCast pipeline offline, on a laptop: data layer,
+  statistics, training, sampling, ensembles, verification (CRPS, spread/skill).
+- Seeing a diffusion model learn real, chaotic, baroclinic dynamics (mid-latitude jets
+  near 30 m/s, travelling eddies, a seasonal cycle) at a size that trains on a CPU.
+
+## Not good for
+
+- Any statement about Earth's weather or about GenCast's published skill.
+- Moist processes, precipitation, SST, orography, the stratosphere (the model top is
+  coarse), small scales (T21 is ~600 km), the diurnal cycle (tiny and aliased at 12 h).
+- Climate statistics: one year; the splits differ by season (train Jan-Aug, test Nov-Dec),
+  so validation/test scores include a seasonal shift.
+"""
