@@ -1,0 +1,168 @@
+"""Render, sync and check the tutorial notebooks.
+
+The sources are the jupytext `py:percent` files `tutorials/NN_topic.py`; each has a
+paired `NN_topic.ipynb` committed WITHOUT outputs. This script
+
+    python tutorials/render.py                 # execute every notebook (tutorial size),
+                                               # write HTML with outputs to tutorials/_build/
+    python tutorials/render.py 02 07           # only the notebooks whose names start so
+    python tutorials/render.py --size tiny     # the CI size (MINIGENCAST_SIZE=tiny)
+    python tutorials/render.py --sync          # rewrite the .ipynb files from the .py sources
+    python tutorials/render.py --check         # exit 1 if a pair drifted or has outputs
+
+Rendering executes the .ipynb (after checking that it matches its .py source) with
+nbclient in a fresh Jupyter kernel whose working directory is the repository root, and
+prints the wall time of each notebook. Needs `jupytext`, `nbclient`, `nbconvert`
+(`pip install -e ".[test]"` installs them).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import pathlib
+import sys
+import time
+
+import jupytext
+import nbformat
+
+TUTORIALS = pathlib.Path(__file__).resolve().parent
+REPO = TUTORIALS.parent
+BUILD = TUTORIALS / "_build"
+SIZES = ("tiny", "tutorial")
+
+
+def sources(prefixes=()) -> list[pathlib.Path]:
+    """The notebook sources tutorials/NN_*.py in order (optionally filtered by prefix)."""
+    paths = sorted(p for p in TUTORIALS.glob("[0-9][0-9]_*.py"))
+    if prefixes:
+        paths = [p for p in paths if any(p.name.startswith(s) for s in prefixes)]
+    return paths
+
+
+def notebook_from_source(py: pathlib.Path) -> nbformat.NotebookNode:
+    """The notebook jupytext makes of a py:percent source (no outputs)."""
+    return jupytext.read(py, fmt="py:percent")
+
+
+def _cells(nb) -> list[tuple[str, str]]:
+    return [(c.cell_type, c.source.strip()) for c in nb.cells]
+
+
+def drift(py: pathlib.Path) -> list[str]:
+    """Problems of one pair: missing .ipynb, cells that differ from the .py, stored outputs."""
+    ipynb = py.with_suffix(".ipynb")
+    if not ipynb.exists():
+        return [f"{ipynb.name} is missing (run: python tutorials/render.py --sync)"]
+    problems = []
+    paired = nbformat.read(ipynb, as_version=4)
+    want, have = _cells(notebook_from_source(py)), _cells(paired)
+    if want != have:
+        first = next(
+            (i for i, (a, b) in enumerate(zip(want, have, strict=False)) if a != b),
+            min(len(want), len(have)),
+        )
+        problems.append(
+            f"{ipynb.name} differs from {py.name} (first at cell {first}; "
+            f"{len(want)} vs {len(have)} cells): run python tutorials/render.py --sync"
+        )
+    for i, cell in enumerate(paired.cells):
+        if cell.cell_type == "code" and (cell.get("outputs") or cell.get("execution_count")):
+            problems.append(f"{ipynb.name} cell {i} has stored outputs; commit it without")
+    return problems
+
+
+def sync(py: pathlib.Path) -> pathlib.Path:
+    """Writes the paired .ipynb (no outputs) from the .py source."""
+    nb = notebook_from_source(py)
+    for i, cell in enumerate(nb.cells):
+        cell.id = f"cell-{i:03d}"  # deterministic ids: re-syncing an unchanged source is a no-op
+    nb.metadata["kernelspec"] = {
+        "display_name": "Python 3",
+        "language": "python",
+        "name": "python3",
+    }
+    ipynb = py.with_suffix(".ipynb")
+    jupytext.write(nb, ipynb, fmt="ipynb")
+    return ipynb
+
+
+def execute(ipynb: pathlib.Path, size: str = "tutorial", timeout: int = 900):
+    """Runs a notebook in a fresh kernel at MINIGENCAST_SIZE=size; returns (nb, seconds).
+
+    Raises nbclient's CellExecutionError on the first failing cell.
+    """
+    import nbclient
+
+    nb = nbformat.read(ipynb, as_version=4)
+    env = {
+        "MINIGENCAST_SIZE": size,
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
+    }
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)  # the kernel inherits this process's environment
+    try:
+        client = nbclient.NotebookClient(
+            nb,
+            timeout=timeout,
+            kernel_name="python3",
+            resources={"metadata": {"path": str(REPO)}},
+        )
+        start = time.perf_counter()
+        client.execute()
+        seconds = time.perf_counter() - start
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    return nb, seconds
+
+
+def to_html(nb, out: pathlib.Path) -> pathlib.Path:
+    import nbconvert
+
+    body, _ = nbconvert.HTMLExporter().from_notebook_node(nb)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(body, encoding="utf-8")
+    return out
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("notebooks", nargs="*", help="name prefixes, e.g. 02 07 (default: all)")
+    parser.add_argument(
+        "--size", choices=SIZES, default=os.environ.get("MINIGENCAST_SIZE", "tutorial")
+    )
+    parser.add_argument("--sync", action="store_true", help="rewrite .ipynb from .py sources")
+    parser.add_argument("--check", action="store_true", help="fail if a pair drifted")
+    parser.add_argument("--timeout", type=int, default=900, help="seconds per cell")
+    args = parser.parse_args(argv)
+
+    paths = sources(args.notebooks)
+    if not paths:
+        print("no notebooks match", args.notebooks, file=sys.stderr)
+        return 1
+    if args.sync:
+        for py in paths:
+            print("wrote", sync(py).relative_to(REPO))
+        return 0
+    problems = [p for py in paths for p in drift(py)]
+    if problems or args.check:
+        print("\n".join(problems) or "all pairs in sync, no outputs stored")
+        return 1 if problems else 0
+
+    total = 0.0
+    for py in paths:
+        nb, seconds = execute(py.with_suffix(".ipynb"), args.size, args.timeout)
+        total += seconds
+        out = to_html(nb, BUILD / py.with_suffix(".html").name)
+        print(f"{py.stem:32s} {seconds:7.1f} s  -> {out.relative_to(REPO)}", flush=True)
+    print(f"{'total (' + args.size + ')':32s} {total:7.1f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
