@@ -47,32 +47,145 @@ def _run_quickstart(args):
 
 # --------------------------------------------------------------------------- data
 def _add_data(sub):
-    p = sub.add_parser("data", help="Datasets: `minigencast data toy-planet` generates the embedded toy-planet dataset.")
-    p.set_defaults(run=_run_data)
+    p = sub.add_parser(
+        "data",
+        help="Datasets: `data toy-planet` generates the embedded dataset; "
+        "`data weatherbench` subsets WeatherBench-2 ERA5 to a local zarr.",
+        description="API twins: minigencast.data.toy_planet.generate(), "
+        "minigencast.data.weatherbench.subset_to_zarr().",
+    )
+    dsub = p.add_subparsers(dest="data_command", metavar="DATA_COMMAND")
+    dsub.required = True
+    t = dsub.add_parser(
+        "toy-planet",
+        help="Integrate the dry Held-Suarez toy planet (dinosaur) and write it.",
+        description="API twin: minigencast.data.toy_planet.generate(). Needs the "
+        "`toy-planet` extra (dinosaur). Writes splits, stats, manifest and data card.",
+    )
+    t.add_argument("--out", default="data/toy_planet", help="Output folder (%(default)s).")
+    t.add_argument("--years", type=float, default=1.0, help="Simulated years (%(default)s).")
+    t.add_argument("--resolution", type=float, default=5.625, help="Grid, deg (%(default)s).")
+    t.add_argument("--levels", default="250,500,850", help="Pressure levels, hPa (%(default)s).")
+    t.add_argument("--seed", type=int, default=0, help="Initial-perturbation seed (%(default)s).")
+    t.add_argument("--spinup-days", type=float, default=200.0, help="Spin-up days (%(default)s).")
+    t.add_argument("--num-steps", type=int, default=None, help="12 h outputs (overrides --years).")
+    t.set_defaults(run=_run_data_toy_planet)
+    w = dsub.add_parser(
+        "weatherbench",
+        help="Write a canonical local zarr subset of a WeatherBench-2 ERA5 store.",
+        description="API twin: minigencast.data.weatherbench.subset_to_zarr().",
+    )
+    w.add_argument("store", help="Path/URL of the zarr store, or 1440x721, 240x121, 64x32.")
+    w.add_argument("--out", required=True, help="Output zarr path.")
+    w.add_argument("--start", default=None, help="First time, e.g. 2019-01-01.")
+    w.add_argument("--end", default=None, help="Last time, e.g. 2019-12-31T12.")
+    w.add_argument("--task", choices=["gencast", "toy-planet"], default="gencast")
+    w.add_argument("--levels", default=None, help="Comma-separated hPa (default: the task's).")
+    w.add_argument("--subsample", type=int, default=1, help="Point subsampling (4: 0.25->1 deg).")
+    w.set_defaults(run=_run_data_weatherbench)
 
 
-def _run_data(args):
-    raise NotImplementedError("`minigencast data` is being built (issue 4 (data layer)).")
+def _levels(text):
+    return None if text is None else tuple(int(x) for x in text.split(","))
+
+
+def _task(name, levels=None):
+    from minigencast import variables
+
+    if name == "toy-planet":
+        return variables.toy_planet_task(levels or variables.TOY_PLANET_LEVELS)
+    return variables.gencast_task(levels or variables.PRESSURE_LEVELS_WEATHERBENCH_13)
+
+
+def _run_data_toy_planet(args):
+    import logging
+
+    from minigencast.data import toy_planet
+
+    logging.basicConfig(level=logging.INFO)
+    paths = toy_planet.generate(
+        args.out,
+        years=args.years,
+        resolution=args.resolution,
+        levels=_levels(args.levels),
+        seed=args.seed,
+        spinup_days=args.spinup_days,
+        num_steps=args.num_steps,
+    )
+    print("\n".join(paths))
+
+
+def _run_data_weatherbench(args):
+    from minigencast.data import weatherbench
+
+    out = weatherbench.subset_to_zarr(
+        args.store,
+        args.out,
+        _task(args.task, _levels(args.levels)),
+        start=args.start,
+        end=args.end,
+        subsample_factor=args.subsample,
+    )
+    print(out)
 
 
 # --------------------------------------------------------------------------- download
 def _add_download(sub):
-    p = sub.add_parser("download", help="Fetch DeepMind's GenCast stats, example data and checkpoints (sha256-pinned).")
+    p = sub.add_parser(
+        "download",
+        help="Fetch DeepMind's GenCast stats, example data and checkpoints (hash-checked).",
+        description="API twin: minigencast.data.downloads.fetch_many(). Names are registry "
+        "paths (see --list) or the aliases stats, example, mini. Cache: "
+        "$MINIGENCAST_CACHE_DIR or the user cache dir; pins: hashes.txt there.",
+    )
+    p.add_argument("names", nargs="*", default=["stats"], help="What to fetch (default: stats).")
+    p.add_argument("--list", action="store_true", help="List the registry, pins and URLs.")
+    p.add_argument("--base-url", default=None, help="Mirror replacing DeepMind's bucket URL.")
     p.set_defaults(run=_run_download)
 
 
 def _run_download(args):
-    raise NotImplementedError("`minigencast download` is being built (issue 4 (data layer)).")
+    from minigencast.data import downloads
+
+    if args.list:
+        print(downloads.describe())
+        return
+    for path in downloads.fetch_many(args.names, base=args.base_url):
+        print(path)
 
 
 # --------------------------------------------------------------------------- stats
 def _add_stats(sub):
-    p = sub.add_parser("stats", help="Compute the four normalisation-statistics files of a dataset.")
+    p = sub.add_parser(
+        "stats",
+        help="Compute the four normalisation-statistics files of a dataset.",
+        description="API twin: minigencast.normalization.compute_stats() + write_stats(). "
+        "Writes mean/stddev/diffs_stddev/min_by_level.nc in DeepMind's layout.",
+    )
+    p.add_argument("dataset", help="NetCDF or zarr path (any supported layout), or 'embedded'.")
+    p.add_argument("--out", required=True, help="Output folder.")
+    p.add_argument("--task", choices=["gencast", "toy-planet", "all"], default="all",
+                   help="Select the task's variables and levels first (default: all).")
+    p.add_argument("--levels", default=None, help="Comma-separated hPa to select.")
     p.set_defaults(run=_run_stats)
 
 
 def _run_stats(args):
-    raise NotImplementedError("`minigencast stats` is being built (issue 4 (data layer)).")
+    import xarray
+
+    from minigencast import data, normalization
+    from minigencast.data import layouts
+
+    if args.dataset == "embedded":
+        ds = data.load_embedded("train")
+    elif args.dataset.rstrip("/").endswith(".zarr"):
+        ds = xarray.open_zarr(args.dataset)
+    else:
+        ds = xarray.open_dataset(args.dataset, chunks={})
+    task = None if args.task == "all" else _task(args.task, _levels(args.levels))
+    ds = layouts.to_canonical(ds, task, levels=_levels(args.levels), nan_check=False)
+    for path in normalization.write_stats(normalization.compute_stats(ds), args.out):
+        print(path)
 
 
 # --------------------------------------------------------------------------- info
