@@ -192,42 +192,57 @@ def _dpm_solver_2s_step(denoise_fn, x, sigma_hat, sigma_mid, sigma_next):
     return x_next, x0
 
 
-def _run(denoise_fn, key, template, config, noise_fn):
-    """The sampler loop; returns (sample, trajectory) with trajectory stacked per step."""
+def _run(denoise_fn, key, template, config, noise_fn, record):
+    """The sampler loop; returns (sample, trajectory or None)."""
     noise_fn = gaussian_noise if noise_fn is None else noise_fn
     template = jnp.asarray(template)
-    dtype = template.dtype
-    sched = {k: jnp.asarray(v, dtype) for k, v in build_schedule(config).items()}
+    # The state and schedule are kept in at least float32 (a bfloat16 sigma of 0.03
+    # would be 0.030029); the sample is cast to the template's dtype at the end.
+    dtype = jnp.promote_types(template.dtype, jnp.float32)
+    schedule = build_schedule(config)
+    sched = {k: jnp.asarray(v, dtype) for k, v in schedule.items()}
     n = config.num_noise_levels
     init_key, *step_keys = jax.random.split(key, n + 1)
     step_keys = jnp.stack(step_keys)
+    state_template = jnp.zeros(template.shape, dtype)
 
     # x_0 = sigma_0 eps: the sampler starts from pure noise around zero (the
     # normalised residual's prior mean), as DeepMind's code does.
-    x = sched["sigma"][0] * noise_fn(init_key, template).astype(dtype)
+    x = sched["sigma"][0] * noise_fn(init_key, state_template).astype(dtype)
     x_init = x
 
+    def churn(key, x, churn_std):
+        # lax.cond runs one branch, so steps without churn (14-19 for GenCast) draw
+        # no noise; the schedule is not batched, so under vmap it stays a cond.
+        return jax.lax.cond(
+            churn_std > 0, lambda x: _churn(key, x, churn_std, noise_fn), lambda x: x, x
+        )
+
     def body(x, step):
-        x = _churn(step["key"], x, step["churn_std"], noise_fn)
+        x = churn(step["key"], x, step["churn_std"])
         x_next, x0 = _dpm_solver_2s_step(
             denoise_fn, x, step["sigma_hat"], step["sigma_mid"], step["sigma_next"]
         )
-        return x_next, (x_next, x0)
+        return x_next, ((x_next, x0) if record else None)
 
     leading = {k: v[:-1] for k, v in sched.items()}
     leading["key"] = step_keys[:-1]
-    x, (states, denoised) = jax.lax.scan(body, x, leading)
+    x, recorded = jax.lax.scan(body, x, leading)
 
     # Last step, sigma_next = 0: churn if configured, then Euler to 0, i.e.
     # x_N = x + (0 - sigma_hat) (x - D(x; sigma_hat)) / sigma_hat = D(x; sigma_hat).
-    x = _churn(step_keys[-1], x, sched["churn_std"][-1], noise_fn)
-    x_final = denoise_fn(x, sched["sigma_hat"][-1]).astype(dtype)
+    if schedule["churn_std"][-1] > 0:
+        x = _churn(step_keys[-1], x, sched["churn_std"][-1], noise_fn)
+    x_final = denoise_fn(x, sched["sigma_hat"][-1]).astype(template.dtype)
+    if not record:
+        return x_final, None
 
+    states, denoised = recorded
     trajectory = {
         # States at sigma_0 (before churn), sigma_1, ..., sigma_{N-1}, and the sample.
-        "x": jnp.concatenate([x_init[None], states, x_final[None]], axis=0),
+        "x": jnp.concatenate([x_init[None], states, x_final[None].astype(dtype)], axis=0),
         # D(x; sigma_hat_i) at every step: what a forecast would be if stopped there.
-        "denoised": jnp.concatenate([denoised, x_final[None]], axis=0),
+        "denoised": jnp.concatenate([denoised, x_final[None].astype(dtype)], axis=0),
         "sigma": jnp.asarray(noise_levels(config), dtype),
         "sigma_hat": sched["sigma_hat"],
     }
@@ -255,10 +270,12 @@ def sample(
         Default i.i.d. Gaussian; GenCast uses spherical white noise.
 
     Returns:
-      The sample, shaped and typed like `template`. Traceable: wrap in `jax.jit`
-      (with `config` static) and `jax.vmap` over keys for an ensemble.
+      The sample, shaped and typed like `template` (the loop itself runs in at
+      least float32). Traceable: wrap in `jax.jit` (with `config` static) and
+      `jax.vmap` over keys for an ensemble. Noise is drawn 1 + (number of churned
+      steps) times (15 for GenCast).
     """
-    return _run(denoise_fn, key, template, config, noise_fn)[0]
+    return _run(denoise_fn, key, template, config, noise_fn, record=False)[0]
 
 
 def sample_trajectory(
@@ -278,5 +295,6 @@ def sample_trajectory(
                      one is the sample);
         "sigma":     [N + 1] noise levels incl. the final 0;
         "sigma_hat": [N] churned levels told to the denoiser.
+      all in at least float32. Memory: 2N + 1 copies of the template.
     """
-    return _run(denoise_fn, key, template, config, noise_fn)
+    return _run(denoise_fn, key, template, config, noise_fn, record=True)

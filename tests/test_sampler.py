@@ -104,6 +104,18 @@ def test_noise_fn_is_used_and_churn_adds_the_configured_std():
     np.testing.assert_allclose(out, expected, rtol=1e-5)
 
 
+def test_noise_is_drawn_only_for_the_start_and_churned_steps():
+    draws = []
+
+    def noise_fn(key, template):
+        jax.debug.callback(lambda: draws.append(1), ordered=True)
+        return jax.random.normal(key, template.shape, template.dtype)
+
+    out = sampler.sample(lambda x, s: 0.5 * x, jax.random.key(0), jnp.zeros(3), GENCAST, noise_fn)
+    jax.block_until_ready(out)
+    assert len(draws) == 1 + 14  # x_0, then churn at steps 0-13 only
+
+
 def test_trajectory_matches_sample_and_has_documented_shapes():
     calls = []
     denoise_fn = _recording_denoiser(calls, lambda x, s: 0.5 * x / (1 + s**2))
