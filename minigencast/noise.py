@@ -1,0 +1,100 @@
+"""Isotropic white noise on the sphere, the noise GenCast diffuses with (spec sec. 4).
+
+Each field is a random band-limited sum of real spherical harmonics
+(`spherical_harmonics.py`, eq. 1) with i.i.d. N(0, 1) weights scaled so that every
+total wavenumber l < L = n_lon // 2 carries the same power P_l = 1 / L:
+
+    c_lm, s_lm = a_lm * sqrt(4 pi P_l / (2 l + 1)),   a_lm ~ N(0, 1)
+
+By the addition theorem, sum_m Y_lm(x)^2 = (2 l + 1) / (4 pi) at every point x, so the
+pointwise variance is sum_l P_l = 1 everywhere: unit variance, a flat angular power
+spectrum, and statistics that do not change under rotations of the sphere. (i.i.d.
+noise per grid point would instead put far more independent values per unit area
+near the poles, where meridians converge; the trained denoiser expects this spectrum.)
+
+Layout: channels last, like the rest of minigencast. A template of shape
+[..., lat, lon, channel] gets an independent field for every leading index and channel;
+a template of shape [lat, lon] gets one field.
+
+The exact random numbers of DeepMind's implementation cannot be reproduced (they depend
+on Haiku's key splitting and dinosaur's coefficient layout); only the distribution
+matters (spec sec. 4, 12.24).
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from minigencast import spherical_harmonics
+
+
+def _coefficient_scale(max_degree: int) -> np.ndarray:
+    """[L (m), L (l)]: sqrt(4 pi / (L (2l + 1))) where l >= m, else 0."""
+    deg = np.arange(max_degree)
+    scale = np.sqrt(4 * np.pi / (max_degree * (2 * deg + 1)))
+    return np.where(deg[None, :] >= deg[:, None], scale[None, :], 0.0).astype(np.float32)
+
+
+def spherical_noise(key, template, basis: spherical_harmonics.Basis):
+    """Unit-variance isotropic noise shaped like `template` (jit-compatible).
+
+    Args:
+      key: a JAX PRNG key.
+      template: array [lat, lon] or [..., lat, lon, channel]; only shape and dtype used.
+      basis: `spherical_harmonics.build_basis(lat, lon)` (an argument, i.e. data).
+
+    Returns:
+      Array like `template`.
+    """
+    n_lat, n_lon = basis.n_lat, basis.n_lon
+    shape = tuple(template.shape)
+    if len(shape) == 2 and shape == (n_lat, n_lon):
+        fields_shape, channels_last = (), False
+    elif len(shape) >= 3 and shape[-3:-1] == (n_lat, n_lon):
+        fields_shape, channels_last = shape[:-3] + shape[-1:], True
+    else:
+        raise ValueError(
+            f"Noise template must be [lat, lon] = [{n_lat}, {n_lon}] or "
+            f"[..., lat, lon, channel]; got shape {shape}."
+        )
+    big_l = basis.max_degree
+    scale = jnp.asarray(_coefficient_scale(big_l))
+    key_cos, key_sin = jax.random.split(key)
+    cos_coeffs = jax.random.normal(key_cos, fields_shape + (big_l, big_l)) * scale
+    sin_coeffs = jax.random.normal(key_sin, fields_shape + (big_l, big_l)) * scale
+    fields = spherical_harmonics.synthesise(basis, cos_coeffs, sin_coeffs)  # [F..., lat, lon]
+    if channels_last:
+        fields = jnp.moveaxis(fields, -3, -1)  # [..., lat, lon, channel]
+    return fields.astype(template.dtype)
+
+
+def make_spherical_noise_fn(lat, lon):
+    """`noise_fn(key, template)` for the sampler: spherical noise on this grid.
+
+    The basis is built once here (NumPy) and carried by the returned function as a
+    pytree leaf: `noise_fn` is a `jax.tree_util.Partial`, so passing it into a jitted
+    function as an argument makes the basis data, not a compile-time constant.
+
+    Args:
+      lat: [n_lat] ascending degrees (with or without poles); lon: [n_lon] i*360/n_lon.
+
+    Returns:
+      noise_fn(key, template [lat, lon] or [..., lat, lon, channel]) -> array like template.
+    """
+    basis = spherical_harmonics.build_basis(lat, lon)
+    return jax.tree_util.Partial(spherical_noise, basis=basis)
+
+
+def spherical_white_noise(key, lat, lon, shape_prefix=(), num_channels=None, dtype=jnp.float32):
+    """Convenience: noise of shape [*shape_prefix, lat, lon] or [*shape_prefix, lat, lon, C]."""
+    shape = tuple(shape_prefix) + (len(lat), len(lon))
+    if num_channels is not None:
+        shape = shape + (int(num_channels),)
+    elif shape_prefix:
+        shape = shape + (1,)
+    noise = make_spherical_noise_fn(lat, lon)(key, jax.ShapeDtypeStruct(shape, dtype))
+    if num_channels is None and shape_prefix:
+        noise = noise[..., 0]
+    return noise
