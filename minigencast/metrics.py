@@ -36,6 +36,7 @@ Plots: minigencast/plotting.py; paper figures: minigencast/figures.py.
 from __future__ import annotations
 
 import numpy as np
+import scipy.sparse
 import xarray as xr
 
 EARTH_RADIUS_KM = 6371.0
@@ -119,7 +120,14 @@ def align(forecast, truth, ensemble_dim: str | None = "sample"):
         if missing:
             raise ValueError(f"the truth lacks the forecast variables {missing}.")
         truth = truth[list(forecast.data_vars)]
-    if "time" in truth.dims and "lead_time" in forecast.dims and "time" not in forecast.dims:
+    if "time" in truth.dims and "time" not in forecast.dims:
+        if "valid_time" not in forecast.coords and not (
+            "init_time" in forecast.coords and "lead_time" in forecast.coords
+        ):
+            raise ValueError(
+                "mismatched times: the truth has a `time` dim but the forecast has neither "
+                "`time` nor `valid_time`/`init_time` + `lead_time` coordinates."
+            )
         vt = valid_times(forecast)
         wanted = np.asarray(vt.values).ravel()
         have = np.isin(wanted, truth["time"].values)
@@ -166,6 +174,8 @@ def weighted_mean(score, weights=None, reduce_dims=None, preserve_dims=None):
     reduced; weights=False: unweighted; else a DataArray broadcast against `score`.
     """
     dims = _resolve_dims(score, reduce_dims, preserve_dims)
+    if isinstance(score, xr.Dataset):  # per variable, over the dims each one has
+        return score.map(lambda da: weighted_mean(da, weights, [d for d in dims if d in da.dims]))
     if not dims:
         return score
     if weights is None:
@@ -358,9 +368,9 @@ def climatological_thresholds(truth, quantiles, dims=("time",)):
     E.g. quantiles=(0.99,) over a year of truth gives each grid point its own 99th
     percentile: the extreme-event thresholds of GenCast's Brier and REV figures.
     """
-    return truth.quantile(list(np.atleast_1d(quantiles)), dim=list(dims), skipna=True).drop_vars(
-        [], errors="ignore"
-    )
+    # skipna only when needed: NumPy's nanquantile loops in Python over points.
+    skipna = bool(truth.isnull().any()) if isinstance(truth, xr.DataArray) else True
+    return truth.quantile(list(np.atleast_1d(quantiles)), dim=list(dims), skipna=skipna)
 
 
 def event_probability(forecast, thresholds, ensemble_dim="sample", above=True):
@@ -514,8 +524,15 @@ def build_pools(lat, lon, radius_km, centre_stride=1):
     glat, glon = np.meshgrid(lat, lon, indexing="ij")
     clat, clon = np.meshgrid(lat[::centre_stride], lon[::centre_stride], indexing="ij")
     clat, clon = clat.ravel(), clon.ravel()
-    d = great_circle_km(clat[:, None], clon[:, None], glat.ravel()[None], glon.ravel()[None])
-    return d <= radius_km, clat, clon
+    # Within the radius <=> the unit vectors' dot product >= cos(radius / R).
+    c, g = _unit_vectors(clat, clon), _unit_vectors(glat.ravel(), glon.ravel())
+    dot = c[:, 0:1] * g[None, :, 0] + c[:, 1:2] * g[None, :, 1] + c[:, 2:3] * g[None, :, 2]
+    return dot >= np.cos(radius_km / EARTH_RADIUS_KM) - 1e-12, clat, clon
+
+
+def _unit_vectors(lat, lon):
+    la, lo = np.deg2rad(lat), np.deg2rad(lon)
+    return np.stack([np.cos(la) * np.cos(lo), np.cos(la) * np.sin(lo), np.sin(la)], axis=-1)
 
 
 def pool(field, membership, centre_lat, centre_lon, pooling="average"):
@@ -530,15 +547,26 @@ def pool(field, membership, centre_lat, centre_lon, pooling="average"):
     if pooling == "average":
         cell_w = np.repeat(w, n_lon)
         mat = membership * cell_w[None]
-        mat = mat / mat.sum(1, keepdims=True)
+        mat = scipy.sparse.csr_matrix(mat / mat.sum(1, keepdims=True))
 
         def f(x):
-            return x @ mat.T
+            x2 = x.reshape(-1, x.shape[-1])
+            return (mat @ x2.T).T.reshape(x.shape[:-1] + (mat.shape[0],))
     elif pooling == "max":
-        idx = [np.flatnonzero(r) for r in membership]
+        # Padded neighbour table [n_centres, K_max]; padding repeats the centre's first
+        # member, which leaves the max unchanged.
+        counts = membership.sum(1)
+        order = np.argsort(~membership, axis=1, kind="stable")[:, : counts.max()]
+        pad = np.arange(order.shape[1])[None] >= counts[:, None]
+        idx = np.where(pad, order[:, :1], order)
+        block = max(1, 2**22 // idx.size)
 
         def f(x):
-            return np.stack([x[..., i].max(-1) for i in idx], axis=-1)
+            x2 = x.reshape(-1, x.shape[-1])
+            out = np.concatenate(
+                [x2[s : s + block][:, idx].max(-1) for s in range(0, x2.shape[0], block)]
+            )
+            return out.reshape(x.shape[:-1] + (idx.shape[0],))
     else:
         raise ValueError(f"pooling must be 'average' or 'max', not {pooling!r}.")
     out = xr.apply_ufunc(

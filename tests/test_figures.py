@@ -1,0 +1,111 @@
+"""Every paper figure runs on a synthetic toy-planet forecast and writes a PNG."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+
+from minigencast import figures, metrics, variables
+
+
+def toy_truth(n_time=24, n_lat=9, n_lon=16, seed=0):
+    """Canonical truth with the toy planet's variables: smooth random fields + noise."""
+    rng = np.random.default_rng(seed)
+    task = variables.TOY_PLANET_TASK
+    lat = np.linspace(-90, 90, n_lat)
+    lon = np.arange(n_lon) * 360.0 / n_lon
+    time = pd.date_range("2020-01-01", periods=n_time, freq="12h").values
+    levels = np.array(task.pressure_levels)
+    la, lo = np.deg2rad(lat)[:, None], np.deg2rad(lon)[None, :]
+
+    def field(extra_shape):
+        waves = sum(
+            rng.normal(size=(n_time,) + extra_shape + (1, 1))
+            * np.cos(k * lo + rng.uniform(0, 6))
+            * np.cos(la)
+            / k
+            for k in range(1, 5)
+        )
+        return 10 * waves + rng.normal(size=(n_time,) + extra_shape + (n_lat, n_lon))
+
+    data = {}
+    for name in variables.TOY_PLANET_SURFACE_VARIABLES:
+        data[name] = (("time", "lat", "lon"), field(()))
+    for name in variables.TOY_PLANET_ATMOSPHERIC_VARIABLES:
+        data[name] = (("time", "level", "lat", "lon"), field((len(levels),)))
+    return xr.Dataset(data, coords={"time": time, "level": levels, "lat": lat, "lon": lon})
+
+
+@pytest.fixture(scope="module")
+def setup():
+    truth = toy_truth()
+    init = truth["time"].values[[2, 6, 10]]
+    forecast = figures.synthetic_forecast(truth, init, lead_steps=[1, 2, 4, 10], num_members=6)
+    return forecast, truth
+
+
+@pytest.mark.parametrize("name", list(figures.FIGURES))
+def test_figure_writes_png_and_numbers(setup, tmp_path, name):
+    forecast, truth = setup
+    result = figures.FIGURES[name](forecast, truth, None, str(tmp_path))
+    assert result.name == name
+    with open(result.png, "rb") as f:
+        assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+    assert "Paper" in result.caption and "Here" in result.caption
+    json.dumps(result.numbers)  # plain, JSON-ready numbers
+    assert result.numbers
+
+
+def test_synthetic_forecast_is_reliable():
+    truth = toy_truth(n_time=60, seed=1)
+    init = truth["time"].values[2:40:2]
+    fc = figures.synthetic_forecast(truth, init, [1, 2, 3], num_members=9, seed=3)
+    ssr = metrics.spread_skill_ratio(fc, truth).compute()
+    for v in ssr.data_vars:
+        assert ssr[v].item() == pytest.approx(1.0, abs=0.1)
+    hist = metrics.rank_histogram(fc["2m_temperature"], truth["2m_temperature"]).values
+    np.testing.assert_allclose(hist, 0.1, atol=0.02)
+
+
+def test_scorecard_fraction_better_against_a_worse_baseline(setup, tmp_path):
+    forecast, truth = setup
+    worse = forecast + 5.0 * xr.ones_like(forecast)
+    res = figures.scorecard(forecast, truth, {"worse": worse}, str(tmp_path))
+    assert res.numbers["fraction_better"]["CRPS"] == 1.0
+    assert res.numbers["fraction_better"]["RMSE"] == 1.0
+    res = figures.scorecard(worse, truth, {"better": forecast}, str(tmp_path))
+    assert res.numbers["fraction_better"]["CRPS"] == 0.0
+
+
+def test_score_table_and_run_all(setup, tmp_path):
+    forecast, truth = setup
+    table = figures.score_table(forecast, truth)
+    assert set(table["forecast"]) == {"forecast", "persistence"}
+    n_channels = (
+        variables.num_target_channels(variables.TOY_PLANET_TASK)
+        if hasattr(variables, "num_target_channels")
+        else 16
+    )
+    assert len(table) == 2 * n_channels * forecast.sizes["lead_time"]
+    direct = metrics.crps(
+        forecast["2m_temperature"], truth["2m_temperature"], preserve_dims=["lead_time"]
+    ).values
+    got = table.query("forecast == 'forecast' and variable == '2m_temperature'")["crps"].values
+    np.testing.assert_allclose(got, direct, rtol=1e-12)
+    results = figures.run(["scorecard", "spectra"], forecast, truth, None, str(tmp_path))
+    assert [r.name for r in results] == ["scorecard", "spectra"]
+    saved = json.loads((tmp_path / "numbers.json").read_text())
+    assert set(saved) == {"scorecard", "spectra"}
+    with pytest.raises(ValueError, match="unknown figure"):
+        figures.run(["nope"], forecast, truth, None, str(tmp_path))
+
+
+def test_embedded_grid_size(tmp_path):
+    # The embedded dataset's 33 x 64 grid.
+    truth = toy_truth(n_time=16, n_lat=33, n_lon=64, seed=2)
+    fc = figures.synthetic_forecast(truth, truth["time"].values[[2, 4]], [1, 2], num_members=4)
+    for name in ("pooled_crps", "maps", "rev"):
+        res = figures.FIGURES[name](fc, truth, None, str(tmp_path))
+        assert res.png.endswith(f"{name}.png")

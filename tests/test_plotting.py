@@ -1,0 +1,73 @@
+"""Plot helpers: headless PNGs, and scorecard colours that mean what they say."""
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+from matplotlib import colormaps
+
+from minigencast import plotting
+
+LEAD = pd.to_timedelta([12, 24, 48], unit="h").values
+
+
+def _png(path):
+    with open(path, "rb") as f:
+        return f.read(8) == b"\x89PNG\r\n\x1a\n"
+
+
+def _relative(values):
+    return xr.Dataset(
+        {
+            "2m_temperature": ("lead_time", np.asarray(values[0], float)),
+            "geopotential": (("level", "lead_time"), np.asarray(values[1:], float)),
+        },
+        coords={"lead_time": LEAD, "level": [500, 850][: len(values) - 1]},
+    )
+
+
+def test_scorecard_colours_red_worse_blue_better(tmp_path):
+    rel = _relative([[0.3, -0.3, 0.0], [0.1, -0.1, 0.2]])
+    fig = plotting.scorecard({"CRPS": rel}, tmp_path / "s.png")
+    assert _png(tmp_path / "s.png")
+    im = fig.axes[0].images[0]
+    rgba = im.to_rgba(im.get_array())
+    # +30% saturates red, -30% saturates blue, 0 is white-ish.
+    cmap = colormaps[plotting.SCORECARD_CMAP]
+    np.testing.assert_allclose(rgba[0, 0], cmap(1.0), atol=1e-6)
+    np.testing.assert_allclose(rgba[0, 1], cmap(0.0), atol=1e-6)
+    assert rgba[0, 0][0] > rgba[0, 0][2] and rgba[0, 1][2] > rgba[0, 1][0]
+    assert rgba[0, 2][:3].min() > 0.9
+    labels = [t.get_text() for t in fig.axes[0].get_yticklabels()]
+    assert labels == ["2m_temperature", "geopotential 500"]
+
+
+def test_other_plots_write_pngs(tmp_path):
+    rel = _relative([[1.0, 2.0, 3.0], [2.0, 3.0, 4.0]])
+    plotting.lines_vs_lead({"a": rel, "b": rel * 1.1}, tmp_path / "l.png", reference_line=1)
+    rank = xr.DataArray(np.full(5, 0.2), dims=["rank"], coords={"rank": np.arange(1, 6)})
+    plotting.rank_histograms({"x": rank, "y": rank}, tmp_path / "r.png")
+    alpha = xr.DataArray(np.linspace(0.01, 0.9, 5), dims=["cost_loss_ratio"])
+    rev = xr.DataArray(
+        np.linspace(0, 0.5, 5), dims=["cost_loss_ratio"], coords={"cost_loss_ratio": alpha}
+    )
+    plotting.rev_curves({"event": {"f": rev}}, tmp_path / "v.png")
+    pooled = xr.DataArray([1.0, 0.8], dims=["radius_km"], coords={"radius_km": [0.0, 500.0]})
+    plotting.pooled_crps_vs_size({"avg": {"f": pooled}}, tmp_path / "p.png")
+    k = np.arange(9)
+    spec = xr.DataArray(
+        np.exp(-k)[None].repeat(3, 0),
+        dims=["sample", "zonal_wavenumber"],
+        coords={"zonal_wavenumber": k},
+    )
+    plotting.power_spectra(spec, spec.isel(sample=0), spec.mean("sample"), tmp_path / "k.png")
+    lat, lon = np.linspace(-90, 90, 5), np.arange(8) * 45.0
+    members = xr.DataArray(
+        np.random.default_rng(0).normal(size=(5, 5, 8)),
+        dims=["sample", "lat", "lon"],
+        coords={"lat": lat, "lon": lon},
+    )
+    plotting.member_maps(
+        members, members.isel(sample=0), (members > 0).mean("sample"), tmp_path / "m.png"
+    )
+    for name in "lrvpkm":
+        assert _png(tmp_path / f"{name}.png")
