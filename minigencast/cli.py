@@ -190,12 +190,42 @@ def _run_stats(args):
 
 # --------------------------------------------------------------------------- info
 def _add_info(sub):
-    p = sub.add_parser("info", help="Print a JSON description of a configuration: graph sizes, parameters, memory.")
+    p = sub.add_parser(
+        "info",
+        help="Print a JSON description of a configuration: graph sizes, parameters, memory.",
+        description="API twin: minigencast.graphs.info(cfg, grid).",
+    )
+    p.add_argument("--preset", required=True, help="Preset name, e.g. gencast_1p0deg_mini.")
+    p.add_argument("--grid", help="NLATxNLON, equiangular with poles (default: the preset's).")
+    p.add_argument("--mesh-size", type=int, help="Icosahedral splits (default: the preset's).")
+    p.add_argument("--attention-k-hop", type=int, help="Attention hops (default: the preset's).")
     p.set_defaults(run=_run_info)
 
 
 def _run_info(args):
-    raise NotImplementedError("`minigencast info` is being built (issue 5 (geometry)).")
+    import dataclasses
+    import json
+
+    from minigencast import config, graphs
+
+    cfg = config.preset(args.preset)
+    arch = cfg.denoiser_architecture_config
+    if args.attention_k_hop is not None:
+        transformer = dataclasses.replace(
+            arch.sparse_transformer_config, attention_k_hop=args.attention_k_hop
+        )
+        arch = dataclasses.replace(arch, sparse_transformer_config=transformer)
+    if args.mesh_size is not None:
+        arch = dataclasses.replace(arch, mesh_size=args.mesh_size)
+    cfg = dataclasses.replace(cfg, denoiser_architecture_config=arch)
+    grid = None
+    if args.grid:
+        try:
+            n_lat, n_lon = (int(v) for v in args.grid.lower().split("x"))
+        except ValueError:
+            raise ValueError(f"--grid must look like 181x360, got {args.grid!r}.") from None
+        grid = (n_lat, n_lon)
+    print(json.dumps(graphs.info(cfg, grid)))
 
 
 # --------------------------------------------------------------------------- train
