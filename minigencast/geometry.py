@@ -82,7 +82,10 @@ def check_grid(lat, lon, *, require_poles: bool = False) -> tuple[np.ndarray, np
     expected = np.arange(lon.size) * (360.0 / lon.size)
     if not np.allclose(lon, expected, rtol=0, atol=1e-4 * 360.0 / lon.size):
         if abs(lon[-1] - lon[0] - 360) < 1e-6:
-            hint = "the last longitude repeats the first (360 = 0); drop it with `ds.isel(lon=slice(0, -1))`."
+            hint = (
+                "the last longitude repeats the first (360 = 0); "
+                "drop it with `ds.isel(lon=slice(0, -1))`."
+            )
         else:
             hint = "they must be exactly i*360/n_lon, starting at 0, covering the whole circle."
         raise ValueError(f"Longitudes are not a regular global grid from 0: {hint}")
