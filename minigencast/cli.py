@@ -250,12 +250,70 @@ def _run_forecast(args):
 
 # --------------------------------------------------------------------------- evaluate
 def _add_evaluate(sub):
-    p = sub.add_parser("evaluate", help="Verify a forecast and draw the paper's figures.")
+    p = sub.add_parser(
+        "evaluate",
+        help="Verify a forecast and draw the paper's figures.",
+        description="API twin: minigencast.figures.evaluate(). Prints a score table (CRPS, "
+        "ensemble-mean RMSE, spread/skill per variable, level and lead time), writes "
+        "scores.csv, one PNG per figure and numbers.json with each figure's numbers and "
+        "caption. Figures: crps_vs_lead, rmse_vs_lead, scorecard, spread_skill, "
+        "rank_histogram, rev, pooled_crps, spectra, maps.",
+    )
+    p.add_argument(
+        "--forecast",
+        required=True,
+        help="Forecast .nc or .zarr (sample, init_time, lead_time, [level,] lat, lon).",
+    )
+    p.add_argument(
+        "--truth",
+        default="embedded",
+        help="Truth .nc/.zarr in the canonical layout, "
+        "or 'embedded' for the toy-planet dataset (default: %(default)s).",
+    )
+    p.add_argument(
+        "--baseline",
+        action="append",
+        default=[],
+        metavar="NAME=PATH",
+        help="A baseline forecast in the same layout (repeatable). Default: "
+        "persistence derived from the truth.",
+    )
+    p.add_argument(
+        "--figure",
+        action="append",
+        default=None,
+        metavar="NAME",
+        help="Figure to draw (repeatable), 'all' (default) or 'none' (table only).",
+    )
+    p.add_argument("--out", default="evaluation", help="Output folder (default: %(default)s).")
     p.set_defaults(run=_run_evaluate)
 
 
 def _run_evaluate(args):
-    raise NotImplementedError("`minigencast evaluate` is being built (issue 9 (verification)).")
+    import pandas as pd
+
+    from minigencast import figures
+
+    forecast = figures.open_dataset(args.forecast)
+    truth = (
+        figures.embedded_truth() if args.truth == "embedded" else figures.open_dataset(args.truth)
+    )
+    baselines = None
+    if args.baseline:
+        baselines = {}
+        for item in args.baseline:
+            name, sep, path = item.partition("=")
+            if not sep:
+                raise ValueError(f"--baseline expects NAME=PATH, got {item!r}.")
+            baselines[name] = figures.open_dataset(path)
+    names = args.figure or ["all"]
+    names = [] if names == ["none"] else ("all" if "all" in names else names)
+    table, results = figures.evaluate(forecast, truth, baselines, names, args.out)
+    with pd.option_context("display.max_rows", 500, "display.width", 120):
+        print(table.to_string(index=False, float_format=lambda x: f"{x:.4g}"))
+    for r in results:
+        print(f"{r.png}\n  {r.caption}")
+    print(f"scores: {args.out}/scores.csv")
 
 
 # --------------------------------------------------------------------------- parser
