@@ -496,6 +496,48 @@ def run(names, forecast, truth, baselines=None, out_dir="."):
     return results
 
 
+def open_dataset(path):
+    """Open a NetCDF file or a zarr store lazily."""
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"no such forecast/truth file: {path}")
+    if path.rstrip("/").endswith(".zarr"):
+        return xr.open_zarr(path)
+    return xr.open_dataset(path, chunks={})
+
+
+def embedded_truth():
+    """The embedded toy-planet dataset, all splits joined along time (canonical layout)."""
+    from minigencast import data
+
+    parts = []
+    for split in data.SPLITS:
+        try:
+            parts.append(data.load_embedded(split))
+        except FileNotFoundError:
+            continue
+    if not parts:
+        raise FileNotFoundError(
+            "the embedded dataset is missing; generate it with `minigencast data toy-planet`."
+        )
+    ds = xr.concat(parts, dim="time", data_vars="minimal", coords="minimal", compat="override")
+    ds = ds.sortby("time")
+    _, first = np.unique(ds["time"].values, return_index=True)
+    return ds.isel(time=np.sort(first))
+
+
+def evaluate(forecast, truth, baselines=None, names="all", out_dir="."):
+    """API twin of `minigencast evaluate`: score table (also scores.csv) and figures.
+
+    Returns (pandas.DataFrame of CRPS/RMSE/spread-skill per forecast, variable, level and
+    lead, [FigureResult, ...]). names: a list of FIGURES keys, "all", or [] for the table only.
+    """
+    os.makedirs(out_dir, exist_ok=True)
+    table = score_table(forecast, truth, baselines)
+    table.to_csv(os.path.join(out_dir, "scores.csv"), index=False)
+    results = run(names, forecast, truth, baselines, out_dir) if names else []
+    return table, results
+
+
 def synthetic_forecast(truth, init_times, lead_steps, num_members=8, spread=1.0, seed=0):
     """A reliable-by-construction ensemble for demos and tests.
 

@@ -109,3 +109,36 @@ def test_embedded_grid_size(tmp_path):
     for name in ("pooled_crps", "maps", "rev"):
         res = figures.FIGURES[name](fc, truth, None, str(tmp_path))
         assert res.png.endswith(f"{name}.png")
+
+
+def test_cli_evaluate(setup, tmp_path, capsys):
+    from minigencast import cli
+
+    forecast, truth = setup
+    forecast.to_netcdf(tmp_path / "fc.nc")
+    truth.to_netcdf(tmp_path / "truth.nc")
+    out = tmp_path / "out"
+    argv = [
+        "evaluate",
+        "--forecast",
+        str(tmp_path / "fc.nc"),
+        "--truth",
+        str(tmp_path / "truth.nc"),
+        "--figure",
+        "scorecard",
+        "--figure",
+        "spectra",
+        "--out",
+        str(out),
+    ]
+    assert cli.main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "crps" in printed and "2m_temperature" in printed
+    assert (out / "scorecard.png").exists() and (out / "spectra.png").exists()
+    table = pd.read_csv(out / "scores.csv")
+    assert {"forecast", "variable", "level", "lead_time_h", "crps", "rmse"} <= set(table.columns)
+    # Bad input: a truth on another grid is a clear error (exit code 2).
+    truth.isel(lon=slice(0, 8)).to_netcdf(tmp_path / "other.nc")
+    argv[4] = str(tmp_path / "other.nc")
+    assert cli.main(argv) == 2
+    assert "different grids" in capsys.readouterr().err
