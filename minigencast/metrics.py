@@ -46,24 +46,25 @@ EARTH_RADIUS_KM = 6371.0
 def latitude_weights(lat) -> np.ndarray:
     """GenCast's loss latitude weights (spec sec. 3.4), normalised to mean 1.
 
-    For grids that include both poles (equiangular, spacing D):
+    For global equiangular grids this is `losses.latitude_weights` (one definition for
+    the loss and the scores): with both poles (spacing D)
       w(lat) ∝ cos(lat) sin(D/2) for interior rows, sin^2(D/4) for the two pole rows
-    (the exact area of each row's cell); otherwise w ∝ cos(lat).
+    (each row's cell area), and w ∝ cos(lat) for grids offset half a row from the poles.
+    Regional or irregular latitude sets (a verification sub-domain) get w ∝ cos(lat).
 
     Args:
       lat: [lat] latitudes in degrees.
     Returns:
       [lat] float64 weights with mean 1 (1 deg: pole 0.00345, equator 1.5795).
     """
+    from minigencast import losses  # imported here: losses imports JAX
+
     lat = np.asarray(lat, dtype=np.float64)
-    rad = np.deg2rad(lat)
-    if lat.size > 1 and np.isclose(abs(lat[0]), 90.0) and np.isclose(abs(lat[-1]), 90.0):
-        delta = np.deg2rad(abs(lat[1] - lat[0]))
-        w = np.cos(rad) * np.sin(delta / 2)
-        w[[0, -1]] = np.sin(delta / 4) ** 2
-    else:
-        w = np.cos(rad)
-    return w / w.mean()
+    try:
+        return losses.latitude_weights(lat)
+    except ValueError:  # not a global equiangular grid
+        w = np.cos(np.deg2rad(lat))
+        return w / w.mean()
 
 
 def area_weights(data) -> xr.DataArray:
@@ -617,16 +618,24 @@ def pooled_crps(
 
 
 # --------------------------------------------------------------------------- spectra
-def power_spectrum(field, kind="zonal", lat_range=None, weights=None):
-    """Zonal power spectrum of a [..., lat, lon] field, new dim `zonal_wavenumber`.
+def power_spectrum(field, kind="zonal", lat_range=None, weights=None, max_degree=None):
+    """Power spectrum of a [..., lat, lon] field: zonal or spherical.
 
-    At each latitude X_k = rfft(x)_k / n_lon and P_k = c_k |X_k|^2 with c_k = 2 except
-    for k = 0 and the Nyquist wavenumber (c = 1), so sum_k P_k = mean_lon(x^2)
-    (Parseval); then the area-weighted mean over latitudes in `lat_range` (deg, inclusive).
-    Latitude rows with NaNs are skipped.
+    kind="zonal" (new dim `zonal_wavenumber`): at each latitude X_k = rfft(x)_k / n_lon
+    and P_k = c_k |X_k|^2, c_k = 2 except for k = 0 and the Nyquist wavenumber (c = 1),
+    so sum_k P_k = mean_lon(x^2) (Parseval); then the area-weighted mean over latitudes
+    in `lat_range` (deg, inclusive). Latitude rows with NaNs are skipped.
+
+    kind="spherical" (new dim `degree`, total wavenumber l < L, L = n_lon // 2 or
+    `max_degree`): P_l = sum_m (c_lm^2 + s_lm^2) / (4 pi) from the geometry helper's
+    real spherical-harmonic analysis (spherical_harmonics.py), so sum_l P_l is the
+    area-mean of x^2 for band-limited fields. Needs a global grid; a NaN makes the
+    field's spectrum NaN.
     """
+    if kind == "spherical":
+        return _spherical_spectrum(field, max_degree)
     if kind != "zonal":
-        raise NotImplementedError(f"power_spectrum(kind={kind!r}): only 'zonal' is implemented.")
+        raise ValueError(f"power_spectrum kind must be 'zonal' or 'spherical', not {kind!r}.")
     if lat_range is not None:
         field = field.sel(lat=slice(*lat_range))
     n = field.sizes["lon"]
@@ -650,6 +659,26 @@ def power_spectrum(field, kind="zonal", lat_range=None, weights=None):
     ).drop_vars("lon", errors="ignore")
     spec = spec.assign_coords(zonal_wavenumber=np.arange(n // 2 + 1))
     return weighted_mean(spec, weights, reduce_dims=["lat"])
+
+
+def _spherical_spectrum(field, max_degree=None):
+    from minigencast import spherical_harmonics  # imported here: it imports JAX
+
+    basis = spherical_harmonics.build_basis(field["lat"].values, field["lon"].values, max_degree)
+
+    def f(x):
+        return spherical_harmonics.power_spectrum(basis, x) / (4 * np.pi)
+
+    spec = xr.apply_ufunc(
+        f,
+        field,
+        input_core_dims=[["lat", "lon"]],
+        output_core_dims=[["degree"]],
+        dask="parallelized",
+        output_dtypes=[np.float64],
+        dask_gufunc_kwargs={"output_sizes": {"degree": basis.max_degree}},
+    )
+    return spec.assign_coords(degree=np.arange(basis.max_degree))
 
 
 # --------------------------------------------------------------------------- scorecards

@@ -42,7 +42,19 @@ def test_latitude_weights_match_gencast_numbers():
     np.testing.assert_allclose(w.mean(), 1.0)
     np.testing.assert_allclose([w[0], w[1], w[90]], [0.00345, 0.0276, 1.5795], atol=5e-5)
     # Without poles: plain cos(lat).
-    lat = np.linspace(-85, 85, 18)
+    lat = np.linspace(-85, 85, 18)  # offset half a row (10 deg) from the poles
+    np.testing.assert_allclose(
+        metrics.latitude_weights(lat), np.cos(np.deg2rad(lat)) / np.cos(np.deg2rad(lat)).mean()
+    )
+
+
+def test_latitude_weights_are_the_loss_weights():
+    from minigencast import losses
+
+    for lat in (np.linspace(-90, 90, 181), np.linspace(-90, 90, 33), np.arange(-87.5, 90, 5.0)):
+        np.testing.assert_array_equal(metrics.latitude_weights(lat), losses.latitude_weights(lat))
+    # A regional sub-domain falls back to cos(lat).
+    lat = np.array([10.0, 20.0, 30.0])
     np.testing.assert_allclose(
         metrics.latitude_weights(lat), np.cos(np.deg2rad(lat)) / np.cos(np.deg2rad(lat)).mean()
     )
@@ -405,8 +417,25 @@ def test_zonal_power_spectrum_parseval_and_sine():
     s = metrics.power_spectrum(
         xr.DataArray(sine, dims=["lat", "lon"], coords={"lat": lat, "lon": lon})
     )
-    assert int(s.argmax()) == 5
+    assert int(s.argmax("zonal_wavenumber")) == 5
     np.testing.assert_allclose(s.sel(zonal_wavenumber=5).item(), 4.5)  # mean of (3 sin)^2
+
+
+def test_spherical_power_spectrum_of_a_single_harmonic():
+    # Y_20 ∝ P_2(sin lat) = (3 sin^2 - 1) / 2: all power at degree 2; total = area-mean x^2.
+    lat, lon = np.linspace(-90, 90, 33), np.arange(64) * 360 / 64
+    s = np.sin(np.deg2rad(lat))[:, None] + 0 * lon
+    x = xr.DataArray(
+        np.stack([(3 * s**2 - 1) / 2, 2.0 + 0 * s]),
+        dims=["sample", "lat", "lon"],
+        coords={"lat": lat, "lon": lon},
+    )
+    spec = metrics.power_spectrum(x, kind="spherical")
+    assert spec.dims == ("sample", "degree") and spec.sizes["degree"] == 32
+    assert int(spec.isel(sample=0).argmax("degree")) == 2 and int(spec.isel(sample=1).argmax("degree")) == 0
+    exact = [0.2, 4.0]  # mean over the sphere of P_2(sin lat)^2 = 1/5, and of 2^2
+    np.testing.assert_allclose(spec.sum("degree").values, exact, rtol=1e-5)
+    np.testing.assert_allclose(spec.isel(sample=0).drop_sel(degree=2).values, 0, atol=1e-9)
 
 
 def test_scorecard_relative_difference():
