@@ -284,6 +284,14 @@ def simulate(config: ToyPlanetConfig = ToyPlanetConfig(), progress: bool = True)
     `geopotential_at_surface`, `land_sea_mask`.
     """
     import jax
+
+    # dinosaur relies on implicit rank promotion; our tests make it an error.
+    with jax.numpy_rank_promotion("allow"):
+        return _simulate(config, progress)
+
+
+def _simulate(config: ToyPlanetConfig, progress: bool) -> xarray.Dataset:
+    import jax
     from dinosaur import (
         coordinate_systems,
         primitive_equations,
@@ -489,6 +497,11 @@ def split_by_time(ds: xarray.Dataset) -> dict[str, xarray.Dataset]:
     """Contiguous train / validation / test pieces in time order (SPLIT_FRACTIONS)."""
     n = ds.sizes["time"]
     edges = np.round(np.cumsum((0.0,) + SPLIT_FRACTIONS) * n).astype(int)
+    if np.any(np.diff(edges) < 3):
+        raise ValueError(
+            f"{n} time steps are too few for three splits of >= 3 steps each "
+            "(one window). Fix: ask for at least 18 steps (--num-steps 18 or more)."
+        )
     return {
         name: ds.isel(time=slice(int(edges[i]), int(edges[i + 1]))) for i, name in enumerate(SPLITS)
     }
