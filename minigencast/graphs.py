@@ -169,14 +169,16 @@ def closest_faces(points, mesh, num_candidates: int = 8, chunk: int = 65536) -> 
     # Unit normals as trimesh computes them: (b - a) x (c - b), times 1 / |n|.
     normals = np.cross(b - a, c - b)
     normals = normals * (1.0 / np.sqrt(_row_dot(normals, normals)))[:, None]
-    # Fast path. If p's orthogonal projection onto the plane of face f falls strictly
-    # inside f, then f holds the closest point of the whole (convex) mesh. The
+    # Fast path. If p lies outside the plane of face f and its orthogonal projection
+    # onto that plane falls strictly inside f, then f holds the closest point of the
+    # whole (convex) mesh: the plane separates p from the mesh. The
     # projection is inside iff the three "edge functions" e_ab(p) = (n x (b - a)).(p - a),
     # e_bc, e_ca are all positive; each is one dot product with a per-face vector.
     edge_normals = np.stack(
         [np.cross(normals, b - a), np.cross(normals, c - b), np.cross(normals, a - c)], 1
     )
     edge_offsets = (edge_normals * np.stack([a, b, c], 1)).sum(-1)  # [F, 3]
+    plane_offsets = (normals * a).sum(-1)  # [F]
     tree = scipy.spatial.cKDTree(triangles.mean(axis=1))
     k_fast, k_exact = min(4, len(triangles)), min(num_candidates, len(triangles))
     result = np.empty(len(points), dtype=np.int64)
@@ -187,7 +189,9 @@ def closest_faces(points, mesh, num_candidates: int = 8, chunk: int = 65536) -> 
         cand = cand.reshape(num, k_fast)
         # [P, k, 3, 3] @ [P, 1, 3, 1]: the 3 edge functions of each candidate face.
         inside = (edge_normals[cand] @ p[:, None, :, None])[..., 0] - edge_offsets[cand]
-        margin = inside.min(axis=2)  # [P, k]
+        # ... and p must lie on the outer side of f's plane (n . (p - a) > 0).
+        height = (normals[cand] @ p[:, :, None])[..., 0] - plane_offsets[cand]
+        margin = np.minimum(inside.min(axis=2), height)  # [P, k]
         first = margin.argmax(axis=1)
         chosen = cand[np.arange(num), first]
         hard = np.flatnonzero(margin[np.arange(num), first] <= 1e-10)

@@ -1,0 +1,273 @@
+"""Grid2mesh / mesh2grid graphs, features and the k-hop attention mask (spec 6.4, 6.7, 7)."""
+
+import json
+import os
+import pathlib
+
+import numpy as np
+import pytest
+import scipy.sparse
+import scipy.sparse.csgraph
+
+from minigencast import geometry, graphs, icosahedral_mesh
+
+
+def _parity_dir():
+    candidates = [
+        os.environ.get("MINIGENCAST_PARITY_DIR"),
+        pathlib.Path(__file__).parent / "parity" / "open",
+        pathlib.Path("/work/shared/parity/open"),
+    ]
+    for c in candidates:
+        if c and (pathlib.Path(c) / "graphs.npz").exists():
+            return pathlib.Path(c)
+    pytest.skip("parity vectors (graphs.npz) not found")
+
+
+@pytest.fixture(autouse=True)
+def _private_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("MINIGENCAST_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(graphs, "_MEMORY_CACHE", {})
+
+
+def _pairs(senders, receivers):
+    return sorted(zip(np.asarray(senders).tolist(), np.asarray(receivers).tolist(), strict=True))
+
+
+def _tied_faces(point, mesh, tol=1e-12):
+    """All faces at minimal squared distance (up to rounding) from `point`, by brute force."""
+    tri = mesh.vertices.astype(np.float64)[mesh.faces]
+    p = np.broadcast_to(np.asarray(point, np.float64), (len(tri), 3))
+    q = graphs._closest_points_on_triangles(p, tri[:, 0], tri[:, 1], tri[:, 2])
+    d2 = ((p - q) ** 2).sum(-1)
+    return set(np.flatnonzero(d2 <= d2.min() + tol).tolist())
+
+
+@pytest.mark.parity
+def test_parity_graphs_identical_to_deepmind():
+    folder = _parity_dir()
+    ref = np.load(folder / "graphs.npz")
+    meta = json.loads((folder / "meta.json").read_text())
+    lat, lon = np.asarray(meta["grid"]["lat"]), np.asarray(meta["grid"]["lon"])
+    arch = meta["denoiser_architecture_config"]
+    g = graphs.build_graphs(
+        lat,
+        lon,
+        arch["mesh_size"],
+        arch["radius_query_fraction_edge_length"],
+        arch["sparse_transformer_config"]["attention_k_hop"],
+    )
+    assert set(g) == set(ref.files) == set(graphs.GRAPH_KEYS)
+    for key in ref.files:
+        assert g[key].shape == ref[key].shape, key
+        assert g[key].dtype == ref[key].dtype, key
+    # Mesh, mesh edges, node features, grid2mesh and mask: identical (incl. order).
+    for key in [
+        "mesh_vertices",
+        "mesh_faces",
+        "mesh_node_lat",
+        "mesh_node_lon",
+        "mesh_senders",
+        "mesh_receivers",
+        "grid2mesh_senders",
+        "grid2mesh_receivers",
+        "attention_mask_rows",
+        "attention_mask_cols",
+    ]:
+        np.testing.assert_array_equal(g[key], ref[key], err_msg=key)
+    for key in [
+        "grid_node_structural_features",
+        "mesh_node_structural_features",
+        "grid2mesh_edge_features",
+    ]:
+        np.testing.assert_allclose(g[key], ref[key], rtol=0, atol=1e-6, err_msg=key)
+    # Mesh2grid: identical except at grid points exactly equidistant from two faces,
+    # where trimesh's choice depends on its r-tree order (see graphs.closest_faces).
+    ours = g["mesh2grid_senders"].reshape(-1, 3)
+    theirs = ref["mesh2grid_senders"].reshape(-1, 3)
+    np.testing.assert_array_equal(g["mesh2grid_receivers"], ref["mesh2grid_receivers"])
+    differ = np.flatnonzero(np.any(ours != theirs, axis=1))
+    assert len(differ) <= 1, differ  # one such point (lat 0, lon 0) on this grid
+    mesh = icosahedral_mesh.TriangularMesh(g["mesh_vertices"], g["mesh_faces"])
+    grid_lat, grid_lon = geometry.grid_lat_lon(lat.astype(np.float32), lon.astype(np.float32))
+    xyz = geometry.lat_lon_to_xyz(grid_lat, grid_lon)
+    face_of = {tuple(f): i for i, f in enumerate(mesh.faces.tolist())}
+    for i in differ:
+        tied = _tied_faces(xyz[i], mesh)
+        assert (
+            len(tied) >= 2 and face_of[tuple(theirs[i])] in tied and face_of[tuple(ours[i])] in tied
+        )
+    same = np.repeat(np.all(ours == theirs, axis=1), 3)
+    np.testing.assert_allclose(
+        g["mesh2grid_edge_features"][same], ref["mesh2grid_edge_features"][same], atol=1e-6
+    )
+    # The graph facts recorded in meta.json.
+    facts = meta["graph"]
+    per_node = np.bincount(g["attention_mask_rows"])
+    in_degree = np.bincount(g["grid2mesh_receivers"], minlength=len(g["mesh_vertices"]))
+    assert len(g["grid_node_structural_features"]) == facts["num_grid_nodes"]
+    assert len(g["mesh_vertices"]) == facts["num_mesh_nodes"]
+    assert len(g["mesh_faces"]) == facts["num_mesh_faces"]
+    assert len(g["mesh_senders"]) == facts["num_mesh_edges_directed"]
+    assert len(g["grid2mesh_senders"]) == facts["num_grid2mesh_edges"]
+    assert len(g["mesh2grid_senders"]) == facts["num_mesh2grid_edges"]
+    assert len(g["attention_mask_rows"]) == facts["attention_mask_nonzeros"]
+    assert per_node.mean() == pytest.approx(facts["attention_mask_neighbours_per_node_mean"])
+    assert per_node.max() == facts["attention_mask_neighbours_per_node_max"]
+    rows, cols = g["attention_mask_rows"], g["attention_mask_cols"]
+    assert graphs.tri_block_size(rows, cols) == facts["attention_mask_tri_block_size"]
+    assert in_degree.max() == facts["grid2mesh_max_in_degree"]
+    assert in_degree.min() == facts["grid2mesh_min_in_degree"]
+    no_edge = len(grid_lat) - len(np.unique(g["grid2mesh_senders"]))
+    assert no_edge == facts["grid_nodes_without_grid2mesh_edge"]
+    radius = np.float32(icosahedral_mesh.max_edge_length(mesh) * 0.6)
+    assert radius == pytest.approx(facts["grid2mesh_query_radius"], abs=1e-7)
+
+
+@pytest.mark.parametrize("splits", [0, 1, 2, 3])
+def test_closest_faces_agree_with_brute_force(splits):
+    mesh = icosahedral_mesh.build_mesh(splits)
+    rng = np.random.default_rng(splits)
+    points = rng.normal(size=(400, 3))
+    points /= np.linalg.norm(points, axis=1, keepdims=True)
+    found = graphs.closest_faces(points, mesh)
+    for p, f in zip(points, found, strict=True):
+        assert f in _tied_faces(p, mesh)
+
+
+def test_grid2mesh_agrees_with_brute_force():
+    mesh = icosahedral_mesh.build_mesh(2)
+    lat, lon = geometry.grid_lat_lon(np.linspace(-90, 90, 19), np.arange(36) * 10.0)
+    xyz = geometry.lat_lon_to_xyz(lat, lon)
+    radius = 0.25
+    senders, receivers = graphs.grid2mesh_edges(xyz, mesh.vertices, radius)
+    dist = np.linalg.norm(xyz[:, None, :] - mesh.vertices[None, :, :].astype(np.float64), axis=-1)
+    expected_g, expected_m = np.nonzero(dist <= radius)
+    np.testing.assert_array_equal(senders, expected_g)  # grid-major, then mesh index
+    np.testing.assert_array_equal(receivers, expected_m)
+
+
+@pytest.mark.parametrize("splits, k", [(1, 1), (2, 3), (3, 5)])
+def test_attention_mask_is_k_hop_reachability(splits, k):
+    mesh = icosahedral_mesh.build_mesh(splits)
+    senders, receivers = icosahedral_mesh.faces_to_edges(mesh.faces)
+    n = len(mesh.vertices)
+    rows, cols = graphs.attention_mask(senders, receivers, n, k, chunk=50)
+    # Reference 1: hop distances by breadth-first search.
+    adjacency = scipy.sparse.csr_matrix((np.ones(len(senders)), (senders, receivers)), shape=(n, n))
+    hops = scipy.sparse.csgraph.shortest_path(adjacency, unweighted=True)
+    np.testing.assert_array_equal(graphs.dense_attention_mask(rows, cols, n), hops <= k)
+    # Reference 2: (A + I)^k as a *matrix* power (csr_matrix; csr_array ** k is elementwise).
+    power = (adjacency + scipy.sparse.identity(n, format="csr")) ** k
+    assert isinstance(power, scipy.sparse.spmatrix)
+    np.testing.assert_array_equal(power.toarray() > 0, hops <= k)
+    # COO sorted by row, then column.
+    key = rows.astype(np.int64) * n + cols
+    assert np.all(np.diff(key) > 0)
+
+
+def test_attention_layouts_agree():
+    mesh = icosahedral_mesh.build_mesh(2)
+    senders, receivers = icosahedral_mesh.faces_to_edges(mesh.faces)
+    n = len(mesh.vertices)
+    rows, cols = graphs.attention_mask(senders, receivers, n, 3)
+    dense = graphs.dense_attention_mask(rows, cols, n)
+    idx, valid = graphs.attention_neighbours(rows, cols, n)
+    assert idx.shape == valid.shape == (n, np.bincount(rows).max())
+    rebuilt = np.zeros((n, n), bool)
+    rebuilt[np.repeat(np.arange(n), idx.shape[1])[valid.ravel()], idx[valid]] = True
+    np.testing.assert_array_equal(rebuilt, dense)
+    assert np.all(idx[~valid] == np.nonzero(~valid)[0])  # padding points at the row itself
+    np.testing.assert_array_equal(dense, dense.T)
+    b = graphs.tri_block_size(rows, cols)
+    i, j = np.nonzero(dense)
+    assert np.abs(i // b - j // b).max() <= 1  # only the own and the adjacent blocks
+
+
+def test_one_degree_mini_facts():
+    """spec 6.4 and 12.6 at 1 deg / splits 4 / k 16 (the Mini configuration)."""
+    g = graphs.build_graphs(np.linspace(-90, 90, 181), np.arange(360.0), 4, 0.6, 16, cache=False)
+    assert len(g["grid_node_structural_features"]) == 65160
+    assert len(g["grid2mesh_senders"]) == 102486
+    assert len(g["mesh2grid_senders"]) == 195480
+    assert len(g["attention_mask_rows"]) == 1907922
+    in_degree = np.bincount(g["grid2mesh_receivers"], minlength=2562)
+    assert in_degree.max() == 937 and np.median(in_degree) == 30 and in_degree.min() >= 1
+    assert abs(g["mesh_node_lat"][in_degree.argmax()]) == pytest.approx(87.3, abs=0.05)
+    assert len(np.unique(g["grid2mesh_senders"])) == 65160  # every grid node sends
+    per_node = np.bincount(g["attention_mask_rows"])
+    assert per_node.mean() == pytest.approx(744.7, abs=0.05) and per_node.max() == 766
+    rows, cols = g["attention_mask_rows"], g["attention_mask_cols"]
+    assert graphs.tri_block_size(rows, cols) == 1297
+    for key in ["grid2mesh_edge_features", "mesh2grid_edge_features"]:
+        assert g[key].dtype == np.float32 and g[key][:, 0].max() == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("k, nnz, mean, largest, block", [(8, 542922, 211.9, 217, 649)])
+def test_mask_statistics_splits_4(k, nnz, mean, largest, block):
+    mesh = icosahedral_mesh.build_mesh(4)
+    senders, receivers = icosahedral_mesh.faces_to_edges(mesh.faces)
+    rows, cols = graphs.attention_mask(senders, receivers, len(mesh.vertices), k)
+    per_node = np.bincount(rows)
+    assert len(rows) == nnz and per_node.max() == largest
+    assert per_node.mean() == pytest.approx(mean, abs=0.05)
+    assert graphs.tri_block_size(rows, cols) == block
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "splits, k, nnz, largest, block",
+    [(5, 16, 8182482, 817, 2577), (5, 32, 29668002, 2982, 5153), (6, 16, 33280722, 817, 5137)],
+)
+def test_mask_statistics_large(splits, k, nnz, largest, block):
+    mesh = icosahedral_mesh.build_mesh(splits)
+    senders, receivers = icosahedral_mesh.faces_to_edges(mesh.faces)
+    rows, cols = graphs.attention_mask(senders, receivers, len(mesh.vertices), k)
+    assert len(rows) == nnz and np.bincount(rows).max() == largest
+    assert graphs.tri_block_size(rows, cols) == block
+
+
+@pytest.mark.slow
+def test_one_degree_splits_5_facts():
+    g = graphs.build_graphs(np.linspace(-90, 90, 181), np.arange(360.0), 5, 0.6, 16, cache=False)
+    assert len(g["grid2mesh_senders"]) == 101892
+    assert np.bincount(g["grid2mesh_receivers"]).max() == 594
+    assert len(g["mesh2grid_senders"]) == 195480
+
+
+@pytest.mark.slow
+def test_quarter_degree_facts():
+    g = graphs.build_graphs(
+        np.linspace(-90, 90, 721), np.arange(1440) * 0.25, 6, 0.6, 32, cache=False
+    )
+    assert len(g["grid2mesh_senders"]) == 1618818
+    in_degree = np.bincount(g["grid2mesh_receivers"], minlength=40962)
+    assert in_degree.max() == 3753 and in_degree.min() >= 1
+    assert len(np.unique(g["grid2mesh_senders"])) == 1038240
+    assert len(g["mesh2grid_senders"]) == 3114720
+    assert len(g["attention_mask_rows"]) == 127019682
+    per_node = np.bincount(g["attention_mask_rows"])
+    assert per_node.mean() == pytest.approx(3100.9, abs=0.05) and per_node.max() == 3169
+
+
+def test_cache_in_memory_and_on_disk(tmp_path):
+    lat, lon = np.linspace(-90, 90, 7), np.arange(12) * 30.0
+    first = graphs.build_graphs(lat, lon, 1, 0.6, 2)
+    assert graphs.build_graphs(lat, lon, 1, 0.6, 2) is first  # memory
+    assert not first["mesh_vertices"].flags.writeable
+    folder = graphs.cache_dir() / graphs.cache_key(lat, lon, 1, 0.6, 2)
+    assert folder.is_dir() and folder.parent == tmp_path / "cache"
+    graphs._MEMORY_CACHE.clear()
+    loaded = graphs.build_graphs(lat, lon, 1, 0.6, 2)  # disk
+    assert loaded is not first
+    for key in graphs.GRAPH_KEYS:
+        np.testing.assert_array_equal(loaded[key], first[key])
+    # A different k (or grid, or splits) is a different entry.
+    other = graphs.build_graphs(lat, lon, 1, 0.6, 3)
+    assert len(other["attention_mask_rows"]) > len(first["attention_mask_rows"])
+    assert graphs.cache_key(lat, lon, 1, 0.6, 2) != graphs.cache_key(lat[:-1], lon, 1, 0.6, 2)
+
+
+def test_bad_grid_is_refused():
+    with pytest.raises(ValueError, match="sortby"):
+        graphs.build_graphs(np.linspace(90, -90, 7), np.arange(12) * 30.0, 1, 0.6, 2)
