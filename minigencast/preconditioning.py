@@ -121,9 +121,11 @@ def denoise(raw_fn: RawFn, x: jax.Array, sigma) -> jax.Array:
       The denoised estimate of y, shaped like x.
     """
     check_positive_sigma(sigma)
-    sigma = jnp.asarray(sigma, x.dtype)
-    raw = raw_fn(c_in(sigma) * x, sigma)
-    return c_skip(sigma) * x + c_out(sigma) * raw
+    # sigma and the coefficients stay in >= float32 (the encoder takes ln sigma);
+    # the network input and the result take x's dtype.
+    sigma = jnp.asarray(sigma, jnp.promote_types(x.dtype, jnp.float32))
+    raw = raw_fn((c_in(sigma) * x).astype(x.dtype), sigma)
+    return (c_skip(sigma) * x + c_out(sigma) * raw).astype(x.dtype)
 
 
 def make_denoise_fn(raw_fn: RawFn) -> Callable[[jax.Array, jax.Array], jax.Array]:

@@ -126,6 +126,18 @@ def test_gradient_through_wrapper_matches_finite_differences():
     assert np.all(np.isfinite(gx)) and np.any(gx != 0)
 
 
+def test_denoise_keeps_low_precision_dtype_but_tells_the_network_float32_sigma():
+    seen = {}
+
+    def raw_fn(xs, sigma):
+        seen["xs"], seen["sigma"] = xs.dtype, sigma.dtype
+        return xs
+
+    out = preconditioning.denoise(raw_fn, jnp.ones((2, 3), jnp.bfloat16), 0.03)
+    assert out.dtype == jnp.bfloat16 and seen["xs"] == jnp.bfloat16
+    assert seen["sigma"] == jnp.float32
+
+
 def test_wrapper_jit_equals_eager_and_vmap_equals_loop():
     params, raw = _small_network(jax.random.key(6))
     xs = jax.random.normal(jax.random.key(7), (3, 6, 4))
@@ -217,6 +229,23 @@ def test_noise_encoder_matches_deepmind_reference():
         np.testing.assert_allclose(ours, expected[:, b], atol=5e-6, rtol=0)
     jitted = jax.jit(lambda s: preconditioning.noise_encoder(params, cfg, s))(sigma)
     np.testing.assert_allclose(jitted, expected[:, 0], atol=5e-6, rtol=0)
+
+
+@pytest.mark.parity
+def test_denoise_matches_deepminds_preconditioned_output():
+    """D = c_skip x + c_out F with the reference's own F and x (expected_output.nc)."""
+    xarray = pytest.importorskip("xarray")
+    d = _parity_dir()
+    noisy = xarray.load_dataset(d / "noisy_targets.nc")
+    raw = xarray.load_dataset(d / "expected_raw_output.nc")
+    expected = xarray.load_dataset(d / "expected_output.nc")
+    for i, sigma in enumerate(noisy.sigma.values):
+        for name in expected.data_vars:
+            x = jnp.asarray(noisy[name].isel(sigma=i).values)
+            f_ref = jnp.asarray(raw[name].isel(sigma=i).values)
+            ours = preconditioning.denoise(lambda xs, s, f=f_ref: f, x, float(sigma))
+            ref = expected[name].isel(sigma=i).values
+            np.testing.assert_allclose(ours, ref, atol=2e-5 * np.abs(ref).max(), rtol=0)
 
 
 # --------------------------------------------------------------------------
