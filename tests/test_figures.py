@@ -142,3 +142,17 @@ def test_cli_evaluate(setup, tmp_path, capsys):
     argv[4] = str(tmp_path / "other.nc")
     assert cli.main(argv) == 2
     assert "different grids" in capsys.readouterr().err
+
+
+def test_embedded_truth_joins_splits(tmp_path, monkeypatch):
+    # A stand-in for the embedded dataset: three split files under toy_planet/.
+    truth = toy_truth(n_time=20, seed=4)
+    folder = tmp_path / "toy_planet"
+    folder.mkdir()
+    truth.isel(time=slice(0, 10)).to_netcdf(folder / "train.nc")
+    truth.isel(time=slice(10, 15)).to_netcdf(folder / "validation.nc")
+    truth.isel(time=slice(14, 20)).to_netcdf(folder / "test.nc")  # one duplicated time
+    monkeypatch.setenv("MINIGENCAST_DATA_DIR", str(tmp_path))
+    joined = figures.embedded_truth()
+    np.testing.assert_array_equal(joined["time"].values, truth["time"].values)
+    xr.testing.assert_allclose(joined.compute(), truth.astype(np.float32), rtol=1e-6)

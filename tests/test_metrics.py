@@ -432,7 +432,10 @@ def test_spherical_power_spectrum_of_a_single_harmonic():
     )
     spec = metrics.power_spectrum(x, kind="spherical")
     assert spec.dims == ("sample", "degree") and spec.sizes["degree"] == 32
-    assert int(spec.isel(sample=0).argmax("degree")) == 2 and int(spec.isel(sample=1).argmax("degree")) == 0
+    assert (
+        int(spec.isel(sample=0).argmax("degree")) == 2
+        and int(spec.isel(sample=1).argmax("degree")) == 0
+    )
     exact = [0.2, 4.0]  # mean over the sphere of P_2(sin lat)^2 = 1/5, and of 2^2
     np.testing.assert_allclose(spec.sum("degree").values, exact, rtol=1e-5)
     np.testing.assert_allclose(spec.isel(sample=0).drop_sel(degree=2).values, 0, atol=1e-9)
@@ -442,3 +445,35 @@ def test_scorecard_relative_difference():
     a = xr.DataArray([1.0, 2.0], dims=["lead_time"])
     b = xr.DataArray([2.0, 2.0], dims=["lead_time"])
     np.testing.assert_allclose(metrics.scorecard(a, b).values, [-0.5, 0.0])
+
+
+def test_custom_weights_match_scores():
+    forecast, truth = _random_pair(21, nan_land=True)
+    w = xr.DataArray(np.random.default_rng(0).random((7, 12)), dims=["lat", "lon"])
+    ours = metrics.crps(forecast, truth, weights=w, preserve_dims=["time"])
+    ref = scores.probability.crps_for_ensemble(
+        forecast, truth, "sample", method="fair", preserve_dims=["time"], weights=w
+    )
+    np.testing.assert_allclose(ours.values, ref.values, rtol=RTOL)
+
+
+def test_every_metric_stays_lazy_with_dask():
+    forecast, truth = _random_pair(22, m=6, nan_land=True)
+    lazy_f, lazy_t = forecast.chunk({"time": 2}), truth.chunk({"time": 2})
+    calls = {
+        "rmse": lambda f, t: metrics.rmse(f, t, preserve_dims=["time"]),
+        "rmse_debiased": lambda f, t: metrics.rmse(f, t, debiased=True),
+        "ssr": lambda f, t: metrics.spread_skill_ratio(f, t),
+        "rank": lambda f, t: metrics.rank_histogram(f, t),
+        "brier": lambda f, t: metrics.brier_score(f, t, 0.5, fair=True),
+        "rev": lambda f, t: metrics.relative_economic_value(f, t, 0.5, [0.1, 0.3, 0.5]),
+        "pooled_avg": lambda f, t: metrics.pooled_crps(f, t, [0.0, 2000.0]),
+        "pooled_max": lambda f, t: metrics.pooled_crps(f, t, [2000.0], pooling="max"),
+        "spectrum": lambda f, t: metrics.power_spectrum(f),
+    }
+    for name, fn in calls.items():
+        lazy = fn(lazy_f, lazy_t)
+        assert lazy.chunks is not None, name
+        np.testing.assert_allclose(
+            lazy.compute().values, fn(forecast, truth).values, rtol=1e-12, err_msg=name
+        )
