@@ -184,12 +184,13 @@ def _dpm_solver_2s_step(denoise_fn, x, sigma_hat, sigma_mid, sigma_next):
     x0 = denoise_fn(x, sigma_hat)
     # Exponential-integrator step to the log-midpoint with D frozen at x0 (first order).
     ratio_mid = sigma_mid / sigma_hat
-    x_mid = ratio_mid * x + (1.0 - ratio_mid) * x0
+    x_mid = (ratio_mid * x + (1.0 - ratio_mid) * x0).astype(x.dtype)
     # The midpoint estimate D(x_mid; sigma_mid) makes the full step second order.
     x0_mid = denoise_fn(x_mid, sigma_mid)
     ratio_next = sigma_next / sigma_hat
     x_next = ratio_next * x + (1.0 - ratio_next) * x0_mid
-    return x_next, x0
+    # Keep the state's dtype whatever precision the denoiser returns (a scan carry).
+    return x_next.astype(x.dtype), x0.astype(x.dtype)
 
 
 def _run(denoise_fn, key, template, config, noise_fn, record):
