@@ -12,7 +12,10 @@ treat them as any other (ensemble) forecast:
 The climatological ensemble is the probabilistic baseline of WeatherBench-2 style
 CRPS comparisons (a "probabilistic climatology"); the climatological mean is the
 deterministic one (its CRPS is its MAE). Reference states must not overlap the
-verification period (use the training split).
+verification period, or exclude the days around each valid time (`exclude_days`):
+the embedded toy planet has a single year, so its climatology for the test season
+(Nov-Dec) must draw on the test period itself, minus +-exclude_days around the
+valid time (quickstart.py) -- a baseline that knows the season's statistics.
 """
 
 from __future__ import annotations
@@ -81,13 +84,22 @@ def _hour(times):
     return ((t - t.astype("datetime64[D]")) / np.timedelta64(1, "h")).round().astype(int)
 
 
-def analogue_indices(reference_times, valid_time, window_days: float) -> np.ndarray:
-    """Indices of reference times at valid_time's hour within +-window_days (circular doy)."""
-    doy_ref = _day_of_year(reference_times)
+def analogue_indices(reference_times, valid_time, window_days: float,
+                     exclude_days: float = 0.0) -> np.ndarray:
+    """Indices of reference times at valid_time's hour within +-window_days (circular doy).
+
+    Reference times closer than `exclude_days` to valid_time itself are left out, so a
+    reference period that overlaps the verification period does not put the truth (or
+    states still correlated with it) into the climatology.
+    """
+    ref = np.asarray(reference_times, "datetime64[ns]")
+    doy_ref = _day_of_year(ref)
     doy = _day_of_year(np.asarray([valid_time]))[0]
     dist = np.abs((doy_ref - doy + 182.62) % 365.2422 - 182.62)
-    same_hour = _hour(reference_times) == _hour(np.asarray([valid_time]))[0]
-    idx = np.flatnonzero(same_hour & (dist <= window_days))
+    same_hour = _hour(ref) == _hour(np.asarray([valid_time]))[0]
+    far = np.abs(ref - np.datetime64(valid_time, "ns")) >= np.timedelta64(
+        int(exclude_days * 86400), "s")
+    idx = np.flatnonzero(same_hour & (dist <= window_days) & far)
     if idx.size == 0:
         raise ValueError(
             f"no reference state within {window_days} days of {valid_time} at the same hour; "
@@ -97,14 +109,14 @@ def analogue_indices(reference_times, valid_time, window_days: float) -> np.ndar
 
 
 def climatology(reference: xarray.Dataset, init_times, lead_times, window_days: float = 15.0,
-                variables=None) -> xarray.Dataset:
+                exclude_days: float = 0.0, variables=None) -> xarray.Dataset:
     """Climatological mean for each valid time (sample = 1)."""
     valid = _valid_times(init_times, lead_times)
     names = _variables(reference, variables)
     out = {n: [] for n in names}
     ref = {n: reference[n].values for n in names}
     for v in valid.ravel():
-        idx = analogue_indices(reference["time"].values, v, window_days)
+        idx = analogue_indices(reference["time"].values, v, window_days, exclude_days)
         for n in names:
             out[n].append(ref[n][idx].mean(0))
     shaped = {
@@ -115,7 +127,7 @@ def climatology(reference: xarray.Dataset, init_times, lead_times, window_days: 
 
 def climatological_ensemble(reference: xarray.Dataset, init_times, lead_times,
                             num_members: int = 8, window_days: float = 15.0,
-                            variables=None) -> xarray.Dataset:
+                            exclude_days: float = 0.0, variables=None) -> xarray.Dataset:
     """`num_members` reference states around each valid time's day of year (sample = M).
 
     Members are evenly spaced through the sorted analogue list (deterministic), so
@@ -126,7 +138,7 @@ def climatological_ensemble(reference: xarray.Dataset, init_times, lead_times,
     ref = {n: reference[n].values for n in names}
     picks = []
     for v in valid.ravel():
-        idx = analogue_indices(reference["time"].values, v, window_days)
+        idx = analogue_indices(reference["time"].values, v, window_days, exclude_days)
         picks.append(idx[np.linspace(0, idx.size - 1, num_members).round().astype(int)])
     picks = np.stack(picks, axis=1)  # [M, init*lead]
     shaped = {}

@@ -28,21 +28,70 @@ def _add_quickstart(sub):
     p = sub.add_parser(
         "quickstart",
         help="Train (or load) a small model on the embedded dataset, forecast and verify it.",
-        description="API twin: minigencast.quickstart.quickstart().",
+        description=(
+            "The first thing to run. On the embedded toy-planet dataset: load the CPU-preset "
+            "model shipped in data/pretrained/ (--pretrained, ~2-4 min on a laptop CPU) or "
+            "train it from scratch (about an hour on 2 cores), forecast an ensemble from "
+            "held-out initial conditions, score it (CRPS, RMSE, spread/skill) against "
+            "persistence and climatology, and write forecast.nc, report.json and PNG figures "
+            "into --out. API twin: minigencast.quickstart.quickstart()."
+        ),
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    p.add_argument("--out", default="quickstart_out", help="Output folder (default: %(default)s).")
+    p.add_argument("--out", default="quickstart_out", help="Output folder.")
     p.add_argument(
         "--pretrained",
         action="store_true",
-        help="Load the small checkpoint shipped in data/ instead of training.",
+        help="Load the small checkpoint shipped in data/pretrained/ instead of training.",
     )
+    p.add_argument("--num_samples", type=int, default=8, help="Ensemble members.")
+    p.add_argument("--num_inits", type=int, default=6, help="Initialisation times verified.")
+    p.add_argument("--num_steps", type=int, default=10, help="12 h steps (10 = 5 days).")
+    p.add_argument("--seed", type=int, default=0, help="Ensemble seed.")
     p.set_defaults(run=_run_quickstart)
 
 
 def _run_quickstart(args):
     from minigencast import quickstart
 
-    quickstart.quickstart(out=args.out, pretrained=args.pretrained)
+    quickstart.quickstart(
+        out=args.out,
+        pretrained=args.pretrained,
+        num_members=args.num_samples,
+        num_inits=args.num_inits,
+        num_steps=args.num_steps,
+        seed=args.seed,
+    )
+
+
+def _open_data(spec, split="train"):
+    """'embedded' / 'embedded:SPLIT' or a NetCDF/zarr path -> (canonical dataset, stats or None)."""
+    from minigencast import data
+
+    if spec.startswith("embedded"):
+        split = spec.split(":", 1)[1] if ":" in spec else split
+        if split == "train":  # train + validation; `train` holds out the last part itself
+            from minigencast import quickstart
+
+            return quickstart.training_data(), data.embedded_stats()
+        return data.load_embedded(split), data.embedded_stats()
+    import xarray
+
+    from minigencast.data import layouts
+
+    ds = xarray.open_zarr(spec) if spec.rstrip("/").endswith(".zarr") else xarray.open_dataset(spec)
+    return layouts.to_canonical(ds), None
+
+
+def _stats(args, default):
+    from minigencast import normalization
+
+    if getattr(args, "stats", None):
+        return normalization.load_stats(args.stats)
+    if default is None:
+        raise ValueError("--stats DIR is required for datasets other than the embedded one "
+                         "(compute them with `minigencast stats`)")
+    return default
 
 
 # --------------------------------------------------------------------------- data
@@ -229,23 +278,156 @@ def _run_info(args):
 
 
 # --------------------------------------------------------------------------- train
+_TRAIN_HELP = {
+    "batch_size": "windows per step (divisible by the number of devices)",
+    "num_steps": "optimiser steps in total (a resumed run continues up to this)",
+    "peak_learning_rate": "AdamW learning rate after warm-up",
+    "warmup_steps": "linear warm-up steps from 0 to the peak",
+    "final_learning_rate_fraction": "cosine decay ends at peak * this",
+    "weight_decay": "AdamW decoupled weight decay",
+    "adam_b1": "AdamW beta1",
+    "adam_b2": "AdamW beta2",
+    "max_grad_norm": "clip the global gradient norm to this",
+    "ema_decay": "EMA of the weights for evaluation/saving (0 = off)",
+    "remat": "recompute activations in the backward pass (less memory, more time)",
+    "seed": "seed of initialisation, shuffling and noise",
+    "validation_fraction": "last fraction of the time span held out for validation",
+    "eval_every": "steps between validation loss/CRPS",
+    "checkpoint_every": "steps between checkpoints",
+    "keep_checkpoints": "newest checkpoints kept",
+    "prefetch": "batches prepared ahead by the loader thread",
+}
+
+
+def _add_config_flags(p, cls):
+    import dataclasses
+
+    for f in dataclasses.fields(cls):
+        kind = {"int": int, "float": float, "bool": _bool}[f.type if isinstance(f.type, str)
+                                                           else f.type.__name__]
+        p.add_argument(f"--{f.name}", type=kind, default=f.default,
+                       help=_TRAIN_HELP.get(f.name, "") + " (TrainConfig.%(dest)s)")
+
+
+def _bool(text):
+    if text.lower() in ("1", "true", "yes", "on"):
+        return True
+    if text.lower() in ("0", "false", "no", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true/false, got {text!r}")
+
+
 def _add_train(sub):
-    p = sub.add_parser("train", help="Train a GenCast denoiser.")
+    from minigencast import config
+
+    p = sub.add_parser(
+        "train",
+        help="Train a GenCast denoiser (resumes automatically from --run_dir).",
+        description=(
+            "Train GenCast's denoiser with its loss (spec sec. 3.3-3.4): AdamW, linear "
+            "warm-up then cosine decay, gradient clipping, optional EMA; data-parallel over "
+            "all local devices. Writes --run_dir/checkpoints/step_N/{model.npz (DeepMind's "
+            "format), train_state.npz}, log.csv, loss_curve.png. Running the same command "
+            "again resumes from the newest checkpoint and reproduces the uninterrupted run. "
+            "Example: minigencast train --preset cpu --data embedded --run_dir runs/cpu. "
+            "API twin: minigencast.train.train()."
+        ),
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("--preset", default="cpu", choices=sorted(config.PRESETS),
+                   help="model configuration (config.preset)")
+    p.add_argument("--data", default="embedded",
+                   help="'embedded' (toy planet: train + validation splits, of which the last "
+                        "validation_fraction is held out) or a NetCDF/zarr dataset")
+    p.add_argument("--stats", default=None,
+                   help="folder of the four *_by_level.nc statistics (default: embedded ones)")
+    p.add_argument("--run_dir", required=True, help="output/resume folder")
+    p.add_argument("--init_checkpoint", default=None,
+                   help="fine-tune from this model.npz (DeepMind's or ours)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    _add_config_flags(p, config.TrainConfig)
     p.set_defaults(run=_run_train)
 
 
 def _run_train(args):
-    raise NotImplementedError("`minigencast train` is being built (issue 8 (training)).")
+    import dataclasses
+    import os
+    import shlex
+
+    from minigencast import checkpoint, config, train
+
+    cfg = config.preset(args.preset)
+    tc = config.TrainConfig(**{f.name: getattr(args, f.name)
+                               for f in dataclasses.fields(config.TrainConfig)})
+    ds, default_stats = _open_data(args.data, "train")
+    stats = _stats(args, default_stats)
+    init = None
+    if args.init_checkpoint:
+        ck = checkpoint.load(args.init_checkpoint)
+        if ck.config.task_config != cfg.task_config:
+            raise ValueError(f"{args.init_checkpoint} was trained for another task config")
+        init = ck.params
+    os.makedirs(args.run_dir, exist_ok=True)
+    with open(os.path.join(args.run_dir, "command.txt"), "a") as f:
+        f.write("minigencast " + " ".join(shlex.quote(a) for a in sys.argv[1:]) + "\n")
+    result = train.train(ds, stats, cfg, tc, args.run_dir, init_params=init,
+                         progress=not args.quiet)
+    print(f"final checkpoint: {result['checkpoint']}")
 
 
 # --------------------------------------------------------------------------- forecast
 def _add_forecast(sub):
-    p = sub.add_parser("forecast", help="Roll out an ensemble forecast.")
+    p = sub.add_parser(
+        "forecast",
+        help="Roll out an ensemble forecast from a checkpoint.",
+        description=(
+            "Autoregressive 12 h steps, each one conditional sample (DPM-Solver++ 2S, spec "
+            "sec. 5); members use fold_in(key(seed), i) so the first N members do not depend "
+            "on the ensemble size. Output (sample, init_time, lead_time, [level,] lat, lon) "
+            "with CF attributes, written chunk by chunk to --out (.nc or .zarr). Example: "
+            "minigencast forecast --checkpoint data/pretrained --data embedded:test "
+            "--init_time 2001-03-01T12 --num_steps 30 --num_samples 8 --out fc.nc. "
+            "API twin: minigencast.forecast.run()."
+        ),
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("--checkpoint", required=True,
+                   help="folder with model.npz (+ metadata.json) or a .npz file")
+    p.add_argument("--data", default="embedded:test",
+                   help="'embedded:SPLIT' or a NetCDF/zarr dataset holding the input frames")
+    p.add_argument("--stats", default=None,
+                   help="statistics folder (default: the checkpoint's stats/ or embedded)")
+    p.add_argument("--init_time", action="append", required=True,
+                   help="time of the last input frame; repeat for several")
+    p.add_argument("--num_steps", type=int, default=30, help="12 h steps (30 = 15 days)")
+    p.add_argument("--num_samples", type=int, default=8, help="ensemble members")
+    p.add_argument("--seed", type=int, default=0, help="ensemble seed")
+    p.add_argument("--chunk_steps", type=int, default=4,
+                   help="steps per compiled chunk (memory ~ this, not num_steps)")
+    p.add_argument("--out", required=True, help="output file, .nc or .zarr")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(run=_run_forecast)
 
 
 def _run_forecast(args):
-    raise NotImplementedError("`minigencast forecast` is being built (issue 8 (forecasting)).")
+    import os
+
+    import numpy as np
+
+    from minigencast import forecast, normalization
+
+    params, cfg, metadata = forecast.load_model(args.checkpoint)
+    ds, default_stats = _open_data(args.data, "test")
+    folder = args.checkpoint if os.path.isdir(args.checkpoint) else os.path.dirname(args.checkpoint)
+    for candidate in (os.path.join(folder, "stats"), os.path.join(folder, "..", "..", "stats")):
+        if not args.stats and default_stats is None and os.path.isdir(candidate):
+            default_stats = normalization.load_stats(candidate)
+    stats = _stats(args, default_stats)
+    init_times = np.asarray(args.init_time, "datetime64[ns]")
+    path = forecast.run(params, cfg, ds, stats, init_times, args.num_steps, args.num_samples,
+                        seed=args.seed, out=args.out, chunk_steps=args.chunk_steps,
+                        metadata=metadata, progress=not args.quiet)
+    print(f"wrote {path}")
 
 
 # --------------------------------------------------------------------------- evaluate

@@ -68,18 +68,18 @@ def forecast_step(params, structure, cfg, layout, static, frames, forcings, key,
 
 
 def _rollout_chunk(params, structure, layout, static, frames, keys, forcing_windows, nan_mask,
-                   *, cfg, noise_fn):
-    """`lax.scan` of `forecast_step` over a chunk, `vmap`ped over members.
+                   noise_fn, *, cfg):
+    """`lax.scan` of `forecast_step` over a chunk, `vmap`ped over inits and members.
 
     Args:
-      frames: [S, T_in, lat, lon, C_t]; keys: [S] member keys.
-      forcing_windows: [K, T_in + 1, lat, lon, C_f] forcings of each step of the chunk.
-      nan_mask: [lat, lon, C_t] bool, where outputs are NaN (SST over land).
+      frames: [I, S, T_in, lat, lon, C_t] (I init times, S members); keys: [S].
+      forcing_windows: [I, K, T_in + 1, lat, lon, C_f] forcings of each step of the chunk.
+      nan_mask: [I, lat, lon, C_t] bool, where outputs are NaN (SST over land).
     Returns:
-      (frames [S, T_in, ...], keys [S], outputs [S, K, lat, lon, C_t]).
+      (frames [I, S, T_in, ...], keys [S], outputs [I, S, K, lat, lon, C_t]).
     """
 
-    def member(frames, key):
+    def member(frames, key, forcing_windows, nan_mask):
         def body(carry, forcings):
             frames, key = carry
             key, step_key = jax.random.split(key)
@@ -93,11 +93,15 @@ def _rollout_chunk(params, structure, layout, static, frames, keys, forcing_wind
         (frames, key), outputs = jax.lax.scan(body, (frames, key), forcing_windows)
         return frames, key, outputs
 
-    return jax.vmap(member)(frames, keys)
+    over_members = jax.vmap(member, in_axes=(0, 0, None, None))
+    frames, keys, outputs = jax.vmap(over_members, in_axes=(0, None, 0, 0))(
+        frames, keys, forcing_windows, nan_mask)
+    return frames, keys[0], outputs
 
 
-# Compiled once per (cfg, noise_fn, shapes); the layout and structure enter as data.
-rollout_chunk = jax.jit(_rollout_chunk, static_argnames=("cfg", "noise_fn"))
+# Compiled once per (cfg, shapes); the layout and structure enter as data.
+# noise_fn (noise.make_spherical_noise_fn) is a pytree carrying its basis: data too.
+rollout_chunk = jax.jit(_rollout_chunk, static_argnames=("cfg",))
 
 
 def member_keys(seed: int, num_members: int):
@@ -116,36 +120,40 @@ def sample_mesh(num_members: int) -> Mesh | None:
 
 def rollout(params, structure, cfg, layout, static, init_frames, forcings, num_steps,
             num_members, noise_fn, seed=0, chunk_steps=4):
-    """Yields (first_step, outputs [S, k, lat, lon, C_t] NumPy) chunk by chunk.
+    """Yields (first_step, outputs [I, S, k, lat, lon, C_t] NumPy) chunk by chunk.
 
     Args:
-      init_frames: [T_in, lat, lon, C_t] physical input frames (may hold SST NaNs).
-      forcings: [T_in + num_steps, lat, lon, C_f] normalised forcings of every time
+      init_frames: [I, T_in, lat, lon, C_t] physical input frames of I init times (may
+        hold SST NaNs).
+      forcings: [I, T_in + num_steps, lat, lon, C_f] normalised forcings of every time
         from the first input frame to the last lead time.
-      num_steps: 12 h steps; num_members: ensemble size S.
+      num_steps: 12 h steps; num_members: ensemble size S (same member keys at every
+        init time).
       chunk_steps: steps per compiled chunk (memory ~ chunk_steps, not num_steps).
     """
     t_in = layout.num_input_times
-    if forcings.shape[0] != t_in + num_steps:
-        raise ValueError(f"forcings cover {forcings.shape[0]} times, need {t_in + num_steps}")
-    nan_mask = np.any(np.isnan(init_frames), axis=0) & layout.nan_fillable
-    frames = windows.fill_nans(np, np.asarray(init_frames, np.float32), layout)
-    frames = np.broadcast_to(frames, (num_members,) + frames.shape)
+    init_frames = np.asarray(init_frames, np.float32)
+    n_init = init_frames.shape[0]
+    if forcings.shape[:2] != (n_init, t_in + num_steps):
+        raise ValueError(f"forcings are {forcings.shape[:2]}, need ({n_init}, {t_in + num_steps})")
+    nan_mask = np.any(np.isnan(init_frames), axis=1) & layout.nan_fillable
+    frames = windows.fill_nans(np, init_frames, layout)
+    frames = np.broadcast_to(frames[:, None], (n_init, num_members) + frames.shape[1:])
     keys = member_keys(seed, num_members)
     mesh = sample_mesh(num_members)
     if mesh is not None:
-        frames = jax.device_put(frames, NamedSharding(mesh, PartitionSpec(SAMPLE_AXIS)))
+        frames = jax.device_put(frames, NamedSharding(mesh, PartitionSpec(None, SAMPLE_AXIS)))
         keys = jax.device_put(keys, NamedSharding(mesh, PartitionSpec(SAMPLE_AXIS)))
-    # Step j uses forcings[j : j + t_in + 1]; pad the tail so every chunk is full.
-    padded = np.concatenate([forcings] + [forcings[-1:]] * chunk_steps, axis=0)
+    # Step j uses forcings[:, j : j + t_in + 1]; pad the tail so every chunk is full.
+    padded = np.concatenate([forcings] + [forcings[:, -1:]] * chunk_steps, axis=1)
     for start in range(0, num_steps, chunk_steps):
-        win = np.stack([padded[j : j + t_in + 1] for j in range(start, start + chunk_steps)])
+        win = np.stack([padded[:, j : j + t_in + 1] for j in range(start, start + chunk_steps)],
+                       axis=1)
         frames, keys, out = rollout_chunk(
-            params, structure, layout, static, frames, keys, win, nan_mask,
-            cfg=cfg, noise_fn=noise_fn,
+            params, structure, layout, static, frames, keys, win, nan_mask, noise_fn, cfg=cfg,
         )
         k = min(chunk_steps, num_steps - start)
-        yield start, np.asarray(jax.device_get(out))[:, :k]
+        yield start, np.asarray(jax.device_get(out))[:, :, :k]
 
 
 # ----------------------------------------------------------------------------- datasets
@@ -160,22 +168,22 @@ def variable_blocks(task):
     return out
 
 
-def chunk_to_dataset(outputs, task, init_time, lead_times, lat, lon, attrs=None):
-    """[S, K, lat, lon, C_t] -> Dataset (sample, init_time=1, lead_time=K, [level,] lat, lon)."""
-    outputs = np.asarray(outputs)
+def chunk_to_dataset(outputs, task, init_times, lead_times, lat, lon, attrs=None):
+    """[I, S, K, lat, lon, C_t] -> Dataset (sample, init_time, lead_time, [level,] lat, lon)."""
+    outputs = np.moveaxis(np.asarray(outputs), 0, 1)  # [S, I, K, lat, lon, C_t]
     data = {}
     for name, idx, levels in variable_blocks(task):
-        block = outputs[..., idx]  # [S, K, lat, lon, n]
+        block = outputs[..., idx]  # [S, I, K, lat, lon, n]
         if levels is None:
-            values, dims = block[..., 0], ("sample", "lead_time", "lat", "lon")
+            values, dims = block[..., 0], ("lat", "lon")
         else:
-            values, dims = np.moveaxis(block, -1, 2), ("sample", "lead_time", "level", "lat", "lon")
-        da = xarray.DataArray(values[:, None], dims=(dims[0], "init_time") + dims[1:])
+            values, dims = np.moveaxis(block, -1, 3), ("level", "lat", "lon")
+        da = xarray.DataArray(values, dims=("sample", "init_time", "lead_time") + dims)
         data[name] = da.assign_attrs((attrs or {}).get(name, {}))
     levels = [c.level for c in stacking.target_channels(task) if c.level is not None]
     coords = {
         "sample": np.arange(outputs.shape[0]),
-        "init_time": np.asarray([init_time], "datetime64[ns]"),
+        "init_time": np.asarray(init_times, "datetime64[ns]"),
         "lead_time": np.asarray(lead_times, "timedelta64[ns]"),
         "lat": np.asarray(lat),
         "lon": np.asarray(lon),
@@ -212,9 +220,9 @@ class ForecastWriter:
     place by `close()`, so an interrupted or failed forecast never replaces an
     earlier output. The target folder is checked for writability at construction,
     before any expensive work (clear error instead of a crash at the end).
-    Each chunk is a Dataset in the forecast layout covering some init_time/lead_time
-    indices (`write(ds, init_index, lead_index)`); the full coordinates are fixed up
-    front by `template` (a Dataset with the final shape, values unused).
+    Each chunk is a Dataset in the forecast layout covering all init times and some
+    lead times (`write(ds, lead_index)`); the full coordinates are fixed up front by
+    `template` (a Dataset with the final shape, values unused).
     """
 
     def __init__(self, path: str, template: xarray.Dataset):
@@ -283,24 +291,21 @@ class ForecastWriter:
             setattr(nc, k, a)
         self._nc = nc
 
-    def write(self, chunk: xarray.Dataset, init_index: int, lead_index: int):
-        """Writes `chunk` (init_time size 1) at [init_index, lead_index:lead_index+K]."""
+    def write(self, chunk: xarray.Dataset, lead_index: int):
+        """Writes `chunk` (all init times, K lead times) at lead_time[lead_index : +K]."""
         k = chunk.sizes["lead_time"]
         if self.format == "netcdf":
             for name, var in chunk.data_vars.items():
-                self._nc[name][:, init_index, lead_index : lead_index + k] = (
-                    var.transpose(*self._nc[name].dimensions).values[:, 0]
+                self._nc[name][:, :, lead_index : lead_index + k] = (
+                    var.transpose(*self._nc[name].dimensions).values
                 )
             self._nc.sync()
         else:
-            region = {
-                "sample": slice(None),
-                "init_time": slice(init_index, init_index + 1),
-                "lead_time": slice(lead_index, lead_index + k),
-            }
-            data = chunk.drop_vars([c for c in chunk.coords if c not in chunk.dims or c in region])
-            data.to_zarr(self.tmp, region={**region, **{d: slice(None) for d in data.dims
-                                                        if d not in region}})
+            data = chunk.drop_vars([c for c in chunk.coords if c not in chunk.dims])
+            data = data.drop_vars([d for d in data.dims if d in data.coords])
+            region = {d: slice(None) for d in data.dims}
+            region["lead_time"] = slice(lead_index, lead_index + k)
+            data.to_zarr(self.tmp, region=region)
 
     def close(self):
         """Finishes the file and moves it to `path` (replacing an older one only now)."""
@@ -400,36 +405,31 @@ def run(params, cfg, dataset, stats, init_times, num_steps: int, num_members: in
     writer = None
     if out is not None:
         template = chunk_to_dataset(
-            np.zeros((num_members, num_steps) + data.frames.shape[1:], np.float32), task,
-            init_times[0], lead_times, data.lat, data.lon, attrs)
-        template = xarray.concat(
-            [template.assign_coords(init_time=[t]) for t in init_times], dim="init_time")
-        template = add_cf_attributes(template.drop_vars("valid_time"))
+            np.zeros((len(idx), num_members, num_steps) + data.frames.shape[1:], np.float32),
+            task, init_times, lead_times, data.lat, data.lon, attrs)
         writer = ForecastWriter(out, template)
+    # Forcings from the first input frame to the last lead time, per init: [I, T_in + N, ...].
+    offsets = np.arange(-(t_in - 1), num_steps + 1) * STEP
+    valid = (init_times[:, None] + offsets[None]).ravel()
+    forcings = windows.future_forcings(valid, data.lon, task, data.layout)
+    forcings = np.broadcast_to(forcings.reshape((len(idx), len(offsets)) + forcings.shape[1:]),
+                               (len(idx), len(offsets)) + data.forcings.shape[1:])
+    init_frames = np.stack([data.raw_frames[j - t_in + 1 : j + 1] for j in idx])
     pieces = []
-    bar = tqdm.tqdm(total=len(idx) * num_steps, disable=not progress, desc="forecast",
-                    unit="step", dynamic_ncols=True)
+    bar = tqdm.tqdm(total=num_steps, disable=not progress, desc="forecast", unit="step",
+                    dynamic_ncols=True)
     try:
-        for i, (t0, j) in enumerate(zip(init_times, idx, strict=True)):
-            valid = t0 + np.arange(-(t_in - 1), num_steps + 1) * STEP
-            forcings = np.broadcast_to(
-                windows.future_forcings(valid, data.lon, task, data.layout),
-                (len(valid),) + data.forcings.shape[1:])
-            init_frames = data.raw_frames[j - t_in + 1 : j + 1]
-            per_init = []
-            for start, outputs in rollout(params, structure, cfg, data.layout, data.static,
-                                          init_frames, forcings, num_steps, num_members,
-                                          noise_fn, seed=seed, chunk_steps=chunk_steps):
-                k = outputs.shape[1]
-                chunk = chunk_to_dataset(outputs, task, t0, lead_times[start : start + k],
-                                         data.lat, data.lon, attrs)
-                if writer is not None:
-                    writer.write(chunk, i, start)
-                else:
-                    per_init.append(chunk)
-                bar.update(k)
-            if writer is None:
-                pieces.append(xarray.concat(per_init, dim="lead_time"))
+        for start, outputs in rollout(params, structure, cfg, data.layout, data.static,
+                                      init_frames, forcings, num_steps, num_members,
+                                      noise_fn, seed=seed, chunk_steps=chunk_steps):
+            k = outputs.shape[2]
+            chunk = chunk_to_dataset(outputs, task, init_times, lead_times[start : start + k],
+                                     data.lat, data.lon, attrs)
+            if writer is not None:
+                writer.write(chunk, start)
+            else:
+                pieces.append(chunk)
+            bar.update(k)
     except BaseException:
         if writer is not None:
             writer.abort()
@@ -439,5 +439,5 @@ def run(params, cfg, dataset, stats, init_times, num_steps: int, num_members: in
     if writer is not None:
         writer.close()
         return out
-    ds = xarray.concat(pieces, dim="init_time")
-    return add_cf_attributes(ds.drop_vars("valid_time"))
+    ds = xarray.concat([p.drop_vars("valid_time") for p in pieces], dim="lead_time")
+    return add_cf_attributes(ds)

@@ -84,7 +84,8 @@ def make_optimizer(tc: config_lib.TrainConfig) -> optax.GradientTransformation:
 
 def init_train_state(params, tc: config_lib.TrainConfig) -> dict:
     """The train state at step 0 (EMA weights start equal to the weights)."""
-    params = jax.tree_util.tree_map(jnp.asarray, params)
+    # Copies: the train step donates its state, which must not delete the caller's arrays.
+    params = jax.tree_util.tree_map(jnp.array, params)
     return {
         "params": params,
         "opt_state": make_optimizer(tc).init(params),
@@ -266,19 +267,18 @@ def validation_crps(params, structure, cfg, data, val_windows, noise_fn, num_mem
     picks = val_windows[np.linspace(0, len(val_windows) - 1, num_inits).astype(int)]
     w = losses.latitude_weights(data.lat)
     w = w / w.mean()
-    scores = {name: [] for _, name in headline_channels(cfg.task_config)}
-    for window in picks:
-        (_, out), = forecast.rollout(
-            params, structure, cfg, data.layout, data.static, data.raw_frames[window[:2]],
-            data.forcings[window], 1, num_members, noise_fn, seed=seed, chunk_steps=1,
-        )
-        truth = data.raw_frames[window[2]]
-        for i, name in headline_channels(cfg.task_config):
-            ens, y = out[:, 0, ..., i], truth[..., i]  # [S, lat, lon], [lat, lon]
-            skill = np.abs(ens - y).mean(0)
-            m = ens.shape[0]
-            spread = np.abs(ens[:, None] - ens[None]).sum((0, 1)) / (2 * m * (m - 1))
-            scores[name].append(float(np.mean((skill - spread) * w[:, None])))
+    (_, out), = forecast.rollout(
+        params, structure, cfg, data.layout, data.static, data.raw_frames[picks[:, :2]],
+        data.forcings[picks], 1, num_members, noise_fn, seed=seed, chunk_steps=1,
+    )  # out: [I, S, 1, lat, lon, C_t]
+    truth = data.raw_frames[picks[:, 2]]  # [I, lat, lon, C_t]
+    scores = {}
+    for i, name in headline_channels(cfg.task_config):
+        ens, y = out[:, :, 0, ..., i], truth[:, None, ..., i]  # [I, S, lat, lon], [I, 1, ...]
+        m = ens.shape[1]
+        skill = np.abs(ens - y).mean(1)
+        spread = np.abs(ens[:, :, None] - ens[:, None]).sum((1, 2)) / (2 * m * (m - 1))
+        scores[name] = [float(np.mean((skill - spread) * w[:, None]))]
     return {name: float(np.mean(v)) for name, v in scores.items()}
 
 
