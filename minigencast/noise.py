@@ -60,7 +60,10 @@ def spherical_noise(key, template, basis: spherical_harmonics.Basis):
             f"[..., lat, lon, channel]; got shape {shape}."
         )
     big_l = basis.max_degree
-    scale = jnp.asarray(_coefficient_scale(big_l))
+    # Explicit leading axes: the package tests forbid implicit rank promotion.
+    scale = jnp.asarray(_coefficient_scale(big_l)).reshape(
+        (1,) * len(fields_shape) + (big_l, big_l)
+    )
     key_cos, key_sin = jax.random.split(key)
     cos_coeffs = jax.random.normal(key_cos, fields_shape + (big_l, big_l)) * scale
     sin_coeffs = jax.random.normal(key_sin, fields_shape + (big_l, big_l)) * scale

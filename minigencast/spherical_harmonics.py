@@ -152,7 +152,8 @@ def synthesise(basis: Basis, cos_coeffs, sin_coeffs):
     # irfft(X)_j = (1/n) [X_0 + 2 sum_m Re(X_m e^{2 pi i m j / n})] sums A_m cos + B_m sin
     # for X_0 = n A_0 and X_m = (n / 2)(A_m - i B_m).
     scale = jnp.full((big_l,), n_lon / 2).at[0].set(n_lon)
-    spectrum = (a_m - 1j * b_m.at[..., 0, :].set(0)) * scale[:, None]
+    spectrum = a_m - 1j * b_m.at[..., 0, :].set(0)  # [..., M, lat]
+    spectrum = spectrum * scale.reshape((1,) * (spectrum.ndim - 2) + (big_l, 1))
     spectrum = jnp.moveaxis(spectrum, -2, -1)  # [..., lat, M]
     pad = n_lon // 2 + 1 - big_l
     spectrum = jnp.pad(spectrum, [(0, 0)] * (spectrum.ndim - 1) + [(0, pad)])
