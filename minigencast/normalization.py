@@ -73,25 +73,32 @@ def write_stats(stats: dict, directory) -> list[str]:
 
 
 # --------------------------------------------------------------------------- compute
-def compute_stats(ds: xarray.Dataset, chunks: int | None = 64) -> dict[str, xarray.Dataset]:
+def compute_stats(ds: xarray.Dataset, chunks: int | str | None = "auto") -> dict:
     """The four statistics of a canonical dataset (streamed over `time` chunks).
 
     Args:
-      ds: canonical layout (time, [level,] lat, lon); progress features are added
-        from `time` if absent; static fields (lat, lon) included.
-      chunks: time chunk size used when `ds` is not already dask-backed (None: as is).
+      ds: canonical layout (time, [level,] lat, lon) or DeepMind's (with `batch`);
+        progress features are added from the valid times if absent; static fields
+        (lat, lon) included.
+      chunks: time chunk size used to stream an in-memory `ds` through dask; "auto":
+        64 when it is larger than 256 MB, else plain NumPy. Dask-backed (lazily
+        opened) datasets are always streamed with their own chunks.
 
     Returns:
       {"mean", "stddev", "diffs_stddev", "min"}: Datasets with (level,) or scalar
       float32 variables, `level` coord as int64 -- the layout of DeepMind's files.
     """
-    if "batch" in ds.dims:
-        ds = ds.stack(sample_time=("batch", "time")) if False else ds.isel(batch=0)
-    if "time" in ds.dims and np.issubdtype(ds["time"].dtype, np.datetime64):
+    if "datetime" in ds.coords or (
+        "time" in ds.dims and np.issubdtype(ds["time"].dtype, np.datetime64)
+    ):
         ds = forcings_lib.add_progress_features(ds)
-    if chunks and "time" in ds.dims and not any(v.chunks for v in ds.data_vars.values()):
+    in_memory = not any(v.chunks for v in ds.data_vars.values())
+    if chunks == "auto":
+        chunks = 64 if ds.nbytes > 256e6 else None
+    if chunks and "time" in ds.dims and in_memory:
         ds = ds.chunk({"time": chunks})
-    reduce = [d for d in ("time", "lat", "lon") if d in ds.dims]
+    # DeepMind's layout: `batch` is reduced too; time differences stay within a batch element.
+    reduce = [d for d in ("batch", "time", "lat", "lon") if d in ds.dims]
     mean, std, mins, diffs = {}, {}, {}, {}
     for name, da in ds.data_vars.items():
         dims = [d for d in reduce if d in da.dims]

@@ -136,3 +136,11 @@ def test_deepmind_layout_input_to_stats_matches_canonical():
     a = normalization.compute_stats(ds)
     b = normalization.compute_stats(layouts.to_canonical(layouts.to_deepmind(ds)))
     xarray.testing.assert_allclose(a["mean"], b["mean"])
+
+
+def test_stats_of_deepmind_layout_reduce_batch_too():
+    ds = synthetic.sample(num_times=4, levels=(500,))
+    a = normalization.compute_stats(ds)
+    b = normalization.compute_stats(layouts.to_deepmind(ds))
+    for name in normalization.STATS_NAMES:
+        xarray.testing.assert_allclose(a[name], b[name], rtol=1e-6)

@@ -99,6 +99,13 @@ def _fix_grid(ds: xarray.Dataset) -> xarray.Dataset:
         ds = ds.isel(lat=slice(None, None, -1))
     if np.any(np.diff(ds["lat"].values) <= 0):
         raise ValueError("Latitudes are not monotonic. Fix: sort the dataset by latitude.")
+    if not np.isclose(abs(float(ds["lat"].values[0])), 90.0):
+        log.warning(
+            "latitudes %.3f..%.3f exclude the poles; GenCast's spherical noise and graphs "
+            "assume an equiangular grid with poles (fine for data handling and statistics)",
+            float(ds["lat"].values[0]),
+            float(ds["lat"].values[-1]),
+        )
     lon = ds["lon"].values
     if lon.min() < 0:
         log.warning("longitudes start at %.2f; wrapped to [0, 360) and re-sorted", lon.min())
