@@ -6,8 +6,8 @@ Every figure function has the signature
 
 forecast: Dataset (sample, init_time, lead_time, [level,] lat, lon) as written by
 minigencast/forecast.py; truth: the canonical dataset (time, [level,] lat, lon);
-baselines: {name: forecast-layout Dataset} (persistence, climatology, ...). Without
-baselines a persistence forecast is derived from the truth when the truth covers the
+baselines: {name: forecast-layout Dataset} (see minigencast/baselines.py). Without
+baselines, `baselines.persistence` of the truth is used when the truth covers the
 initialisation times. A FigureResult holds the PNG path, the plotted numbers (plain
 floats, JSON-ready) and a caption saying what the paper shows beside our result.
 
@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from minigencast import baselines as baselines_lib
 from minigencast import metrics, plotting
 
 # (variable, level) pairs shown in line plots, in the paper's order of prominence; the
@@ -89,22 +90,18 @@ def _label(name, level):
     return name if level is None else f"{name} {level}"
 
 
-def persistence(forecast, truth):
-    """A one-member persistence forecast: the truth at init_time, for every lead time.
-    (minigencast/baselines.py builds the full set of baselines; this is the fallback.)"""
-    init = forecast["init_time"].values
-    if "time" not in truth.dims or not np.isin(init, truth["time"].values).all():
-        return None
-    state = truth.sel(time=forecast["init_time"]).drop_vars("time", errors="ignore")
-    out = state.expand_dims(lead_time=forecast["lead_time"], sample=[0])
-    out = out.assign_coords(valid_time=forecast["init_time"] + forecast["lead_time"])
-    return out.transpose("sample", "init_time", "lead_time", ...)
-
-
 def _with_baselines(forecast, truth, baselines):
     out = {"forecast": forecast}
-    if baselines is None:
-        p = persistence(forecast, truth)
+    if baselines is None:  # persistence from the truth, when it covers the init times
+        try:
+            p = baselines_lib.persistence(
+                truth,
+                forecast["init_time"].values,
+                forecast["lead_time"].values,
+                list(forecast.data_vars),
+            )
+        except (ValueError, KeyError):
+            p = None
         baselines = {} if p is None else {"persistence": p}
     for name, b in baselines.items():
         out[name] = _common(b, truth)[0]
@@ -496,13 +493,16 @@ def run(names, forecast, truth, baselines=None, out_dir="."):
     return results
 
 
-def open_dataset(path):
-    """Open a NetCDF file or a zarr store lazily."""
+def open_dataset(path, load_below_bytes=2e9):
+    """Open a NetCDF file or a zarr store; load it into memory when smaller than
+    `load_below_bytes` (each figure re-reads a lazy dataset), else keep it lazy (dask)."""
     if not os.path.exists(path):
         raise FileNotFoundError(f"no such forecast/truth file: {path}")
     if path.rstrip("/").endswith(".zarr"):
-        return xr.open_zarr(path)
-    return xr.open_dataset(path, chunks={})
+        ds = xr.open_zarr(path)
+    else:
+        ds = xr.open_dataset(path, chunks={})
+    return ds.load() if ds.nbytes < load_below_bytes else ds
 
 
 def embedded_truth():
@@ -522,7 +522,8 @@ def embedded_truth():
     ds = xr.concat(parts, dim="time", data_vars="minimal", coords="minimal", compat="override")
     ds = ds.sortby("time")
     _, first = np.unique(ds["time"].values, return_index=True)
-    return ds.isel(time=np.sort(first))
+    ds = ds.isel(time=np.sort(first))
+    return ds.load() if ds.nbytes < 2e9 else ds
 
 
 def evaluate(forecast, truth, baselines=None, names="all", out_dir="."):
