@@ -66,3 +66,12 @@ def test_data_dir_env_override(tmp_path, monkeypatch):
     monkeypatch.setenv("MINIGENCAST_DATA_DIR", str(tmp_path))
     with pytest.raises(FileNotFoundError, match="MINIGENCAST_DATA_DIR"):
         data.load_embedded("train")
+
+
+def test_open_dataset_spec(tmp_path):
+    ds = data.open_dataset("embedded:validation", variables.TOY_PLANET_TASK)
+    assert ds.sizes["time"] == data.load_embedded("validation").sizes["time"]
+    path = tmp_path / "dm.nc"
+    layouts.to_deepmind(ds.isel(time=slice(0, 3)).load()).to_netcdf(path)
+    again = data.open_dataset(str(path), variables.TOY_PLANET_TASK)
+    xarray.testing.assert_allclose(again.load(), ds.isel(time=slice(0, 3)).load())

@@ -65,3 +65,24 @@ def embedded_stats() -> dict:
     from minigencast import normalization
 
     return normalization.load_stats(os.path.join(embedded_dir(), "stats"))
+
+
+def open_dataset(spec: str, task=None, **kwargs) -> xarray.Dataset:
+    """Open anything the data layer reads, lazily, in the canonical layout.
+
+    Args:
+      spec: "embedded" / "embedded:SPLIT" (the toy planet), a `.zarr` store, or a
+        NetCDF file (DeepMind example layout, ERA5 / WeatherBench-2 layouts, canonical).
+      task: optional TaskConfig (variables and levels selected, missing ones named).
+      **kwargs: passed to `layouts.to_canonical` (levels, subsample_factor, nan_check).
+    """
+    from minigencast.data import layouts
+
+    if spec.startswith("embedded"):
+        split = spec.split(":", 1)[1] if ":" in spec else "train"
+        ds = load_embedded(split)
+    elif spec.rstrip("/").endswith(".zarr"):
+        ds = xarray.open_zarr(spec)
+    else:
+        ds = xarray.open_dataset(spec, chunks={})
+    return layouts.to_canonical(ds, task, **kwargs)
