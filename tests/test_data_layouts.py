@@ -131,3 +131,19 @@ def test_era5_short_names_are_renamed(ds):
     era5 = era5.rename(geopotential_at_surface="zs")
     out = layouts.to_canonical(era5)
     assert "2m_temperature" in out and "geopotential" in out
+
+
+def test_grid_without_poles_is_accepted_with_a_warning(caplog):
+    # WeatherBench-2's 64x32 grid: latitudes +-87.1875, no poles.
+    ds = synthetic.sample(num_times=2, n_lat=13, n_lon=24, levels=(500,))
+    ds = ds.isel(lat=slice(1, -1))
+    with caplog.at_level(logging.WARNING):
+        out = layouts.to_canonical(ds)
+    assert "exclude the poles" in caplog.text
+    assert out.sizes["lat"] == 11
+
+
+def test_other_init_hours_from_6_hourly_data(ds):
+    wb, _ = _weatherbench_like(ds)
+    out = layouts.to_canonical(wb, TASK, hours=(6, 18))
+    assert list(pd.DatetimeIndex(out.time.values).hour) == [6, 18]
