@@ -166,6 +166,18 @@ def test_attention_mask_is_k_hop_reachability(splits, k):
     assert np.all(np.diff(key) > 0)
 
 
+@pytest.mark.parametrize("splits, k", [(2, 4), (3, 6)])
+def test_attention_mask_symmetry_shortcut_is_exact(splits, k):
+    mesh = icosahedral_mesh.build_mesh(splits)
+    senders, receivers = icosahedral_mesh.faces_to_edges(mesh.faces)
+    n = len(mesh.vertices)
+    plain = graphs.attention_mask(senders, receivers, n, k, chunk=100)
+    perms = icosahedral_mesh.rotation_symmetries(mesh)
+    fast = graphs.attention_mask(senders, receivers, n, k, symmetries=perms, chunk=100)
+    np.testing.assert_array_equal(fast[0], plain[0])
+    np.testing.assert_array_equal(fast[1], plain[1])
+
+
 def test_attention_layouts_agree():
     mesh = icosahedral_mesh.build_mesh(2)
     senders, receivers = icosahedral_mesh.faces_to_edges(mesh.faces)

@@ -83,3 +83,23 @@ def test_banding_reduces_bandwidth():
     s0, r0 = icosahedral_mesh.faces_to_edges(mesh.faces)
     s1, r1 = icosahedral_mesh.faces_to_edges(banded.faces)
     assert np.abs(s1 - r1).max() < np.abs(s0 - r0).max() / 4
+
+
+@pytest.mark.parametrize("splits", [0, 2, 3])
+def test_rotation_symmetries_are_automorphisms(splits):
+    mesh = icosahedral_mesh.build_mesh(splits)
+    perms = icosahedral_mesh.rotation_symmetries(mesh)
+    assert perms.shape == (60, len(mesh.vertices))
+    assert len({p.tobytes() for p in perms}) == 60  # 60 distinct symmetries
+    assert np.all(np.sort(perms, axis=1) == np.arange(len(mesh.vertices)))  # permutations
+    senders, receivers = icosahedral_mesh.faces_to_edges(mesh.faces)
+    edges = set(zip(senders.tolist(), receivers.tolist(), strict=True))
+    p = perms[17]
+    assert {(p[s], p[r]) for s, r in edges} == edges
+
+
+def test_rotation_symmetries_reject_asymmetric_meshes():
+    mesh = icosahedral_mesh.build_mesh(1)
+    vertices = mesh.vertices.copy()
+    vertices[5] = vertices[5] * 0.9 + vertices[6] * 0.1  # nudge one vertex
+    assert icosahedral_mesh.rotation_symmetries(mesh._replace(vertices=vertices)) is None
