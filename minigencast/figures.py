@@ -473,7 +473,10 @@ def score_table(forecast, truth, baselines=None) -> pd.DataFrame:
                             "spread_skill": None if s is None else float(s[var].sel(sel).values[i]),
                         }
                     )
-    return pd.DataFrame(rows)
+    table = pd.DataFrame(rows)
+    if len(table):
+        table["level"] = table["level"].astype("Int64")  # <NA> for surface variables
+    return table
 
 
 def run(names, forecast, truth, baselines=None, out_dir="."):
@@ -543,7 +546,8 @@ def synthetic_forecast(truth, init_times, lead_steps, num_members=8, spread=1.0,
     """A reliable-by-construction ensemble for demos and tests.
 
     Members x_i = y + s (c + e_i), with c and e_i i.i.d. N(0, 1) (c shared by the
-    members) and s = 0.1 * spread * std(y) * sqrt(lead step): around the ensemble centre
+    members) and s = spread * std(12 h change of y) * sqrt(lead step) / sqrt(2), i.e.
+    errors of a random-walk size (white in space): around the ensemble centre
     y + s c the truth (offset -s c) and each member (offset s e_i) have the same law, so
     the ensemble is reliable (flat rank histogram, spread/skill 1) with error growing
     with lead time.
@@ -568,11 +572,11 @@ def synthetic_forecast(truth, init_times, lead_steps, num_members=8, spread=1.0,
     sel = sel.drop_vars("time", errors="ignore")
     out = {}
     for name, da in sel.data_vars.items():
-        std = float(truth[name].std())
+        std = float(truth[name].diff("time").std())
         g = xr.DataArray(np.sqrt(np.arange(1, len(lead) + 1)), dims=["lead_time"])
         shape = (num_members,) + da.shape
         noise = xr.DataArray(rng.standard_normal(shape), dims=("sample",) + da.dims)
         centre = xr.DataArray(rng.standard_normal(da.shape), dims=da.dims)
-        out[name] = da + spread * 0.1 * std * g * (centre + noise)
+        out[name] = da + spread * std / np.sqrt(2) * g * (centre + noise)
     ds = xr.Dataset(out).transpose("sample", "init_time", "lead_time", ...)
     return ds.assign_coords(valid_time=ds["init_time"] + ds["lead_time"])
