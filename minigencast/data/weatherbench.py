@@ -56,11 +56,11 @@ def open_weatherbench2(
         `start` is moved back 6 h internally so the first 12 h accumulation is whole.
       levels: pressure levels (default: the task's).
       subsample_factor: point subsampling (4: 0.25 deg -> 1 deg as DeepMind).
-      chunks: dask chunks for `open_zarr` (default {"time": 8}).
+      chunks: dask chunks for `open_zarr` (default: the store's own chunks).
     """
     store = KNOWN_STORES.get(store, store)
     try:
-        ds = xarray.open_zarr(store, chunks=chunks or {"time": 8})
+        ds = xarray.open_zarr(store, chunks={} if chunks is None else chunks)
     except Exception as e:  # noqa: BLE001
         hint = " (gs:// needs `pip install minigencast[remote]`)" if store.startswith("gs:") else ""
         raise FileNotFoundError(
