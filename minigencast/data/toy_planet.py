@@ -18,7 +18,7 @@ Our additions to Held-Suarez (documented choices, all in `_ToyPlanetForcing`):
     year 365.24219 days long) and y_solstice = 171.5 / 365.24219 (21 June); the
     northern hemisphere's equilibrium is warmest at the June solstice. The
     sin(phi) term is Polvani & Kushner's asymmetric term [3] made periodic;
-  * land: a smooth analytic land mask (`land_fraction`, two idealised
+  * land: a smooth analytic land mask (`land_fraction`, three idealised
     continents) doubles the seasonal term and carries a boundary-layer diurnal
     cycle (A_day, peak at 14 h local solar time d = day progress, c(sigma) the
     Held-Suarez boundary-layer factor max(0, (sigma - 0.7)/0.3)), so that the
@@ -132,11 +132,13 @@ class ToyPlanetConfig:
 
 
 def land_fraction(lat_deg, lon_deg):
-    """Idealised land mask in [0, 1]: two smooth continents, analytic in (lat, lon).
+    """Idealised land fraction in [0, 1], analytic in (lat, lon): three smooth continents.
 
-    A north-south "America-like" band centred at 280E and a wide "Eurasia-Africa"
-    block centred at 50E, 40N, each a product of smooth bumps, then sharpened:
-    mask = clip(3 (b1 + b2) - 1, 0, 1) rounded to {0, 1} for the static field.
+    Super-Gaussian bumps b_i = exp(-a^4 - b^4) (a, b: scaled distances in lat, lon):
+    a north-south "America-like" band (0N, 285E, half-widths 60 x 22 deg), a wide
+    "Eurasia" block (35N, 60E, 30 x 70) and an "Africa" (5S, 20E, 25 x 20); then
+    land = clip(3 (b_1 + b_2 + b_3) - 1, 0, 1). The forcing uses this fraction on the
+    model's Gaussian grid; the static `land_sea_mask` is it thresholded at 0.5.
     """
     lat = np.deg2rad(np.asarray(lat_deg, dtype=np.float64))
     lon = np.deg2rad(np.asarray(lon_deg, dtype=np.float64))
