@@ -137,6 +137,23 @@ def test_sample_keeps_template_shape_and_dtype():
     assert out.shape == t.shape and out.dtype == t.dtype
 
 
+def test_runs_with_spherical_noise_on_a_lat_lon_channel_template():
+    """The forecaster's setting: noise.make_spherical_noise_fn on [lat, lon, channel]."""
+    from minigencast import noise
+
+    lat, lon = np.linspace(-90, 90, 13), np.arange(24) * 15.0
+    noise_fn = noise.make_spherical_noise_fn(lat, lon)
+    template = jnp.zeros((13, 24, 3))
+    out, traj = sampler.sample_trajectory(
+        lambda x, s: x / (1 + s**2), jax.random.key(0), template, GENCAST, noise_fn
+    )
+    assert out.shape == template.shape and np.all(np.isfinite(out))
+    # Spherical noise is constant along each pole row (only m = 0 survives there).
+    pole_row = np.asarray(traj["x"][0][0])  # [lon, channel]
+    np.testing.assert_allclose(pole_row, np.broadcast_to(pole_row[:1], pole_row.shape), atol=1e-3)
+    assert 40 < float(jnp.std(traj["x"][0])) < 120  # x_0 = 80 eps
+
+
 # --------------------------------------------------------------------------
 # Consistency.
 
