@@ -237,9 +237,7 @@ def check_variables(ds: xarray.Dataset, names) -> None:
 
 def select_levels(ds: xarray.Dataset, levels) -> xarray.Dataset:
     """Select pressure levels by value (spec sec. 1.2); raise naming missing ones."""
-    if "level" not in ds.dims:
-        if any("level" in ds[v].dims for v in ds.data_vars):
-            return ds
+    if "level" not in ds.dims:  # surface-only dataset
         return ds
     have = set(int(x) for x in ds["level"].values)
     missing = [lv for lv in levels if int(lv) not in have]
