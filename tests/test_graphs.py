@@ -234,7 +234,8 @@ def test_mask_statistics_splits_4(k, nnz, mean, largest, block):
 def test_mask_statistics_large(splits, k, nnz, largest, block):
     mesh = icosahedral_mesh.build_mesh(splits)
     senders, receivers = icosahedral_mesh.faces_to_edges(mesh.faces)
-    rows, cols = graphs.attention_mask(senders, receivers, len(mesh.vertices), k)
+    perms = icosahedral_mesh.rotation_symmetries(mesh)
+    rows, cols = graphs.attention_mask(senders, receivers, len(mesh.vertices), k, perms)
     assert len(rows) == nnz and np.bincount(rows).max() == largest
     assert graphs.tri_block_size(rows, cols) == block
 
