@@ -539,8 +539,8 @@ def _unit_vectors(lat, lon):
 def pool(field, membership, centre_lat, centre_lon, pooling="average"):
     """Pool a [..., lat, lon] field over neighbourhoods -> [..., centre].
 
-    average: cell-area-weighted mean over the pool; max: maximum. A pool containing a
-    NaN is NaN.
+    average: cell-area-weighted mean over the pool; max: maximum. NaN cells (a fixed
+    land mask for SST) are left out of their pools; an all-NaN pool is NaN.
     """
     w = latitude_weights(field["lat"].values)
     flat = field.stack(point=("lat", "lon")).transpose(..., "point")
@@ -552,7 +552,12 @@ def pool(field, membership, centre_lat, centre_lon, pooling="average"):
 
         def f(x):
             x2 = x.reshape(-1, x.shape[-1])
-            return (mat @ x2.T).T.reshape(x.shape[:-1] + (mat.shape[0],))
+            valid = np.isfinite(x2)
+            total = (mat @ np.where(valid, x2, 0.0).T).T
+            weight = (mat @ valid.T.astype(np.float64)).T
+            with np.errstate(invalid="ignore", divide="ignore"):
+                out = np.where(weight > 0, total / weight, np.nan)
+            return out.reshape(x.shape[:-1] + (mat.shape[0],))
     elif pooling == "max":
         # Padded neighbour table [n_centres, K_max]; padding repeats the centre's first
         # member, which leaves the max unchanged.
@@ -564,9 +569,11 @@ def pool(field, membership, centre_lat, centre_lon, pooling="average"):
 
         def f(x):
             x2 = x.reshape(-1, x.shape[-1])
+            x2 = np.where(np.isnan(x2), -np.inf, x2)
             out = np.concatenate(
                 [x2[s : s + block][:, idx].max(-1) for s in range(0, x2.shape[0], block)]
             )
+            out[out == -np.inf] = np.nan
             return out.reshape(x.shape[:-1] + (idx.shape[0],))
     else:
         raise ValueError(f"pooling must be 'average' or 'max', not {pooling!r}.")
