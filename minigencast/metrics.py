@@ -226,7 +226,8 @@ def crps_skill_spread(
     """The two CRPS terms, reduced: (skill, spread) with CRPS = skill - spread.
 
     skill = mean_i |x_i - y|; spread = sum_ij |x_i - x_j| / (2 K), K = M(M-1) if fair
-    else M^2. A point where the truth or any member is NaN is NaN in both terms.
+    else M^2. A point where the truth or any member is NaN is NaN in both terms and
+    drops out of the mean (`scores` instead drops the NaN members and scores the rest).
     """
     forecast, truth = align(forecast, truth, ensemble_dim)
     m = _ensemble_size(forecast, ensemble_dim)
