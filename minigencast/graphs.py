@@ -8,14 +8,17 @@ code as data (spec sec. 6.4 and 7):
   A k-d tree over the grid answers all ball queries at once: O((N_g + N_m) log N_g).
 * **mesh2grid** (decoder): grid point g receives from the 3 vertices of the mesh
   triangle closest to it (DeepMind: `trimesh.proximity.closest_point`). We compute
-  it ourselves: candidate faces from a k-d tree of face centroids, the exact closest
-  point on each candidate triangle, and trimesh's tie rule (see `closest_faces`).
-  O(N_g (log F + K)), K = 8 candidates.
+  it ourselves: candidate faces from a k-d tree of face centroids, a cheap "is the
+  projection inside this face" test, and for the few points on a face boundary the
+  exact closest point on each candidate with trimesh's tie rule (`closest_faces`).
+  O(N_g (log F + K)), K = 4 (8 on boundaries) candidates.
 * **features**: nodes [sin lat, cos lon, sin lon]; edges [|d|, d] / max|d| with d the
   sender minus receiver position in the receiver's local frame (`geometry.py`).
 * **attention mask**: mesh node i attends to j iff their hop distance is <= k, i.e.
   the boolean pattern of (A + I)^k. We grow breadth-first rings (O(nnz * degree)),
-  never a matrix power (and scipy's `csr_array ** k` would be element-wise anyway).
+  never a matrix power (and scipy's `csr_array ** k` would be element-wise anyway),
+  and only from one node per orbit of the icosahedron's 60 rotations: the other
+  balls are rotated copies (`attention_mask`).
 
 `build_graphs` returns a dict with exactly the keys and node order of DeepMind's
 graphs recorded in the parity vectors (`graphs.npz`), and caches it in memory and on
