@@ -236,37 +236,30 @@ def cpu() -> GenCastConfig:
     )
 
 
-def gencast_1p0deg_mini() -> GenCastConfig:
-    """DeepMind's "GenCast 1p0deg Mini <2019": splits 4, k 16 (spec sec. 6.9)."""
+def _deepmind(mesh_size: int, attention_k_hop: int, grid: tuple[int, int]) -> GenCastConfig:
+    """The released GenCast models share widths: 512 latent, 16 blocks, 4 heads, 2048 FFN."""
     return GenCastConfig(
         task_config=variables.GENCAST_TASK,
         denoiser_architecture_config=_architecture(
-            mesh_size=4, k_hop=16, width=512, layers=16, heads=4, ffw=2048
+            mesh_size=mesh_size, k_hop=attention_k_hop, width=512, layers=16, heads=4, ffw=2048
         ),
-        grid=(181, 360),
+        grid=grid,
     )
+
+
+def gencast_1p0deg_mini() -> GenCastConfig:
+    """DeepMind's "GenCast 1p0deg Mini <2019": splits 4, k 16 (spec sec. 6.9)."""
+    return _deepmind(mesh_size=4, attention_k_hop=16, grid=(181, 360))
 
 
 def gencast_1p0deg() -> GenCastConfig:
     """DeepMind's "GenCast 1p0deg <2019": splits 5; k 16 is not confirmed (spec sec. 6.9)."""
-    return GenCastConfig(
-        task_config=variables.GENCAST_TASK,
-        denoiser_architecture_config=_architecture(
-            mesh_size=5, k_hop=16, width=512, layers=16, heads=4, ffw=2048
-        ),
-        grid=(181, 360),
-    )
+    return _deepmind(mesh_size=5, attention_k_hop=16, grid=(181, 360))
 
 
 def gencast_0p25deg() -> GenCastConfig:
     """DeepMind's "GenCast 0p25deg <2019" (and Operational): splits 6, k 32 ([1])."""
-    return GenCastConfig(
-        task_config=variables.GENCAST_TASK,
-        denoiser_architecture_config=_architecture(
-            mesh_size=6, k_hop=32, width=512, layers=16, heads=4, ffw=2048
-        ),
-        grid=(721, 1440),
-    )
+    return _deepmind(mesh_size=6, attention_k_hop=32, grid=(721, 1440))
 
 
 PRESETS = {
