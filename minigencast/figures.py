@@ -380,10 +380,21 @@ def pooled_crps(forecast, truth, baselines=None, out_dir=".", radii_km=None):
     plotting.pooled_crps_vs_size(curves, path, title="Spatially pooled CRPS")
     caption = (
         f"Paper ({PAPER}): GenCast beats ENS in average- and max-pooled CRPS across the pool "
-        "sizes tested, so its members have realistic joint spatial structure. Here: "
-        f"radii {radii_km} km on a {n_lat}x{n_lon} grid."
+        "sizes tested, so its members have realistic joint spatial structure. Here "
+        f"({n_lat}x{n_lon} grid, radii {radii_km} km), pools where the forecast's CRPS is "
+        "lower: " + _pooled_versus(numbers) + "."
     )
     return FigureResult("pooled_crps", path, numbers | {"radius_km": list(radii_km)}, caption)
+
+
+def _pooled_versus(numbers):
+    parts = []
+    for pooling, lines in numbers.items():
+        ours = np.array(lines["forecast"])
+        for name, vals in lines.items():
+            if name != "forecast":
+                parts.append(f"{pooling} vs {name} {(ours < np.array(vals)).sum()}/{ours.size}")
+    return ", ".join(parts) or "no baseline"
 
 
 def spectra(forecast, truth, baselines=None, out_dir="."):
