@@ -319,23 +319,17 @@ def attention_mask(
     g_of = np.argmax(inverse == representative[None, :], axis=0)  # [n]
     ball_counts, ball_members = _k_hop_balls(table, reps, k_hop, chunk)
     ball_start = np.cumsum(ball_counts) - ball_counts
-    counts = ball_counts[rep_index]  # [n] the ball of v is as large as its orbit's
-    rows_out, cols_out = [], []
-    for start in range(0, n, chunk):
-        v = np.arange(start, min(n, start + chunk))
-        c = len(v)
-        length = counts[v]
-        # Positions of each row's representative ball inside `ball_members`.
-        offsets = np.arange(length.sum()) - np.repeat(np.cumsum(length) - length, length)
-        members = ball_members[np.repeat(ball_start[rep_index[v]], length) + offsets]
-        mapped = perms[np.repeat(g_of[v], length), members]
-        # Sort within rows by reading a [c, n] bitmap back in order.
-        seen = np.zeros(c * n, dtype=bool)
-        seen[np.repeat(np.arange(c, dtype=np.int64) * n, length) + mapped] = True
-        flat = np.flatnonzero(seen)
-        rows_out.append((flat // n + start).astype(np.int32))
-        cols_out.append((flat % n).astype(np.int32))
-    return np.concatenate(rows_out), np.concatenate(cols_out)
+    counts = ball_counts[rep_index]  # [n]: v's ball is as large as its representative's
+    row_start = np.cumsum(counts) - counts
+    cols = np.empty(counts.sum(), dtype=np.int32)
+    orbit_order = np.argsort(rep_index, kind="stable")
+    orbit_bounds = np.searchsorted(rep_index[orbit_order], np.arange(len(reps) + 1))
+    for r in range(len(reps)):
+        orbit = orbit_order[orbit_bounds[r] : orbit_bounds[r + 1]]  # nodes v with rep(v) = r
+        ball = ball_members[ball_start[r] : ball_start[r] + ball_counts[r]]
+        rotated = np.sort(perms[g_of[orbit][:, None], ball[None, :]], axis=1)  # [orbit, ball]
+        cols[row_start[orbit][:, None] + np.arange(len(ball))] = rotated
+    return np.repeat(np.arange(n, dtype=np.int32), counts), cols
 
 
 def attention_neighbours(rows, cols, num_mesh_nodes: int) -> tuple[np.ndarray, np.ndarray]:
