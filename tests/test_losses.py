@@ -12,6 +12,11 @@ from minigencast import losses, preconditioning, variables
 Channel = collections.namedtuple("Channel", ["variable", "level"])
 
 
+def _normal(rng, shape):
+    """Test data from NumPy (eager jax.random compiles per shape: seconds per test)."""
+    return jnp.asarray(rng.standard_normal(shape), jnp.float32)
+
+
 # --------------------------------------------------------------------------
 # Static weights.
 
@@ -117,17 +122,17 @@ def test_task_channel_weights_follow_stacking_order():
 # The loss itself.
 
 
-def _random_dicts(key, batch, levels, lat, lon):
+def _random_dicts(seed, batch, levels, lat, lon):
     names_surface = ["10m_u_component_of_wind", "2m_temperature", "total_precipitation_12hr"]
     names_atmos = ["geopotential", "temperature"]
-    keys = iter(jax.random.split(key, 20))
+    rng = np.random.default_rng(seed)
     pred, targ = {}, {}
     for name in names_surface:
-        pred[name] = jax.random.normal(next(keys), (batch, len(lat), len(lon)))
-        targ[name] = jax.random.normal(next(keys), (batch, len(lat), len(lon)))
+        pred[name] = _normal(rng, (batch, len(lat), len(lon)))
+        targ[name] = _normal(rng, (batch, len(lat), len(lon)))
     for name in names_atmos:
-        pred[name] = jax.random.normal(next(keys), (batch, len(levels), len(lat), len(lon)))
-        targ[name] = jax.random.normal(next(keys), (batch, len(levels), len(lat), len(lon)))
+        pred[name] = _normal(rng, (batch, len(levels), len(lat), len(lon)))
+        targ[name] = _normal(rng, (batch, len(levels), len(lat), len(lon)))
     return pred, targ
 
 
@@ -146,18 +151,20 @@ def _stack(d, levels):
 
 def test_stacked_loss_equals_deepminds_per_variable_form():
     lat, lon, levels = np.linspace(-90, 90, 7), np.arange(0, 360, 30.0), (100, 500, 850, 1000)
-    pred, targ = _random_dicts(jax.random.key(0), 3, levels, lat, lon)
+    pred, targ = _random_dicts(0, 3, levels, lat, lon)
     sigma = jnp.array([0.05, 1.0, 40.0])
-    ref = losses.weighted_loss_dict(pred, targ, sigma, lat, levels)
+    # jit: one compilation instead of one per eager op (jit == eager is tested below).
+    ref = jax.jit(lambda p, t, s: losses.weighted_loss_dict(p, t, s, lat, levels))(
+        pred, targ, sigma
+    )
     p_st, chans = _stack(pred, levels)
     t_st, _ = _stack(targ, levels)
-    ours = losses.weighted_loss(
-        p_st, t_st, sigma, losses.latitude_weights(lat), losses.channel_weights(chans)
-    )
+    w_lat, w_c = losses.latitude_weights(lat), losses.channel_weights(chans)
+    ours = jax.jit(lambda p, t, s: losses.weighted_loss(p, t, s, w_lat, w_c))(p_st, t_st, sigma)
     assert ours.shape == (3,)
     np.testing.assert_allclose(ours, ref, rtol=1e-5)
     # Per-variable diagnostics recombine into the total.
-    per_var = losses.per_variable_losses(p_st, t_st, losses.latitude_weights(lat), chans)
+    per_var = jax.jit(lambda p, t: losses.per_variable_losses(p, t, w_lat, chans))(p_st, t_st)
     total = sum(losses.variable_weight(n) * v for n, v in per_var.items())
     np.testing.assert_allclose(preconditioning.loss_weight(sigma) * total, ref, rtol=1e-5)
 
@@ -191,14 +198,17 @@ def test_expected_loss_of_the_exact_gaussian_denoiser_matches_closed_form():
     w_lat, w_c = losses.latitude_weights(lat), losses.channel_weights(chans)
     batch = 64
     shape = (batch, lat.size, lon.size, len(chans))
-    for i, sigma in enumerate((0.05, 1.0, 30.0)):
-        k1, k2 = jax.random.split(jax.random.key(i))
+
+    @jax.jit
+    def per_example_loss(key, sigma):
+        k1, k2 = jax.random.split(key)
         y = mu + s * jax.random.normal(k1, shape)
         x = y + sigma * jax.random.normal(k2, shape)
         denoised = mu + s**2 / (s**2 + sigma**2) * (x - mu)
-        per_example = np.asarray(
-            losses.weighted_loss(denoised, y, jnp.full((batch,), sigma), w_lat, w_c)
-        )
+        return losses.weighted_loss(denoised, y, jnp.full((batch,), sigma), w_lat, w_c)
+
+    for i, sigma in enumerate((0.05, 1.0, 30.0)):
+        per_example = np.asarray(per_example_loss(jax.random.key(i), sigma), np.float64)
         s2 = np.asarray(s, np.float64).ravel() ** 2
         expected = np.sum(w_c * s2 * (sigma**2 + 1) / (s2 + sigma**2))
         se = per_example.std(ddof=1) / np.sqrt(batch)
@@ -210,9 +220,9 @@ def test_loss_jit_equals_eager_and_vmap_equals_loop():
     lat = np.linspace(-90, 90, 5)
     chans = _toy_channels()
     w_lat, w_c = losses.latitude_weights(lat), losses.channel_weights(chans)
-    k1, k2 = jax.random.split(jax.random.key(4))
-    d = jax.random.normal(k1, (4, 5, 8, len(chans)))
-    y = jax.random.normal(k2, d.shape)
+    rng = np.random.default_rng(4)
+    d = _normal(rng, (4, 5, 8, len(chans)))
+    y = _normal(rng, d.shape)
     sigma = jnp.array([0.1, 0.7, 3.0, 80.0])
     f = lambda d, y, s: losses.weighted_loss(d, y, s, w_lat, w_c)
     eager = f(d, y, sigma)
@@ -231,11 +241,11 @@ def test_loss_gradient_through_wrapper_matches_finite_differences():
         Channel("temperature", 850),
     ]
     w_lat, w_c = losses.latitude_weights(lat), losses.channel_weights(chans)
-    k1, k2, k3 = jax.random.split(jax.random.key(5), 3)
-    w = jax.random.normal(k1, (3, 3)) * 0.5
-    y = jax.random.normal(k2, (5, 4, 3))
+    rng = np.random.default_rng(5)
+    w = _normal(rng, (3, 3)) * 0.5
+    y = _normal(rng, (5, 4, 3))
     sigma = 2.0
-    x = y + sigma * jax.random.normal(k3, y.shape)
+    x = y + sigma * _normal(rng, y.shape)
 
     def loss(w):
         denoised = preconditioning.denoise(lambda xs, s: jnp.tanh(xs @ w) * jnp.log1p(s), x, sigma)

@@ -16,6 +16,11 @@ REPO = pathlib.Path(__file__).resolve().parents[1]
 PARITY_DIRS = [REPO / "tests" / "parity" / "open", REPO.parent / "shared" / "parity" / "open"]
 
 
+def _normal(seed, shape):
+    """Test data from NumPy (eager jax.random compiles per shape: seconds per test)."""
+    return jnp.asarray(np.random.default_rng(seed).standard_normal(shape), jnp.float32)
+
+
 def _parity_dir():
     for d in PARITY_DIRS:
         if (d / "intermediates.npz").exists() and (d / "params.npz").exists():
@@ -59,9 +64,8 @@ def test_edm_identities():
 
 def test_c_skip_is_optimal_linear_shrinkage():
     """For y ~ N(0, 1) the MMSE denoiser is x / (sigma^2 + 1) = c_skip x: F's ideal output is 0."""
-    key_y, key_e = jax.random.split(jax.random.key(1))
-    y = jax.random.normal(key_y, (200_000,))
-    eps = jax.random.normal(key_e, (200_000,))
+    y = _normal(1, (200_000,))
+    eps = _normal(2, (200_000,))
     for sigma in (0.1, 1.0, 10.0):
         x = y + sigma * eps
         slope = jnp.sum(x * y) / jnp.sum(x * x)  # least-squares regression of y on x
@@ -69,7 +73,7 @@ def test_c_skip_is_optimal_linear_shrinkage():
 
 
 def test_denoise_wrapper_formula_and_scaling():
-    x = jax.random.normal(jax.random.key(2), (5, 7, 3))
+    x = _normal(2, (5, 7, 3))
     seen = {}
 
     def raw_fn(xs, sigma):
@@ -87,10 +91,9 @@ def test_denoise_wrapper_formula_and_scaling():
     np.testing.assert_allclose(denoise_fn(x, sigma), out, rtol=1e-6)
 
 
-def _small_network(key):
+def _small_network(seed):
     """A 2-layer per-channel MLP F(xs, sigma) with sigma entering through ln sigma."""
-    k1, k2 = jax.random.split(key)
-    params = {"w1": jax.random.normal(k1, (4, 8)) * 0.5, "w2": jax.random.normal(k2, (8, 4)) * 0.5}
+    params = {"w1": _normal(seed, (4, 8)) * 0.5, "w2": _normal(seed + 1, (8, 4)) * 0.5}
 
     def raw(params, xs, sigma):
         h = jnp.tanh(xs @ params["w1"] + jnp.log(sigma))
@@ -100,9 +103,9 @@ def _small_network(key):
 
 
 def test_gradient_through_wrapper_matches_finite_differences():
-    params, raw = _small_network(jax.random.key(3))
-    x = jax.random.normal(jax.random.key(4), (6, 4))
-    y = jax.random.normal(jax.random.key(5), (6, 4))
+    params, raw = _small_network(3)
+    x = _normal(4, (6, 4))
+    y = _normal(5, (6, 4))
     sigma = 1.7
 
     def loss(p):
@@ -139,8 +142,8 @@ def test_denoise_keeps_low_precision_dtype_but_tells_the_network_float32_sigma()
 
 
 def test_wrapper_jit_equals_eager_and_vmap_equals_loop():
-    params, raw = _small_network(jax.random.key(6))
-    xs = jax.random.normal(jax.random.key(7), (3, 6, 4))
+    params, raw = _small_network(6)
+    xs = _normal(7, (3, 6, 4))
     sigmas = jnp.array([0.05, 1.0, 60.0])
     f = lambda x, s: preconditioning.denoise(lambda a, b: raw(params, a, b), x, s)
     eager = jnp.stack([f(xs[i], sigmas[i]) for i in range(3)])
