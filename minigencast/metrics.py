@@ -352,15 +352,18 @@ def rank_histogram(
     below = (forecast < truth).sum(ensemble_dim)
     ties = (forecast == truth).sum(ensemble_dim)
     valid = truth.notnull() & forecast.notnull().all(ensemble_dim)
-    rank = xr.DataArray(np.arange(1, m + 2), dims=["rank"], coords={"rank": np.arange(1, m + 2)})
-    inside = (rank >= below + 1) & (rank <= below + ties + 1)
-    freq = (inside / (ties + 1.0)).where(valid)
-    return weighted_mean(freq, weights, _keep_rank(freq, reduce_dims, preserve_dims), None)
-
-
-def _keep_rank(data, reduce_dims, preserve_dims):
-    dims = _resolve_dims(data, reduce_dims, preserve_dims)
-    return [d for d in dims if d != "rank"]
+    share = (1.0 / (ties + 1.0)).where(valid)
+    dims = _resolve_dims(share, reduce_dims, preserve_dims)
+    # One pass per rank r: the truth takes ranks below+1 .. below+ties+1 (no [rank, ...]
+    # array of the data's full size is ever formed).
+    freq = [
+        weighted_mean(
+            share.where((below + 1 <= r) & (r <= below + ties + 1), 0.0).where(valid), weights, dims
+        )
+        for r in range(1, m + 2)
+    ]
+    rank = xr.DataArray(np.arange(1, m + 2), dims=["rank"], name="rank")
+    return xr.concat(freq, dim=rank).assign_coords(rank=rank.values)
 
 
 # --------------------------------------------------------------------------- Brier, REV
