@@ -38,7 +38,7 @@ References:
   [3] DeepMind graphcast@d39de19: graphcast/gencast.py (`_c_in`, `_c_out`,
       `_c_skip`, `_loss_weighting`), graphcast/denoiser.py (`FourierFeaturesMLP`).
 
-Tutorial: tutorials/ on diffusion (EDM preconditioning and the sampler).
+Tutorials: tutorials/02_diffusion_1d.py (EDM in one dimension), tutorials/05_denoiser.py.
 """
 
 from __future__ import annotations

@@ -67,6 +67,9 @@ References:
       probabilistic models", arXiv:2211.01095, Algorithm 1 (2S).
   [4] DeepMind graphcast@d39de19: graphcast/dpm_solver_plus_plus_2s.py,
       graphcast/samplers_utils.py.
+
+Tutorials: tutorials/02_diffusion_1d.py (the sampler on 1-D Gaussian data),
+tutorials/07_sampling.py.
 """
 
 from __future__ import annotations
