@@ -266,7 +266,8 @@ def sample(
       denoise_fn: D(x, sigma) -> denoised x, for x like `template` and a scalar
         sigma > 0 (e.g. `preconditioning.make_denoise_fn(raw_fn)`). Called
         2 (N - 1) + 1 times (39 for GenCast), never at sigma = 0.
-      key: PRNG key; split into the initial noise and one churn key per step.
+      key: PRNG key; `init_key, *step_keys = jax.random.split(key, N + 1)`: the
+        initial noise uses init_key, the churn noise of step i uses step_keys[i].
       template: array whose shape and dtype the sample takes (its values are
         unused), e.g. [lat, lon, channel] for one GenCast state.
       config: the schedule and churn settings (static: read with NumPy).
