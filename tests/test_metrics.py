@@ -315,6 +315,12 @@ def test_brier_with_climatological_thresholds_and_skill():
     perfect = truth.expand_dims(sample=3)
     assert metrics.brier_skill_score(perfect, truth, thr).values == pytest.approx([1, 1])
     assert metrics.brier_skill_score(forecast, truth, thr.sel(quantile=0.9)).item() < 1
+    # Against a reference ensemble: itself gives 0, the perfect forecast's BS is 0 so a
+    # reference of climatological members loses to it (BSS = 1).
+    same = metrics.brier_skill_score(forecast, truth, thr, reference=forecast)
+    np.testing.assert_allclose(same.values, 0.0, atol=1e-12)
+    vs = metrics.brier_skill_score(perfect, truth, thr, reference=forecast)
+    np.testing.assert_allclose(vs.values, 1.0)
 
 
 # --------------------------------------------------------------------------- REV
