@@ -341,13 +341,15 @@ def attention_neighbours(rows, cols, num_mesh_nodes: int) -> tuple[np.ndarray, n
       valid: [num_mesh_nodes, K_max] bool, False on padding.
     """
     rows = np.asarray(rows)
+    if np.any(np.diff(rows) < 0):
+        raise ValueError("attention mask rows must be sorted (as build_graphs returns them).")
     counts = np.bincount(rows, minlength=num_mesh_nodes)
     k_max = int(counts.max()) if counts.size else 0
-    slot = np.arange(len(rows)) - np.repeat(np.cumsum(counts) - counts, counts)
+    # Row i holds its counts[i] keys in the first slots; a boolean mask assignment fills
+    # them in row-major order, which is exactly the order of the sorted COO.
+    valid = np.arange(k_max)[None, :] < counts[:, None]
     idx = np.repeat(np.arange(num_mesh_nodes, dtype=np.int32)[:, None], k_max, axis=1)
-    valid = np.zeros((num_mesh_nodes, k_max), dtype=bool)
-    idx[rows, slot] = cols
-    valid[rows, slot] = True
+    idx[valid] = cols
     return idx, valid
 
 
