@@ -156,3 +156,26 @@ def test_embedded_truth_joins_splits(tmp_path, monkeypatch):
     joined = figures.embedded_truth()
     np.testing.assert_array_equal(joined["time"].values, truth["time"].values)
     xr.testing.assert_allclose(joined.compute(), truth.astype(np.float32), rtol=1e-6)
+
+
+def test_to_forecast_layout_from_weatherbench_and_deepmind(setup):
+    forecast, _ = setup
+    ours = forecast.drop_vars("valid_time")
+    # WeatherBench-2: time = init, prediction_timedelta, number, latitude (descending).
+    wb2 = ours.rename(
+        sample="number",
+        init_time="time",
+        lead_time="prediction_timedelta",
+        lat="latitude",
+        lon="longitude",
+    ).isel(latitude=slice(None, None, -1))
+    back = figures.to_forecast_layout(wb2)
+    xr.testing.assert_identical(back.drop_vars("valid_time"), ours)
+    # DeepMind rollout: (sample, batch, time = lead) with a datetime (batch, time) coord.
+    dm = ours.rename(init_time="batch", lead_time="time").drop_vars("batch")
+    dm = dm.assign_coords(datetime=(("batch", "time"), forecast["valid_time"].values))
+    back = figures.to_forecast_layout(dm)
+    xr.testing.assert_identical(back.drop_vars("valid_time"), ours)
+    np.testing.assert_array_equal(back["valid_time"].values, forecast["valid_time"].values)
+    with pytest.raises(ValueError, match="not a forecast layout"):
+        figures.to_forecast_layout(ours.isel(init_time=0, drop=True))
