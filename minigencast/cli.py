@@ -476,10 +476,15 @@ def _run_evaluate(args):
 
     from minigencast import figures
 
-    forecast = figures.open_dataset(args.forecast)
-    truth = (
-        figures.embedded_truth() if args.truth == "embedded" else figures.open_dataset(args.truth)
-    )
+    forecast = figures.to_forecast_layout(figures.open_dataset(args.forecast))
+    if args.truth == "embedded":
+        truth = figures.embedded_truth()
+    else:
+        truth = figures.open_dataset(args.truth)
+        if not {"time", "lat", "lon"} <= set(truth.dims):  # DeepMind / WB2 / ERA5 layouts
+            from minigencast.data import layouts
+
+            truth = layouts.to_canonical(truth, nan_check=False)
     baselines = None
     if args.baseline:
         baselines = {}
@@ -487,7 +492,7 @@ def _run_evaluate(args):
             name, sep, path = item.partition("=")
             if not sep:
                 raise ValueError(f"--baseline expects NAME=PATH, got {item!r}.")
-            baselines[name] = figures.open_dataset(path)
+            baselines[name] = figures.to_forecast_layout(figures.open_dataset(path))
     names = args.figure or ["all"]
     names = [] if names == ["none"] else ("all" if "all" in names else names)
     table, results = figures.evaluate(forecast, truth, baselines, names, args.out)
