@@ -478,7 +478,7 @@ def _diagnose(traj, out_grid, coords, specs, ref_temps, lat, lon, config):
         "lon": ("lon", lon.astype(np.float32)),
     }
     ds = xarray.Dataset(data, coords=coords_)
-    return variables.add_cf_attrs(ds) if hasattr(variables, "add_cf_attrs") else ds
+    return variables.add_cf_attrs(ds)
 
 
 def times_for(config: ToyPlanetConfig):
