@@ -210,8 +210,9 @@ def analyse(basis: Basis, field) -> tuple[np.ndarray, np.ndarray]:
 def power_spectrum(basis: Basis, field) -> np.ndarray:
     """Angular power per degree l: sum over m of c_lm^2 + s_lm^2.
 
-    For unit-norm harmonics (1), sum_l power_l = (1 / 4 pi)... times 4 pi the mean
-    square of the field: sum_l power_l = integral of f^2 over the sphere.
+    The harmonics of (1) are orthonormal, so (Parseval) sum_l power_l = integral of
+    f^2 over the unit sphere = 4 pi times the area-weighted mean square of f. White
+    noise of unit variance has power_l = 4 pi / L at every degree.
 
     Args:
       field: [..., n_lat, n_lon].
