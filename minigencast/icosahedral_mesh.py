@@ -208,6 +208,7 @@ def rotation_symmetries(mesh: TriangularMesh) -> np.ndarray | None:
         _axis_rotation(v[0], 2 * np.pi / 5),
         _axis_rotation(v[base.faces[0]].mean(axis=0), 2 * np.pi / 3),
     ]
+
     def key(r):  # rounded, with -0.0 folded into 0.0
         return (np.round(r, 6) + 0.0).tobytes()
 
