@@ -179,3 +179,34 @@ def test_to_forecast_layout_from_weatherbench_and_deepmind(setup):
     np.testing.assert_array_equal(back["valid_time"].values, forecast["valid_time"].values)
     with pytest.raises(ValueError, match="not a forecast layout"):
         figures.to_forecast_layout(ours.isel(init_time=0, drop=True))
+
+
+def test_cli_on_the_embedded_dataset(tmp_path, capsys):
+    # The real embedded toy planet (33 x 64, 250/500/850 hPa) as truth, via --truth embedded.
+    from minigencast import cli
+
+    truth = figures.embedded_truth()
+    assert (truth.sizes["lat"], truth.sizes["lon"]) == (33, 64)
+    init = truth["time"].values[[-20, -12]]
+    fc = figures.synthetic_forecast(truth, init, [1, 2, 10], num_members=4, seed=5)
+    assert set(fc.data_vars) == set(variables.TOY_PLANET_TASK.target_variables)
+    fc.to_netcdf(tmp_path / "fc.nc")
+    argv = [
+        "evaluate",
+        "--forecast",
+        str(tmp_path / "fc.nc"),
+        "--truth",
+        "embedded",
+        "--figure",
+        "rev",
+        "--figure",
+        "spread_skill",
+        "--out",
+        str(tmp_path / "out"),
+    ]
+    assert cli.main(argv) == 0
+    assert (tmp_path / "out" / "rev.png").exists()
+    table = pd.read_csv(tmp_path / "out" / "scores.csv")
+    ours = table[table["forecast"] == "forecast"]
+    assert len(ours) == 16 * 3  # 16 target channels x 3 lead times
+    assert (ours["crps"] < table[table["forecast"] == "persistence"]["crps"].values).mean() > 0.5
