@@ -57,7 +57,7 @@ GRAPH_KEYS = (
     "attention_mask_rows",
     "attention_mask_cols",
 )
-_CACHE_VERSION = "2"  # bump when the construction changes: old cache entries are ignored
+_CACHE_VERSION = "3"  # bump when the construction changes: old cache entries are ignored
 _MEMORY_CACHE: dict[str, dict[str, np.ndarray]] = {}
 
 

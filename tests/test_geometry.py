@@ -87,3 +87,22 @@ def test_node_features():
         np.array([-90.0, 0.0, 30.0]), np.array([0.0, 90.0, 180.0])
     )
     np.testing.assert_allclose(f, [[-1, 1, 0], [0, 0, 1], [0.5, -1, 0]], atol=1e-12)
+
+
+def test_edge_features_accurate_for_short_float32_edges():
+    # DeepMind: float32 positions, rotated and subtracted in float64. Short edges (0.25 deg
+    # grids) must not lose accuracy to a float32 subtraction.
+    rng = np.random.default_rng(2)
+    r_lat = rng.uniform(-80, 80, 200).astype(np.float32)
+    r_lon = rng.uniform(0, 360, 200).astype(np.float32)
+    s_lat = (r_lat + rng.uniform(-0.5, 0.5, 200)).astype(np.float32)
+    s_lon = (r_lon + rng.uniform(-0.5, 0.5, 200)).astype(np.float32)
+    idx = np.arange(200)
+    features = geometry.relative_edge_features(s_lat, s_lon, r_lat, r_lon, idx, idx)
+    rot = geometry.local_frame_rotations(r_lat, r_lon)
+    p_s = geometry.lat_lon_to_xyz(s_lat, s_lon).astype(np.float64)
+    p_r = geometry.lat_lon_to_xyz(r_lat, r_lon).astype(np.float64)
+    d = np.einsum("eij,ej->ei", rot, p_s) - np.einsum("eij,ej->ei", rot, p_r)
+    length = np.linalg.norm(d, axis=-1, keepdims=True)
+    expected = np.concatenate([length, d], -1) / length.max()
+    np.testing.assert_allclose(features, expected, atol=1e-9)
