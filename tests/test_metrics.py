@@ -180,6 +180,17 @@ def test_clear_errors():
         metrics.crps(forecast, truth.assign_coords(time=truth.time + 10))
 
 
+def test_float32_grid_coordinates_align():
+    forecast, truth = _random_pair(23)
+    lat = np.linspace(-90, 90, 7)
+    lat[1:-1] += 1e-3  # not exactly representable in float32 (a generic grid)
+    forecast = forecast.assign_coords(lat=lat)
+    truth = truth.assign_coords(lat=lat.astype(np.float32))
+    f, t = metrics.align(forecast, truth)
+    assert (t["lat"].values == f["lat"].values).all()
+    assert np.isfinite(metrics.crps(forecast, truth).item())
+
+
 def _forecast_layout(seed=9, m=6):
     """A forecast in the forecast-file layout and canonical truth with datetime `time`."""
     rng = np.random.default_rng(seed)
