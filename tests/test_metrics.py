@@ -244,6 +244,8 @@ def test_debiased_rmse_and_spread_against_numpy():
     se = (x.mean(0) - y) ** 2 - x.var(0, ddof=1) / m
     ours = metrics.rmse(forecast, truth, debiased=True)
     np.testing.assert_allclose(ours.item(), np.sqrt((w * se).sum() / w.sum()), rtol=1e-12)
+    spread = np.sqrt((w * x.var(0, ddof=1)).sum() / w.sum())
+    np.testing.assert_allclose(metrics.spread(forecast).item(), spread, rtol=1e-12)
     ssr = np.sqrt((m + 1) / m * (w * x.var(0, ddof=1)).sum() / (w * (x.mean(0) - y) ** 2).sum())
     np.testing.assert_allclose(metrics.spread_skill_ratio(forecast, truth).item(), ssr, rtol=1e-12)
 
