@@ -139,6 +139,13 @@ def _stat(stats_ds: xarray.Dataset, name: str, da: xarray.DataArray):
     s = stats_ds[name]
     if "level" in s.dims:
         if "level" in da.dims:
+            missing = sorted(set(da["level"].values.tolist()) - set(s["level"].values.tolist()))
+            if missing:
+                raise ValueError(
+                    f"The statistics of {name} lack level(s) {missing} hPa (they have "
+                    f"{s['level'].values.tolist()}). Fix: use statistics computed on these "
+                    "levels (`minigencast stats`) or select levels the statistics cover."
+                )
             s = s.sel(level=da["level"].values)
         else:
             raise ValueError(f"Statistic for {name} has a level dim but the data do not.")

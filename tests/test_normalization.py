@@ -144,3 +144,10 @@ def test_stats_of_deepmind_layout_reduce_batch_too():
     b = normalization.compute_stats(layouts.to_deepmind(ds))
     for name in normalization.STATS_NAMES:
         xarray.testing.assert_allclose(a[name], b[name], rtol=1e-6)
+
+
+def test_stats_missing_a_level_give_a_clear_error():
+    ds = synthetic.sample(num_times=2, levels=(500, 850))
+    stats = normalization.compute_stats(ds.sel(level=[500]))
+    with pytest.raises(ValueError, match=r"lack level\(s\) \[850\]"):
+        normalization.normalize(ds[["temperature"]], stats)
