@@ -4,8 +4,9 @@ Random weights and synthetic inputs (timing does not depend on their values), ba
 float32 unless --bfloat16. For each preset it prints graph-build time, compile time,
 seconds per forward call, seconds per forward+backward (a training step's gradient), and
 the process's peak resident memory (resource.getrusage; cumulative, so forward is
-measured before backward). Each preset runs in its own process so that peak memory is
-per preset.
+measured before backward). CPU-seconds per call (process time, all threads) are printed
+too: on a shared machine they are a steadier figure than wall time. Each preset runs in
+its own process so that peak memory is per preset.
 
 DeepMind's reference on this class of 2-core CPU (spec sec. 11; official d39de19 code,
 Mini at 1 deg, float32, batch 1, dense attention): ~11 s per call, ~18 s compile,
@@ -20,6 +21,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -68,7 +70,8 @@ def run_one(preset: str, attention: str | None, repeats: int, backward: bool, bf
     result["dtype"] = "bfloat16" if bf16 else "float32"
 
     t0 = time.perf_counter()
-    structure = network.build_structure(cfg, lat, lon)
+    structure = network.build_structure(cfg, lat, lon, attention_type=attention)
+    result["attention_layout"] = type(structure.attention).__name__
     result["graph_build_seconds"] = time.perf_counter() - t0
     counts = network.channel_counts(cfg)
     params = jax.jit(network.init_denoiser, static_argnums=(1, 2, 3, 4))(
@@ -81,6 +84,8 @@ def run_one(preset: str, attention: str | None, repeats: int, backward: bool, bf
         for n in (counts[0], counts[1], counts[2])
     )
     sigma = jnp.float32(1.0)
+    # Record the machine load: wall times on a shared machine depend on it.
+    result["load_average_1min_at_start"] = os.getloadavg()[0]
     dtype = jnp.bfloat16 if bf16 else jnp.float32
 
     def forward(p, x):
@@ -92,7 +97,9 @@ def run_one(preset: str, attention: str | None, repeats: int, backward: bool, bf
     t0 = time.perf_counter()
     compiled = fwd.lower(params, targets).compile()
     result["compile_seconds"] = time.perf_counter() - t0
+    cpu0 = time.process_time()
     times = _timed(lambda: compiled(params, targets), repeats)
+    result["forward_cpu_seconds_per_call"] = (time.process_time() - cpu0) / (repeats + 1)
     result["forward_seconds"] = times
     result["forward_seconds_median"] = float(np.median(times))
     result["peak_rss_gb_after_forward"] = _rss_gb()
@@ -102,7 +109,11 @@ def run_one(preset: str, attention: str | None, repeats: int, backward: bool, bf
         t0 = time.perf_counter()
         compiled_grad = grad.lower(params, targets).compile()
         result["compile_seconds_backward"] = time.perf_counter() - t0
+        cpu0 = time.process_time()
         times = _timed(lambda: compiled_grad(params, targets), max(1, repeats // 2))
+        result["forward_backward_cpu_seconds_per_call"] = (time.process_time() - cpu0) / (
+            max(1, repeats // 2) + 1
+        )
         result["forward_backward_seconds"] = times
         result["forward_backward_seconds_median"] = float(np.median(times))
         result["peak_rss_gb_after_backward"] = _rss_gb()
