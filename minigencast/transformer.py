@@ -12,34 +12,46 @@ key_size = d_model / num_heads; logits = q k^T / sqrt(key_size); node i attends 
 only if their graph distance on the mesh is <= k (`attention_k_hop`), i.e. the mask
 M = (A + I)^k of spec sec. 6.7; softmax over keys in float32; output Linear `mha_final`.
 
-Attention layouts (one function, three evaluations; all tested equal):
+Attention layouts (one function, three evaluations; all tested equal, and equal to
+DeepMind's reference in tests/test_parity.py):
 
   DenseMask      `attention_type="mha"`: [H, N, N] logits with a boolean [N, N] mask.
-                 Memory O(H N^2): fine up to ~10^4 nodes (1 deg Mini: N = 2,562).
+                 Memory O(H N^2); matmul-bound, the fastest choice on CPU up to
+                 ~10^4 nodes (1 deg Mini: N = 2,562; `network.build_structure` also uses
+                 it for "splash_mha" on meshes up to 4,096 nodes).
   NeighbourList  `"splash_mha"` (DeepMind's TPU kernel name; here our memory-efficient
-                 path): every node's padded list of <= K_max neighbours (K_max = 766 for
-                 splits 4 / k 16, 3169 for splits 6 / k 32); keys/values are gathered per
-                 chunk of queries (`lax.map`), softmax over the list. Memory O(chunk K_max D).
+                 path for big meshes): each node's padded list of <= K_max neighbours
+                 (K_max = 766 for splits 4 / k 16, 3,169 for splits 6 / k 32); keys and
+                 values are gathered per chunk of queries (`lax.map`), softmax over the
+                 list. Memory O(chunk K_max D) instead of O(N^2); FLOPs O(N K_max D), but
+                 it moves N K_max D floats per layer (memory-bound: on a 2-core CPU 10x
+                 slower than dense at Mini size, see benchmarks/denoiser.py).
   TriBlockMask   `"triblockdiag_mha"` (DeepMind's GPU path): the RCM-banded mask has
                  bandwidth < b, so query block i only sees key blocks i-1, i, i+1; logits
                  3 N b per head, joint softmax over the three blocks.
 
-Memory plan for 0.25 deg (splits 6: N = 40,962; k 32: K_max = 3,169; d_model 512, 4
-heads) on one 80 GB GPU, float32, batch 1 (inference):
-  * dense: 4 x 40,962^2 logits = 27 GB per layer (+ the same for the softmax) -> no.
-  * neighbour list, chunk of Q queries: gathered K and V are 2 Q K_max 512 x 4 B
-    = Q x 13 MB and the logits Q x 4 x 3,169 x 4 B = Q x 51 kB: Q = 1024 uses ~13 GB
-    transient per layer; the full 41k-node activations [N, 512] are only 84 MB.
-    Gather traffic: N K_max 512 x 4 B x 2 = 530 GB per layer read from HBM, ~0.2 s per
-    layer at 3 TB/s; ~3.5 s per forward for 16 layers; acceptable for inference.
-  * tri-block (b = 10,273, 4 blocks): logits 3 N b x 4 heads x 4 B = 20 GB per layer
-    (x2 with the exp) — fits in 80 GB for inference, as DeepMind's ~60 GB VRAM figure.
-  * The grid side dominates memory at 0.25 deg: 1.04 M grid nodes and 3.1 M mesh2grid
-    edges x 512 x 4 B = 6.4 GB per edge activation; the m2g edge MLP holds ~3 of them
-    (19 GB) plus the g2m ones (1.6 M edges, ~10 GB): ~35-45 GB peak with the neighbour
-    attention, so one 80 GB GPU suffices for inference in float32. Training at 0.25 deg
-    (forward + backward) would need rematerialisation (`jax.checkpoint` around each
-    transformer block and the GNN edge MLPs) and bfloat16 activations to fit.
+Plan and memory estimate for 0.25 deg (grid 721 x 1440 = 1,038,240 nodes; mesh splits 6:
+N = 40,962; k 32: K_max = 3,169, tri-block b = 10,273; d_model 512, 4 heads; 1,618,818
+grid2mesh and 3,114,720 mesh2grid edges) on one 80 GB GPU, float32, one sample:
+
+  * attention, dense: 4 x 40,962^2 logits = 27 GB per layer, twice that with the
+    softmax -> does not fit.
+  * attention, neighbour lists (our "splash_mha"): a chunk of Q queries holds gathered
+    K and V of 2 Q K_max 512 x 4 B = Q x 13 MB plus logits Q x 4 x 3,169 x 4 B; set
+    `NEIGHBOUR_CHUNK_ELEMENTS = 2**30` on a GPU (Q = 661, ~8.7 GB transient per layer).
+    Traffic 2 N K_max 512 x 4 B = 530 GB per layer, ~0.16 s at 3.35 TB/s (H100),
+    ~2.5 s for 16 layers per denoiser call; the [N, 512] activations are only 84 MB.
+  * attention, tri-block: 3 x 41,092 x 10,273 x 4 heads x 4 B = 20 GB of logits per
+    layer (x2 with the exponentials): fits, as DeepMind's ~60 GB VRAM figure shows.
+  * the grid side dominates memory: one [3.1 M edges, 512] float32 tensor is 6.4 GB and
+    the mesh2grid edge MLP keeps ~4 alive (~26 GB); grid2mesh ~4 x 3.3 GB (freed before
+    mesh2grid); grid latents 2.1 GB each. Estimated peak ~35-45 GB with neighbour
+    attention: one 80 GB GPU suffices for inference (ensemble members run one after
+    another, or 2 at a time).
+  * training at 0.25 deg needs the backward pass's activations (~10 edge tensors,
+    > 60 GB): wrap the GNN edge MLPs and each transformer block in `jax.checkpoint`, or
+    process the grid side in chunks of grid rows (mesh2grid edges are grid-major, 3 per
+    grid node, so chunks are contiguous), and use bfloat16 activations.
 """
 
 from __future__ import annotations
@@ -208,7 +220,12 @@ def dense_attention(q, k, v, mask: DenseMask):
     return jnp.einsum("hqk,khd->qhd", weights, v)
 
 
-def neighbour_attention(q, k, v, neighbours: NeighbourList, chunk_elements: int = 2**24):
+# Gathered keys per chunk of queries in `neighbour_attention` (2**24 floats = 64 MB suits
+# a CPU; use ~2**30 on an 80 GB GPU, see the module docstring).
+NEIGHBOUR_CHUNK_ELEMENTS = 2**24
+
+
+def neighbour_attention(q, k, v, neighbours: NeighbourList, chunk_elements: int | None = None):
     """Gather attention over each node's neighbour list, chunked over queries.
 
     Per chunk of Q queries the gathered keys and values are [Q, K_max, H, key_size]; Q is
@@ -216,6 +233,7 @@ def neighbour_attention(q, k, v, neighbours: NeighbourList, chunk_elements: int 
     """
     n, heads, dk = q.shape
     k_max = neighbours.idx.shape[1]
+    chunk_elements = NEIGHBOUR_CHUNK_ELEMENTS if chunk_elements is None else chunk_elements
     chunk = int(max(1, min(n, chunk_elements // max(1, k_max * heads * dk))))
     num_chunks = -(-n // chunk)
     pad = num_chunks * chunk - n
