@@ -203,10 +203,10 @@ def array_to_dataset(array, template: xarray.Dataset) -> xarray.Dataset:
     """
     array = np.asarray(array)
     lead = _leading_dims(template)
-    expected = tuple(template.sizes[d] for d in lead) + (
-        template.sizes["lat"],
-        template.sizes["lon"],
-    )
+    # A template without lat/lon (e.g. forcings) takes the grid from the array.
+    n_lat = template.sizes.get("lat", array.shape[-3])
+    n_lon = template.sizes.get("lon", array.shape[-2])
+    expected = tuple(template.sizes[d] for d in lead) + (n_lat, n_lon)
     if array.shape[:-1] != expected:
         raise ValueError(
             f"array shape {array.shape} does not match template {expected} + (channel,)"

@@ -90,3 +90,11 @@ def test_channel_vector_selects_levels_by_value():
     np.testing.assert_array_equal(stacking.channel_vector(channels, stats), [3.0, 2.0, 7.0])
     with pytest.raises(KeyError):
         stacking.channel_vector([stacking.Channel("geopotential", 500, 0)], stats)
+
+
+def test_forcings_without_lat_round_trip():
+    ds = _dataset()[["year_progress_sin", "day_progress_cos"]].isel(time=[1])
+    array, channels = stacking.dataset_to_array(ds, grid=(5, 8))
+    assert array.shape == (2, 5, 8, 2)
+    assert [c.variable for c in channels] == ["day_progress_cos", "year_progress_sin"]
+    xarray.testing.assert_identical(stacking.array_to_dataset(array, ds), ds)
