@@ -147,3 +147,16 @@ def test_other_init_hours_from_6_hourly_data(ds):
     wb, _ = _weatherbench_like(ds)
     out = layouts.to_canonical(wb, TASK, hours=(6, 18))
     assert list(pd.DatetimeIndex(out.time.values).hour) == [6, 18]
+
+
+def test_hourly_era5_precipitation_is_summed_over_12_hours():
+    ds = synthetic.sample(num_times=1, levels=(500,)).drop_vars("total_precipitation_12hr")
+    t = pd.date_range("2020-01-01T00", periods=25, freq="1h").values
+    hourly = ds.isel(time=[0] * 25).assign_coords(time=t)
+    tp = np.random.default_rng(0).random((25, ds.sizes["lat"], ds.sizes["lon"])) * 1e-4
+    hourly = hourly.assign(tp=(("time", "lat", "lon"), tp.astype(np.float32)))  # ERA5 short name
+    out = layouts.to_canonical(hourly)
+    assert list(pd.DatetimeIndex(out.time.values).hour) == [12, 0]
+    np.testing.assert_allclose(
+        out["total_precipitation_12hr"].isel(time=0).values, tp[1:13].sum(0), rtol=1e-5
+    )
