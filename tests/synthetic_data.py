@@ -25,8 +25,14 @@ SCALE = {
 }
 
 
-def dataset(num_times=40, n_lat=13, n_lon=24, levels=variables.TOY_PLANET_LEVELS, seed=0,
-            start="2000-01-01T00:00"):
+def dataset(
+    num_times=40,
+    n_lat=13,
+    n_lon=24,
+    levels=variables.TOY_PLANET_LEVELS,
+    seed=0,
+    start="2000-01-01T00:00",
+):
     """Canonical Dataset (time, [level,] lat, lon) with the toy-planet variables."""
     rng = np.random.default_rng(seed)
     lat = np.linspace(-90, 90, n_lat)
@@ -35,8 +41,11 @@ def dataset(num_times=40, n_lat=13, n_lon=24, levels=variables.TOY_PLANET_LEVELS
     phase = np.cos(np.deg2rad(lat))[:, None] * np.cos(np.deg2rad(lon))[None]
     data = {}
     for name, (mean, std) in SCALE.items():
-        shape = (num_times, len(levels), n_lat, n_lon) if name in SCALE and name in (
-            variables.TOY_PLANET_ATMOSPHERIC_VARIABLES) else (num_times, n_lat, n_lon)
+        shape = (
+            (num_times, len(levels), n_lat, n_lon)
+            if name in SCALE and name in (variables.TOY_PLANET_ATMOSPHERIC_VARIABLES)
+            else (num_times, n_lat, n_lon)
+        )
         x = np.zeros(shape)
         x[0] = rng.standard_normal(shape[1:])
         for t in range(1, num_times):
@@ -45,8 +54,9 @@ def dataset(num_times=40, n_lat=13, n_lon=24, levels=variables.TOY_PLANET_LEVELS
         data[name] = (dims, (mean + std * x).astype(np.float32))
     data["geopotential_at_surface"] = (("lat", "lon"), np.zeros((n_lat, n_lon), np.float32))
     data["land_sea_mask"] = (("lat", "lon"), (phase > 0.3).astype(np.float32))
-    return xarray.Dataset(data, coords={"time": times, "level": list(levels), "lat": lat,
-                                        "lon": lon})
+    return xarray.Dataset(
+        data, coords={"time": times, "level": list(levels), "lat": lat, "lon": lon}
+    )
 
 
 def stats(ds):
@@ -55,8 +65,7 @@ def stats(ds):
     mean = ds.mean(dims)
     std = ds.std(dims)
     diffs = ds.diff("time").std(dims)
-    for f in variables.FORCING_VARIABLES:  # unnormalised, as allowed by DeepMind
-        pass
+    # Forcings are absent from these stats: left unnormalised, as DeepMind allows.
     std = std.where(std > 0, 1.0)
     diffs = diffs.where(diffs > 0, 1.0)
     return {"mean": mean, "stddev": std, "diffs_stddev": diffs, "min": ds.min(dims)}
