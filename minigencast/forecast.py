@@ -86,7 +86,7 @@ def _rollout_chunk(params, structure, layout, static, frames, keys, forcing_wind
             frame = forecast_step(
                 params, structure, cfg, layout, static, frames, forcings, step_key, noise_fn
             )
-            fed = jnp.where(nan_mask, jnp.asarray(layout.fill), frame)
+            fed = jnp.where(nan_mask, windows.per_channel(jnp.asarray(layout.fill), frame), frame)
             frames = jnp.concatenate([frames[1:], fed[None]], axis=0)
             return (frames, key), jnp.where(nan_mask, jnp.nan, frame)
 
@@ -136,14 +136,20 @@ def rollout(params, structure, cfg, layout, static, init_frames, forcings, num_s
     n_init = init_frames.shape[0]
     if forcings.shape[:2] != (n_init, t_in + num_steps):
         raise ValueError(f"forcings are {forcings.shape[:2]}, need ({n_init}, {t_in + num_steps})")
-    nan_mask = np.any(np.isnan(init_frames), axis=1) & layout.nan_fillable
+    nan_mask = np.any(np.isnan(init_frames), axis=1) & windows.per_channel(
+        np.asarray(layout.nan_fillable), init_frames[:, 0])
     frames = windows.fill_nans(np, init_frames, layout)
     frames = np.broadcast_to(frames[:, None], (n_init, num_members) + frames.shape[1:])
     keys = member_keys(seed, num_members)
+    # The carry is placed (and committed) up front, exactly as the chunk function returns
+    # it, so every chunk call has the same signature: one compilation.
     mesh = sample_mesh(num_members)
     if mesh is not None:
         frames = jax.device_put(frames, NamedSharding(mesh, PartitionSpec(None, SAMPLE_AXIS)))
         keys = jax.device_put(keys, NamedSharding(mesh, PartitionSpec(SAMPLE_AXIS)))
+    else:
+        device = jax.sharding.SingleDeviceSharding(jax.devices()[0])
+        frames, keys = jax.device_put(frames, device), jax.device_put(keys, device)
     # Step j uses forcings[:, j : j + t_in + 1]; pad the tail so every chunk is full.
     padded = np.concatenate([forcings] + [forcings[:, -1:]] * chunk_steps, axis=1)
     for start in range(0, num_steps, chunk_steps):
@@ -275,18 +281,20 @@ class ForecastWriter:
                 v = nc.createVariable(name, "i8", coord.dims)
                 v[:] = (values / np.timedelta64(1, "h")).astype(np.int64)
                 v.units = "hours"
+                # xarray decodes timedeltas only when told so by this attribute.
+                v.setncattr("dtype", "timedelta64[ns]")
             else:
                 v = nc.createVariable(name, values.dtype, coord.dims)
                 v[:] = values
             for k, a in coord.attrs.items():
-                setattr(v, k, a)
+                v.setncattr(k, a)
         for name, var in template.data_vars.items():
             chunks = [1 if d in ("sample", "init_time", "lead_time") else s
                       for d, s in zip(var.dims, var.shape, strict=True)]
             v = nc.createVariable(name, "f4", var.dims, fill_value=np.float32(np.nan),
                                   zlib=True, complevel=1, chunksizes=chunks)
             for k, a in var.attrs.items():
-                setattr(v, k, a)
+                v.setncattr(k, a)
         for k, a in template.attrs.items():
             setattr(nc, k, a)
         self._nc = nc

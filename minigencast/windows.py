@@ -174,9 +174,14 @@ def static_from_dataset(ds, task, layout: Layout) -> np.ndarray:
 
 
 # ----------------------------------------------------------------------------- maths
+def per_channel(vector, x):
+    """A [C] vector shaped to broadcast against x [..., C] (explicit ranks, as in tests)."""
+    return vector.reshape((1,) * (x.ndim - 1) + (-1,))
+
+
 def normalise(frame, layout: Layout):
     """(x - mean) / std over the last (channel) axis."""
-    return (frame - layout.mean) / layout.std
+    return (frame - per_channel(layout.mean, frame)) / per_channel(layout.std, frame)
 
 
 def build_inputs(xp, frames, forcings, static, layout: Layout):
@@ -200,20 +205,24 @@ def build_inputs(xp, frames, forcings, static, layout: Layout):
 
 def to_residual(xp, target_frame, last_frame, layout: Layout):
     """Normalised training target: (y - x_last)/diffs_std or (y - mean)/std per channel."""
-    residual = (target_frame - last_frame) / layout.diffs_std
-    absolute = (target_frame - layout.mean) / layout.std
-    return xp.where(layout.is_residual, residual, absolute).astype(xp.float32)
+    c = lambda v: per_channel(v, target_frame)  # noqa: E731
+    residual = (target_frame - last_frame) / c(layout.diffs_std)
+    absolute = (target_frame - c(layout.mean)) / c(layout.std)
+    return xp.where(c(layout.is_residual), residual, absolute).astype(xp.float32)
 
 
 def from_residual(xp, prediction, last_frame, layout: Layout):
     """Inverse of `to_residual`: the physical frame predicted from a normalised sample."""
-    residual = prediction * layout.diffs_std + last_frame
-    absolute = prediction * layout.std + layout.mean
-    return xp.where(layout.is_residual, residual, absolute)
+    c = lambda v: per_channel(v, prediction)  # noqa: E731
+    residual = prediction * c(layout.diffs_std) + last_frame
+    absolute = prediction * c(layout.std) + c(layout.mean)
+    return xp.where(c(layout.is_residual), residual, absolute)
 
 
 def fill_nans(xp, frame, layout: Layout):
-    return xp.where(xp.isnan(frame) & layout.nan_fillable, layout.fill, frame)
+    """NaNs of fillable channels (SST) -> the fill value (min SST), others untouched."""
+    fillable = xp.isnan(frame) & per_channel(layout.nan_fillable, frame)
+    return xp.where(fillable, per_channel(layout.fill, frame), frame)
 
 
 def make_fetch(frames: np.ndarray, forcings: np.ndarray, static: np.ndarray, layout: Layout):

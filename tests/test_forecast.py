@@ -1,0 +1,213 @@
+"""Forecasting: compile-once chunked rollout, ensembles, output files, bad input."""
+
+import dataclasses
+import os
+
+import jax
+import numpy as np
+import pytest
+import synthetic_data
+import xarray
+
+from minigencast import checkpoint, config, forecast, network, train, training_state, windows
+
+STEP = np.timedelta64(12, "h")
+
+
+@pytest.fixture(scope="module")
+def setup():
+    cfg = config.tiny()
+    cfg = dataclasses.replace(cfg, sampler_config=dataclasses.replace(
+        cfg.sampler_config, num_noise_levels=4))
+    ds = synthetic_data.dataset(num_times=16)
+    stats = synthetic_data.stats(ds)
+    params = network.init_denoiser(jax.random.key(0), cfg, *network.channel_counts(cfg))
+    # Perturb the zero-initialised output layers so the network is not an identity.
+    params = jax.tree_util.tree_map(
+        lambda p: p + 0.05 * jax.random.normal(jax.random.key(1), p.shape), params)
+    return cfg, ds, stats, params
+
+
+def _rollout(setup, num_steps=10, members=2, chunk=5):
+    cfg, ds, stats, params = setup
+    data = windows.prepare(ds, cfg.task_config, stats)
+    structure = network.build_structure(cfg, data.lat, data.lon)
+    noise_fn = train.noise_function(data.lat, data.lon)
+    forcings = data.forcings[None, :2 + num_steps]
+    return forecast.rollout(params, structure, cfg, data.layout, data.static,
+                            data.raw_frames[None, :2], forcings, num_steps, members, noise_fn,
+                            chunk_steps=chunk)
+
+
+def test_rollout_compiles_once_and_memory_is_flat(setup):
+    before = forecast.rollout_chunk._cache_size()
+    live = []
+    outs = []
+    for _, out in _rollout(setup, num_steps=10):
+        assert out.shape[:3] == (1, 2, 5)  # only this chunk is held
+        outs.append(out)
+        live.append(sum(a.nbytes for a in jax.live_arrays()))
+    assert forecast.rollout_chunk._cache_size() == before + 1
+    assert live[0] == live[-1]  # device memory does not grow with the steps done
+    # A shorter forecast (padded last chunk) reuses the same program.
+    short = [o for _, o in _rollout(setup, num_steps=7)]
+    assert forecast.rollout_chunk._cache_size() == before + 1
+    assert [o.shape[2] for o in short] == [5, 2]
+    # Same keys, same start: the first 7 steps agree with the 10-step run.
+    np.testing.assert_array_equal(np.concatenate(short, 2), np.concatenate(outs, 2)[:, :, :7])
+    full = np.concatenate(outs, 2)
+    assert np.isfinite(full).all()
+    assert not np.array_equal(full[:, 0], full[:, 1])  # members differ
+
+
+def test_member_keys_do_not_depend_on_ensemble_size():
+    a = jax.random.key_data(forecast.member_keys(3, 2))
+    b = jax.random.key_data(forecast.member_keys(3, 5))
+    np.testing.assert_array_equal(a, b[:2])
+    np.testing.assert_array_equal(
+        a[1], jax.random.key_data(jax.random.fold_in(jax.random.key(3), 1)))
+
+
+@pytest.mark.parametrize("suffix", [".nc", ".zarr"])
+def test_run_writes_cf_files_equal_to_memory(setup, tmp_path, suffix):
+    cfg, ds, stats, params = setup
+    inits = ds["time"].values[[1]]
+    mem = forecast.run(params, cfg, ds, stats, inits, 10, 2, chunk_steps=5, progress=False)
+    assert mem["geopotential"].dims == ("sample", "init_time", "lead_time", "level", "lat", "lon")
+    assert mem["2m_temperature"].dims == ("sample", "init_time", "lead_time", "lat", "lon")
+    np.testing.assert_array_equal(mem["lead_time"].values, np.arange(1, 11) * STEP)
+    np.testing.assert_array_equal(mem["valid_time"].values[0], inits[0] + np.arange(1, 11) * STEP)
+    assert mem.attrs["Conventions"] == "CF-1.8"
+    assert mem["lat"].attrs["units"] == "degrees_north"
+    path = str(tmp_path / f"fc{suffix}")
+    assert forecast.run(params, cfg, ds, stats, inits, 10, 2, chunk_steps=5, out=path,
+                        progress=False) == path
+    opened = xarray.open_zarr(path) if suffix == ".zarr" else xarray.open_dataset(path)
+    with opened as disk:
+        for name in mem.data_vars:
+            np.testing.assert_allclose(disk[name].transpose(*mem[name].dims).values,
+                                       mem[name].values, rtol=1e-6)
+        np.testing.assert_array_equal(disk["lead_time"].values, mem["lead_time"].values)
+    assert not [n for n in os.listdir(tmp_path) if ".tmp-" in n]
+
+
+def test_failed_forecast_keeps_previous_output(setup, tmp_path, monkeypatch):
+    cfg, ds, stats, params = setup
+    path = tmp_path / "fc.nc"
+    path.write_bytes(b"an earlier forecast")
+
+    def boom(*a, **k):
+        raise RuntimeError("interrupted")
+        yield  # pragma: no cover
+
+    monkeypatch.setattr(forecast, "rollout", boom)
+    with pytest.raises(RuntimeError, match="interrupted"):
+        forecast.run(params, cfg, ds, stats, ds["time"].values[[1]], 2, 2, out=str(path),
+                     progress=False)
+    assert path.read_bytes() == b"an earlier forecast"
+    assert os.listdir(tmp_path) == ["fc.nc"]
+
+
+def test_unwritable_output_is_refused_before_computing(setup, tmp_path, monkeypatch):
+    cfg, ds, stats, params = setup
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    monkeypatch.setattr(forecast, "rollout", lambda *a, **k: pytest.fail("computed anyway"))
+    try:
+        if os.access(locked, os.W_OK):  # running as root: permissions are not enforced
+            target = "/proc/minigencast/fc.nc"
+        else:
+            target = str(locked / "fc.nc")
+        with pytest.raises(PermissionError):
+            forecast.run(params, cfg, ds, stats, ds["time"].values[[1]], 2, 2, out=target,
+                         progress=False)
+    finally:
+        locked.chmod(0o700)
+
+
+def test_bad_inputs_give_clear_errors(setup, tmp_path):
+    cfg, ds, stats, params = setup
+    # Gaps: the init needs t - 12 h.
+    gappy = ds.isel(time=[0, 2, 3, 4])
+    with pytest.raises(ValueError, match="input frame"):
+        forecast.run(params, cfg, gappy, stats, gappy["time"].values[[1]], 2, 2,
+                     progress=False)
+    # Another grid than the checkpoint's.
+    meta = {"lat": list(np.linspace(-90, 90, 33)), "lon": list(np.arange(64) * 5.625)}
+    with pytest.raises(ValueError, match="grid"):
+        forecast.run(params, cfg, ds, stats, ds["time"].values[[1]], 2, 2, metadata=meta,
+                     progress=False)
+    # Variables the model predicts are missing from the data.
+    with pytest.raises(ValueError, match="geopotential"):
+        forecast.run(params, cfg, ds.drop_vars("geopotential"), stats,
+                     ds["time"].values[[1]], 2, 2, progress=False)
+    # Levels the model uses are missing.
+    with pytest.raises(ValueError, match="levels"):
+        forecast.run(params, cfg, ds.isel(level=[0, 1]), stats, ds["time"].values[[1]], 2, 2,
+                     progress=False)
+    # A checkpoint whose weights do not fit its config (e.g. from another preset).
+    bad = tmp_path / "model.npz"
+    checkpoint.save(str(bad), params, config.cpu())
+    with pytest.raises(checkpoint.CheckpointError):
+        forecast.load_model(str(bad))
+
+
+def test_load_model_reads_our_checkpoints(setup, tmp_path):
+    cfg, ds, stats, params = setup
+    state = train.init_train_state(params, config.TrainConfig())
+    d = training_state.save(
+        str(tmp_path), step=1, state=state, config=cfg, train_config=config.TrainConfig(),
+        loader_position={}, rng_key=jax.random.key(0),
+        grid={"lat": ds["lat"].values, "lon": ds["lon"].values})
+    p2, cfg2, meta = forecast.load_model(d)
+    assert cfg2.task_config == cfg.task_config
+    assert cfg2.sampler_config == cfg.sampler_config
+    np.testing.assert_array_equal(meta["lat"], ds["lat"].values)
+    forecast.check_grid_matches(meta, ds["lat"].values, ds["lon"].values)
+
+
+def test_layout_never_feeds_back_target_only_variables():
+    from minigencast import normalization, stacking, variables
+    from minigencast.data import synthetic
+
+    levels = (500, 850)
+    task = variables.gencast_task(levels)
+    ds = synthetic.sample(num_times=4, levels=levels)
+    stats = normalization.compute_stats(ds, chunks=None)
+    layout = windows.build_layout(task, stats)
+    targets = stacking.target_channels(task)
+    precip = [i for i, c in enumerate(targets) if c.variable == variables.PRECIPITATION]
+    n_block = len(targets) + len(stacking.forcing_channels(task))
+    sources = {int(i) % n_block for i in layout.input_index if i < 2 * n_block}
+    assert precip and not set(precip) & sources
+    assert not layout.is_residual[precip].any()
+    sst = [i for i, c in enumerate(targets) if c.variable == "sea_surface_temperature"]
+    assert layout.nan_fillable[sst].all() and layout.nan_fillable.sum() == 1
+    # Residual round trip, and SST NaNs filled before use.
+    prep = windows.prepare(ds, task, stats)
+    assert np.isnan(prep.raw_frames[..., sst]).any() and not np.isnan(prep.frames).any()
+    r = windows.to_residual(np, prep.frames[2], prep.frames[1], layout)
+    back = windows.from_residual(np, r, prep.frames[1], layout)
+    np.testing.assert_allclose(back, prep.frames[2], rtol=1e-5, atol=1e-3)
+
+
+@pytest.mark.slow
+def test_sst_nans_reinserted_in_gencast_task_rollout():
+    from minigencast import normalization, variables
+    from minigencast.data import synthetic
+
+    levels = (500, 850)
+    base = config.tiny()
+    cfg = dataclasses.replace(base, task_config=variables.gencast_task(levels),
+                              sampler_config=dataclasses.replace(base.sampler_config,
+                                                                 num_noise_levels=3))
+    ds = synthetic.sample(num_times=4, levels=levels)
+    stats = normalization.compute_stats(ds, chunks=None)
+    params = network.init_denoiser(jax.random.key(0), cfg, *network.channel_counts(cfg))
+    fc = forecast.run(params, cfg, ds, stats, ds["time"].values[[1]], 3, 2, chunk_steps=3,
+                      progress=False)
+    land = np.isnan(ds["sea_surface_temperature"].values[:2]).any(0)
+    sst = fc["sea_surface_temperature"].values  # [S, I, L, lat, lon]
+    assert np.isnan(sst[..., land]).all() and np.isfinite(sst[..., ~land]).all()
+    assert np.isfinite(fc["total_precipitation_12hr"].values).all()
