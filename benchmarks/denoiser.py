@@ -155,7 +155,8 @@ def main(argv=None):
         proc = subprocess.run(cmd, capture_output=True, text=True)
         lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
         if proc.returncode != 0 or not lines:
-            print(f"{preset}: failed\n{proc.stderr[-3000:]}")
+            # A negative return code is a signal: -9 is usually the out-of-memory killer.
+            print(f"{preset}: failed (return code {proc.returncode})\n{proc.stderr[-3000:]}")
             continue
         res = json.loads(lines[-1][len("RESULT ") :])
         print(json.dumps(res, indent=1))
