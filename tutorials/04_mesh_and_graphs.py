@@ -183,10 +183,15 @@ print(
 # for points on an edge).
 
 # %%
-grid_xyz = geometry.lat_lon_to_xyz(grid_lat, grid_lon)
-radius = ARCH.radius_query_fraction_edge_length * icosahedral_mesh.max_edge_length(mesh)
-chord = np.linalg.norm(grid_xyz[:, None, :] - G["mesh_vertices"][None, :, :], axis=-1)
-brute_g, brute_m = np.nonzero(chord <= radius)
+# Positions from float32 lat/lon and a float32 radius, as DeepMind's code: on this grid
+# some grid points sit exactly on the radius, and only the same rounding decides alike.
+grid_xyz = geometry.lat_lon_to_xyz(
+    *geometry.grid_lat_lon(LAT.astype(np.float32), LON.astype(np.float32))
+)
+radius = np.float32(ARCH.radius_query_fraction_edge_length * icosahedral_mesh.max_edge_length(mesh))
+diff = grid_xyz[:, None, :].astype(np.float64) - G["mesh_vertices"][None].astype(np.float64)
+chord = np.linalg.norm(diff, axis=-1)  # float64 distances between float32 points, as scipy
+brute_g, brute_m = np.nonzero(chord <= float(radius))
 assert set(zip(brute_g, brute_m, strict=True)) == set(zip(g2m_s, g2m_r, strict=True))
 assert np.all(np.bincount(g2m_s, minlength=len(grid_xyz)) >= 1)  # every grid point sends
 

@@ -275,8 +275,8 @@ plt.show()
 # 2. A larger share of the network's capacity goes to 2 m temperature; the others get
 #    slightly worse. The total weight is what GenCast's per-variable weights balance.
 # 3. For $\sigma \to \infty$, $c_\text{skip} x \to 0$ and $\lambda \to 1$, so the loss tends
-#    to the weighted mean square of $y$, about $\sum_c w_c \approx$ the number of channels
-#    times their mean weight (unit-variance residuals).
+#    to $\sum_c w_c\,\overline{w_\text{lat}\,y_c^2}$: the channel weights times the variance
+#    of the (roughly unit-variance) residual targets — a constant, about $\sum_v w_v$.
 #
 # </details>
 #
