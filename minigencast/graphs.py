@@ -536,8 +536,7 @@ def info(cfg, grid=None) -> dict:
 
     Returns:
       A JSON-serialisable dict: grid and graph sizes, attention-mask statistics,
-      memory estimates in bytes and, when the network module provides it, the
-      number of parameters.
+      memory estimates in bytes and the number of parameters.
     """
     n_lat, n_lon = grid if grid is not None else cfg.grid
     lat = np.linspace(-90, 90, n_lat)
@@ -577,12 +576,9 @@ def info(cfg, grid=None) -> dict:
         "attention_neighbours_max": int(per_node.max()),
         "attention_tri_block_size": int(block),
     }
-    try:
-        from minigencast import network
+    from minigencast import network  # imported here: graphs.py itself stays NumPy-only
 
-        out["parameters"] = int(network.num_parameters(cfg))
-    except (ImportError, AttributeError):
-        pass  # the network module is not there yet: report no parameter count
+    out["parameters"] = int(network.num_parameters(cfg))
     memory = {"graphs": int(sum(np.asarray(v).nbytes for v in g.values()))}
     memory.update(
         attention_memory_bytes(n_mesh, per_node.max(), len(rows), transformer.num_heads, block)

@@ -70,8 +70,7 @@ def test_info_mini_preset_matches_spec(capsys):
     assert out["grid2mesh_max_in_degree"] == 937
     assert out["attention_neighbours_max"] == 766
     assert out["attention_tri_block_size"] == 1297
-    if "parameters" in out:  # present once network.num_parameters exists
-        assert out["parameters"] == 57492612
+    assert out["parameters"] == 57492612
 
 
 def test_info_api_twin_equals_cli(capsys):
