@@ -633,7 +633,7 @@ def synthetic_forecast(truth, init_times, lead_steps, num_members=8, spread=1.0,
     out = {}
     for name, da in sel.data_vars.items():
         std = float(truth[name].diff("time").std())
-        g = xr.DataArray(np.sqrt(np.arange(1, len(lead) + 1)), dims=["lead_time"])
+        g = xr.DataArray(np.sqrt(np.asarray(lead_steps, float)), dims=["lead_time"])
         shape = (num_members,) + da.shape
         noise = xr.DataArray(rng.standard_normal(shape), dims=("sample",) + da.dims)
         centre = xr.DataArray(rng.standard_normal(da.shape), dims=da.dims)

@@ -69,6 +69,18 @@ def test_synthetic_forecast_is_reliable():
     np.testing.assert_allclose(hist, 0.1, atol=0.02)
 
 
+def test_synthetic_forecast_error_grows_as_sqrt_of_the_lead_step():
+    truth = toy_truth(n_time=60, seed=1)
+    init = truth["time"].values[2:40:2]
+    steps = [1, 4, 9]  # not 1, 2, 3: the growth must follow the step, not the list index
+    fc = figures.synthetic_forecast(truth, init, steps, num_members=9, seed=3)
+    name = "2m_temperature"
+    s = float(truth[name].diff("time").std()) / np.sqrt(2)
+    member_error = (fc[name] - fc[name].mean("sample")).std(["sample", "init_time", "lat", "lon"])
+    # Members scatter around their centre with std s sqrt(step) (ddof: 9 members).
+    np.testing.assert_allclose(member_error.values * np.sqrt(9 / 8), s * np.sqrt(steps), rtol=0.05)
+
+
 def test_scorecard_fraction_better_against_a_worse_baseline(setup, tmp_path):
     forecast, truth = setup
     worse = forecast + 5.0 * xr.ones_like(forecast)
