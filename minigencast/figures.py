@@ -112,6 +112,15 @@ def _crps(fc, truth, **kw):
     return metrics.crps(fc, truth, fair=fc.sizes["sample"] >= 2, **kw)
 
 
+def _headline_scores(scores, forecast):
+    """{run: Dataset of per-lead scores} -> {run: Dataset of the headline (variable, level)s}."""
+    show = headline(forecast)
+    return {
+        n: xr.Dataset({_label(v, lv): _select(s, v, lv) for v, lv in show})
+        for n, s in scores.items()
+    }
+
+
 def _per_lead(fn, fc, truth, **kw):
     keep = ["lead_time"] + (["level"] if "level" in fc.dims else [])
     return fn(fc, truth, preserve_dims=keep, **kw).compute()
@@ -156,11 +165,7 @@ def crps_vs_lead(forecast, truth, baselines=None, out_dir="."):
     forecast, truth = _common(forecast, truth)
     runs = _with_baselines(forecast, truth, baselines)
     scores = {n: _per_lead(_crps, f, truth) for n, f in runs.items()}
-    show = headline(forecast)
-    sub = {
-        n: xr.Dataset({_label(v, lv): _select(s, v, lv) for v, lv in show})
-        for n, s in scores.items()
-    }
+    sub = _headline_scores(scores, forecast)
     path = _path(out_dir, "crps_vs_lead")
     plotting.lines_vs_lead(sub, path, ylabel="CRPS", title="CRPS vs lead time (lower is better)")
     numbers = {n: _numbers(s) for n, s in sub.items()}
@@ -176,11 +181,7 @@ def rmse_vs_lead(forecast, truth, baselines=None, out_dir="."):
     forecast, truth = _common(forecast, truth)
     runs = _with_baselines(forecast, truth, baselines)
     scores = {n: _per_lead(metrics.rmse, f, truth) for n, f in runs.items()}
-    show = headline(forecast)
-    sub = {
-        n: xr.Dataset({_label(v, lv): _select(s, v, lv) for v, lv in show})
-        for n, s in scores.items()
-    }
+    sub = _headline_scores(scores, forecast)
     path = _path(out_dir, "rmse_vs_lead")
     plotting.lines_vs_lead(sub, path, ylabel="RMSE", title="Ensemble-mean RMSE vs lead time")
     caption = (
@@ -229,11 +230,7 @@ def spread_skill(forecast, truth, baselines=None, out_dir="."):
         if f.sizes["sample"] >= 2
     }
     scores = {n: _per_lead(metrics.spread_skill_ratio, f, truth) for n, f in runs.items()}
-    show = headline(forecast)
-    sub = {
-        n: xr.Dataset({_label(v, lv): _select(s, v, lv) for v, lv in show})
-        for n, s in scores.items()
-    }
+    sub = _headline_scores(scores, forecast)
     path = _path(out_dir, "spread_skill")
     plotting.lines_vs_lead(
         sub, path, ylabel="spread/skill", title="Spread/skill ratio", reference_line=1.0
