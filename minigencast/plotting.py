@@ -39,6 +39,20 @@ def _lead_days(lead):
     return _lead_hours(lead) / 24.0
 
 
+def _panel_grid(n, max_cols, width, height):
+    """A figure with n panels, at most `max_cols` per row, each width x height inches.
+
+    Returns (fig, axes) with axes a flat array; axes beyond the n-th are hidden.
+    """
+    ncol = min(max_cols, n)
+    nrow = int(np.ceil(n / ncol))
+    fig = Figure(figsize=(width * ncol, height * nrow), dpi=100)
+    axes = fig.subplots(nrow, ncol, squeeze=False).ravel()
+    for ax in axes[n:]:
+        ax.set_visible(False)
+    return fig, axes
+
+
 def _rows(ds):
     """(label, DataArray without level) for every (variable, level) of a Dataset."""
     rows = []
@@ -93,11 +107,7 @@ def lines_vs_lead(scores, path=None, ylabel="", title="", reference_line=None, m
     """
     names = list(scores)
     rows = _rows(scores[names[0]])[:max_panels]
-    n = len(rows)
-    ncol = min(3, n)
-    nrow = int(np.ceil(n / ncol))
-    fig = Figure(figsize=(3.2 * ncol, 2.4 * nrow), dpi=100)
-    axes = fig.subplots(nrow, ncol, squeeze=False).ravel()
+    fig, axes = _panel_grid(len(rows), 3, 3.2, 2.4)
     for ax, (label, _) in zip(axes, rows, strict=False):
         for name in names:
             da = dict(_rows(scores[name])).get(label)
@@ -109,8 +119,6 @@ def lines_vs_lead(scores, path=None, ylabel="", title="", reference_line=None, m
         ax.set_xlabel("lead time (days)", fontsize=7)
         ax.set_ylabel(ylabel, fontsize=7)
         ax.tick_params(labelsize=7)
-    for ax in axes[n:]:
-        ax.set_visible(False)
     axes[0].legend(fontsize=7)
     fig.suptitle(title, fontsize=9)
     fig.tight_layout()
@@ -123,19 +131,13 @@ def rank_histograms(hists, path=None, title=""):
     Args:
       hists: {label: DataArray [rank]} relative frequencies; the flat line 1/(M+1) is drawn.
     """
-    n = len(hists)
-    ncol = min(4, n)
-    nrow = int(np.ceil(n / ncol))
-    fig = Figure(figsize=(2.8 * ncol, 2.2 * nrow), dpi=100)
-    axes = fig.subplots(nrow, ncol, squeeze=False).ravel()
+    fig, axes = _panel_grid(len(hists), 4, 2.8, 2.2)
     for ax, (label, h) in zip(axes, hists.items(), strict=False):
         ax.bar(h["rank"].values, h.values, width=1.0, color="tab:blue", edgecolor="white")
         ax.axhline(1.0 / h.sizes["rank"], color="k", ls="--", lw=0.8)
         ax.set_title(label, fontsize=8)
         ax.set_xlabel("rank of truth", fontsize=7)
         ax.tick_params(labelsize=7)
-    for ax in axes[n:]:
-        ax.set_visible(False)
     fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     return _save(fig, path)
@@ -147,11 +149,7 @@ def rev_curves(panels, path=None, title=""):
     Args:
       panels: {panel title: {forecast name: DataArray [cost_loss_ratio]}}.
     """
-    n = len(panels)
-    ncol = min(4, n)
-    nrow = int(np.ceil(n / ncol))
-    fig = Figure(figsize=(3.0 * ncol, 2.5 * nrow), dpi=100)
-    axes = fig.subplots(nrow, ncol, squeeze=False).ravel()
+    fig, axes = _panel_grid(len(panels), 4, 3.0, 2.5)
     for ax, (label, curves) in zip(axes, panels.items(), strict=False):
         for name, rev in curves.items():
             ax.plot(rev["cost_loss_ratio"].values, rev.values, label=name)
@@ -162,8 +160,6 @@ def rev_curves(panels, path=None, title=""):
         ax.set_xlabel("cost/loss ratio", fontsize=7)
         ax.set_ylabel("REV", fontsize=7)
         ax.tick_params(labelsize=7)
-    for ax in axes[n:]:
-        ax.set_visible(False)
     axes[0].legend(fontsize=7)
     fig.suptitle(title, fontsize=9)
     fig.subplots_adjust(hspace=0.55, wspace=0.35, top=0.85, bottom=0.15)
@@ -176,9 +172,7 @@ def pooled_crps_vs_size(curves, path=None, title=""):
     Args:
       curves: {panel title: {line name: DataArray [radius_km]}}.
     """
-    n = len(curves)
-    fig = Figure(figsize=(3.2 * n, 2.6), dpi=100)
-    axes = fig.subplots(1, n, squeeze=False).ravel()
+    fig, axes = _panel_grid(len(curves), len(curves), 3.2, 2.6)
     for ax, (label, lines) in zip(axes, curves.items(), strict=False):
         for name, da in lines.items():
             ax.plot(da["radius_km"].values, da.values, marker="o", label=name)

@@ -71,3 +71,14 @@ def test_other_plots_write_pngs(tmp_path):
     )
     for name in "lrvpkm":
         assert _png(tmp_path / f"{name}.png")
+
+
+def test_panel_grids_show_one_axis_per_panel():
+    rank = xr.DataArray(np.full(5, 0.2), dims=["rank"], coords={"rank": np.arange(1, 6)})
+    fig = plotting.rank_histograms({f"h{i}": rank for i in range(5)})  # 2 rows of 4
+    visible = [ax for ax in fig.axes if ax.get_visible()]
+    assert len(fig.axes) == 8 and len(visible) == 5
+    assert [ax.get_title() for ax in visible] == [f"h{i}" for i in range(5)]
+    rel = _relative([[1.0, 2.0, 3.0], [2.0, 3.0, 4.0], [3.0, 4.0, 5.0]])  # 3 panels, 1 row
+    fig = plotting.lines_vs_lead({"a": rel})
+    assert len(fig.axes) == 3 and all(ax.get_visible() for ax in fig.axes)
