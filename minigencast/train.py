@@ -355,6 +355,11 @@ def train(dataset, stats, cfg, tc, run_dir, *, init_params=None, progress=True,
     """
     os.makedirs(run_dir, exist_ok=True)
     data = windows.prepare(dataset, cfg.task_config, stats)
+    grid = {"lat": data.lat, "lon": data.lon}
+    ckpt_dir = os.path.join(run_dir, "checkpoints")
+    last = training_state.latest(ckpt_dir)
+    if last is not None:  # Refuse a run dir of another config/grid before any heavy work.
+        training_state.check_compatible(last, cfg, grid)
     windows.write_stats(stats, os.path.join(run_dir, "stats"))
     train_windows, val_windows = loader.split_by_time(data.times, tc.validation_fraction)
     if len(train_windows) == 0:
@@ -365,7 +370,6 @@ def train(dataset, stats, cfg, tc, run_dir, *, init_params=None, progress=True,
                          f"{mesh.devices.size} devices")
     noise_fn = noise_function(data.lat, data.lon)
     structure = replicate(network.build_structure(cfg, data.lat, data.lon), mesh)
-    grid = {"lat": data.lat, "lon": data.lon}
     fetch = windows.make_fetch(data.frames, data.forcings, data.static, data.layout)
 
     base_key = jax.random.key(tc.seed)
@@ -373,9 +377,7 @@ def train(dataset, stats, cfg, tc, run_dir, *, init_params=None, progress=True,
         init_params = network.init_denoiser(
             jax.random.fold_in(base_key, 1 << 30), cfg, *network.channel_counts(cfg))
     state = init_train_state(init_params, tc)
-    ckpt_dir = os.path.join(run_dir, "checkpoints")
     position = None
-    last = training_state.latest(ckpt_dir)
     if last is not None:
         restored = training_state.restore(last, state, cfg, grid)
         state, position = restored["state"], restored["loader_position"]

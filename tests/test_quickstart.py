@@ -1,0 +1,114 @@
+"""The quickstart's report, skill table and CLI; the end-to-end run is in the slow tier."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+import synthetic_data
+import xarray
+
+from minigencast import baselines, cli, quickstart
+
+STEP = np.timedelta64(12, "h")
+KEYS = {"crps_model", "crps_persistence", "crps_climatology", "rmse_model", "spread_skill"}
+
+
+def _fake_forecast(truth, inits, leads, members=4, noise=1.0, seed=0):
+    """Truth at the valid times plus noise: a stand-in ensemble in the forecast layout."""
+    rng = np.random.default_rng(seed)
+    p = baselines.persistence(truth, inits, leads)
+    out = {}
+    for name in p.data_vars:
+        valid = truth[name].sel(time=(p["valid_time"].values.ravel())).values
+        valid = valid.reshape(p[name].shape[1:])
+        scale = float(truth[name].std())
+        out[name] = (p[name].dims, valid[None] + noise * scale * 0.1 * rng.standard_normal(
+            (members,) + valid.shape))
+    coords = {k: v for k, v in p.coords.items() if k != "sample"}
+    return xarray.Dataset(out, coords=dict(coords, sample=np.arange(members)))
+
+
+def test_report_shape_and_skill_table():
+    truth = synthetic_data.dataset(num_times=80)
+    inits = quickstart.choose_init_times(truth["time"].values, 3, 4)
+    leads = np.arange(1, 5) * STEP
+    fc = _fake_forecast(truth, inits, leads)
+    refs = {
+        "persistence": baselines.persistence(truth, inits, leads),
+        "climatology": baselines.climatological_ensemble(truth, inits, leads, num_members=4,
+                                                         window_days=10, exclude_days=3),
+    }
+    scores = quickstart.score(fc, truth, refs)
+    assert set(scores) == {"z500", "t850", "t2m", "msl", "u850"}
+    assert set(scores["z500"]) == {"12", "24", "36", "48"}
+    for per_lead in scores.values():
+        for s in per_lead.values():
+            assert set(s) == KEYS and all(np.isfinite(v) for v in s.values())
+    # A near-perfect ensemble beats persistence and has a finite spread/skill.
+    assert scores["z500"]["48"]["crps_model"] < scores["z500"]["48"]["crps_persistence"]
+    json.dumps({"scores": scores})  # JSON-ready
+    table = quickstart.skill_table(scores, leads_hours=(24, 48))
+    assert "z500" in table and "t850" in table and len(table.splitlines()) == 1 + 5 * 2
+
+
+def test_init_times_have_truth_for_every_lead():
+    t = synthetic_data.dataset(num_times=30)["time"].values
+    inits = quickstart.choose_init_times(t, 4, 10)
+    assert len(set(inits.tolist())) == 4
+    assert all((i - STEP) in t and (i + 10 * STEP) in t for i in inits)
+    with pytest.raises(ValueError, match="init times"):
+        quickstart.choose_init_times(t, 40, 10)
+
+
+@pytest.mark.parametrize("command", ["quickstart", "train", "forecast"])
+def test_cli_help_teaches(command, capsys):
+    with pytest.raises(SystemExit) as e:
+        cli.main([command, "--help"])
+    assert e.value.code == 0
+    text = capsys.readouterr().out
+    assert "API twin" in text
+    if command == "train":
+        assert "--peak_learning_rate" in text and "--ema_decay" in text
+    if command == "forecast":
+        assert "--num_samples" in text and "--init_time" in text
+
+
+def test_cli_train_refuses_a_run_dir_of_another_config(tmp_path, capsys):
+    """A checkpoint from another config -> a clear error from `minigencast train`."""
+    import jax
+
+    from minigencast import config, network, train, training_state
+
+    ds = synthetic_data.dataset(num_times=12)
+    path = tmp_path / "data.nc"
+    ds.to_netcdf(path)
+    stats_dir = tmp_path / "stats"
+    from minigencast import normalization
+
+    normalization.write_stats(synthetic_data.stats(ds), stats_dir)
+    cfg = config.tiny()
+    params = network.init_denoiser(jax.random.key(0), cfg, *network.channel_counts(cfg))
+    training_state.save(
+        str(tmp_path / "run" / "checkpoints"), step=1,
+        state=train.init_train_state(params, config.TrainConfig()), config=cfg,
+        train_config=config.TrainConfig(), loader_position={}, rng_key=jax.random.key(0),
+        grid={"lat": ds["lat"].values, "lon": ds["lon"].values})
+    code = cli.main(["train", "--preset", "cpu", "--data", str(path), "--stats",
+                     str(stats_dir), "--run_dir", str(tmp_path / "run"), "--quiet"])
+    assert code == 2
+    assert "another configuration" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_quickstart_pretrained_end_to_end(tmp_path):
+    out = tmp_path / "qs"
+    report = quickstart.quickstart(out=str(out), pretrained=True, num_members=2, num_inits=1,
+                                   num_steps=2, progress=False)
+    on_disk = json.load(open(out / "report.json"))
+    assert on_disk == json.loads(json.dumps(report))
+    assert set(on_disk["scores"]["z500"]) == {"12", "24"}
+    assert set(on_disk["scores"]["t850"]["24"]) == KEYS
+    with xarray.open_dataset(out / "forecast.nc") as fc:
+        assert fc.sizes["sample"] == 2 and fc.sizes["lead_time"] == 2
+    assert any(f.endswith(".png") for f in os.listdir(out / "figures"))
