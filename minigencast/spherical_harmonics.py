@@ -16,9 +16,11 @@ Cost O(L^2 n_lat) per field plus the FFT.
 
 *Analysis* (grid -> coefficients) inverts it: an FFT over longitude, then per m a
 least-squares fit over latitude with a precomputed pseudo-inverse. It is exact (to
-rounding) for fields band-limited to l < L as long as the grid has at least L
-latitudes away from the poles for m = 1 (true for GenCast's grids: 1 deg has 181
-latitudes and L = 180; WeatherBench-2's 64x32 has 32 and L = 32).
+rounding) for fields band-limited to l < L as long as every order m has at least as
+many usable latitudes as unknowns l = m..L-1: L latitudes for m = 0, and L - 1
+latitudes away from the poles for m = 1 (P_lm vanishes at a pole for m > 0). True for
+GenCast's grids: 1 deg has 181 latitudes (179 off the poles) and L = 180;
+WeatherBench-2's 64x32 has 32 latitudes, none at a pole, and L = 32.
 
 Legendre recursion (stable to l ~ 2000 in float64; GenCast needs L = 720):
 

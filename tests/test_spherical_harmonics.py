@@ -74,6 +74,18 @@ def test_synthesis_analysis_round_trip(grid):
     np.testing.assert_allclose(s2, sin_coeffs, atol=2e-6 * scale)
 
 
+def test_round_trip_where_m1_has_exactly_enough_latitudes():
+    # As at 1 deg (181 x 360, L = 180), at 2 deg: 91 latitudes, 89 off the poles, which
+    # are exactly the L - 1 = 89 unknowns of order m = 1.
+    lat, lon = np.linspace(-90, 90, 91), np.arange(180) * 2.0
+    basis = sh.build_basis(lat, lon)
+    cos_coeffs, sin_coeffs = _random_coefficients(np.random.default_rng(2), 1, 90)
+    field = sh.synthesise(basis, jnp.float32(cos_coeffs), jnp.float32(sin_coeffs))
+    c2, s2 = sh.analyse(basis, np.asarray(field))
+    np.testing.assert_allclose(c2, cos_coeffs, atol=1e-5)
+    np.testing.assert_allclose(s2, sin_coeffs, atol=1e-5)
+
+
 def test_synthesis_matches_explicit_harmonics_and_jit():
     lat, lon = GRIDS["poles_33x64"]
     basis = sh.build_basis(lat, lon)
