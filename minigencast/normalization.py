@@ -73,6 +73,20 @@ def write_stats(stats: dict, directory) -> list[str]:
 
 
 # --------------------------------------------------------------------------- compute
+def _check_12_hourly(ds: xarray.Dataset) -> None:
+    """diffs_stddev is the std of the *12 h* change: refuse other time steps."""
+    if "time" not in ds.dims or ds.sizes["time"] < 2:
+        return
+    steps = np.unique(np.diff(ds["time"].values))
+    if steps.size != 1 or steps[0] != np.timedelta64(12, "h"):
+        raise ValueError(
+            f"compute_stats needs regular 12 h steps (diffs_stddev is the std of the 12 h "
+            f"change); got steps {[str(x) for x in steps[:3]]}. Fix: bring the dataset to "
+            "the canonical layout first, `minigencast.data.layouts.to_canonical(ds)` (it "
+            "keeps 00/12 UTC and accumulates precipitation to 12 h)."
+        )
+
+
 def compute_stats(ds: xarray.Dataset, chunks: int | str | None = "auto") -> dict:
     """The four statistics of a canonical dataset (streamed over `time` chunks).
 
@@ -88,6 +102,7 @@ def compute_stats(ds: xarray.Dataset, chunks: int | str | None = "auto") -> dict
       {"mean", "stddev", "diffs_stddev", "min"}: Datasets with (level,) or scalar
       float32 variables, `level` coord as int64 -- the layout of DeepMind's files.
     """
+    _check_12_hourly(ds)
     if "datetime" in ds.coords or (
         "time" in ds.dims and np.issubdtype(ds["time"].dtype, np.datetime64)
     ):

@@ -151,3 +151,12 @@ def test_stats_missing_a_level_give_a_clear_error():
     stats = normalization.compute_stats(ds.sel(level=[500]))
     with pytest.raises(ValueError, match=r"lack level\(s\) \[850\]"):
         normalization.normalize(ds[["temperature"]], stats)
+
+
+def test_stats_refuse_steps_other_than_12_hours():
+    ds = synthetic.sample(num_times=4, levels=(500,))
+    six_hourly = ds.assign_coords(time=ds["time"].values[0] + np.arange(4) * np.timedelta64(6, "h"))
+    with pytest.raises(ValueError, match="12 h steps.*to_canonical"):
+        normalization.compute_stats(six_hourly)
+    with pytest.raises(ValueError, match="12 h steps"):  # a gap
+        normalization.compute_stats(ds.isel(time=[0, 1, 3]))
