@@ -210,10 +210,6 @@ def _crps_terms(x, y, block_elements=2**18):
     return abs_sum.reshape(shape), pair_sum.reshape(shape)
 
 
-def _ensemble_size(forecast, ensemble_dim):
-    return forecast.sizes[ensemble_dim]
-
-
 def crps_skill_spread(
     forecast,
     truth,
@@ -230,7 +226,7 @@ def crps_skill_spread(
     drops out of the mean (`scores` instead drops the NaN members and scores the rest).
     """
     forecast, truth = align(forecast, truth, ensemble_dim)
-    m = _ensemble_size(forecast, ensemble_dim)
+    m = forecast.sizes[ensemble_dim]
     if fair and m < 2:
         raise ValueError(
             f"fair CRPS needs an ensemble of at least 2 members (`{ensemble_dim}` has {m}); "
@@ -300,7 +296,7 @@ def rmse(
     `reduce_dims` (include `init_time` there to average MSE over forecasts).
     """
     forecast, truth = align(forecast, truth, ensemble_dim)
-    m = _ensemble_size(forecast, ensemble_dim)
+    m = forecast.sizes[ensemble_dim]
     se = (forecast.mean(ensemble_dim, skipna=False) - truth) ** 2
     if debiased:
         if m < 2:
@@ -326,7 +322,7 @@ def spread_skill_ratio(
     Points where the truth is NaN are dropped from both terms.
     """
     forecast, truth = align(forecast, truth, ensemble_dim)
-    m = _ensemble_size(forecast, ensemble_dim)
+    m = forecast.sizes[ensemble_dim]
     if m < 2:
         raise ValueError("the spread/skill ratio needs an ensemble of at least 2 members.")
     var = forecast.var(ensemble_dim, ddof=1, skipna=False).where(truth.notnull())
@@ -348,7 +344,7 @@ def rank_histogram(
     A point with any NaN member or NaN truth is skipped.
     """
     forecast, truth = align(forecast, truth, ensemble_dim)
-    m = _ensemble_size(forecast, ensemble_dim)
+    m = forecast.sizes[ensemble_dim]
     below = (forecast < truth).sum(ensemble_dim)
     ties = (forecast == truth).sum(ensemble_dim)
     valid = truth.notnull() & forecast.notnull().all(ensemble_dim)
@@ -407,7 +403,7 @@ def brier_score(
     `climatological_thresholds`, dim `quantile`); that dim is kept.
     """
     forecast, truth = align(forecast, truth, ensemble_dim)
-    m = _ensemble_size(forecast, ensemble_dim)
+    m = forecast.sizes[ensemble_dim]
     p = event_probability(forecast, thresholds, ensemble_dim, above)
     o = _event(truth, thresholds, above)
     bs = (p - o) ** 2
@@ -434,21 +430,16 @@ def brier_skill_score(
 ):
     """BSS = 1 - BS / BS_ref. reference: another ensemble forecast, or None for the
     climatological base rate (the weighted event frequency over the reduced dims)."""
-    bs = brier_score(
-        forecast, truth, thresholds, ensemble_dim, False, above, weights, reduce_dims, preserve_dims
+    kw = dict(
+        ensemble_dim=ensemble_dim,
+        above=above,
+        weights=weights,
+        reduce_dims=reduce_dims,
+        preserve_dims=preserve_dims,
     )
+    bs = brier_score(forecast, truth, thresholds, **kw)
     if reference is not None:
-        ref = brier_score(
-            reference,
-            truth,
-            thresholds,
-            ensemble_dim,
-            False,
-            above,
-            weights,
-            reduce_dims,
-            preserve_dims,
-        )
+        ref = brier_score(reference, truth, thresholds, **kw)
     else:
         _, t = align(forecast, truth, ensemble_dim)
         o = _event(t, thresholds, above)
@@ -484,7 +475,7 @@ def relative_economic_value(
     probability thresholds p_t (default k/M, k = 1..M); else dim `probability_threshold`.
     """
     forecast, truth = align(forecast, truth, ensemble_dim)
-    m = _ensemble_size(forecast, ensemble_dim)
+    m = forecast.sizes[ensemble_dim]
     if probability_thresholds is None:
         probability_thresholds = np.arange(1, m + 1) / m
     pt = xr.DataArray(np.asarray(probability_thresholds, float), dims=["probability_threshold"])
