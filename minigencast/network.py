@@ -205,6 +205,7 @@ def raw_denoiser(
     sigma,
     compute_dtype=jnp.float32,
     return_intermediates: bool = False,
+    remat: bool = False,
 ):
     """F(inputs, forcings, c_in x; sigma) for one sample.
 
@@ -218,6 +219,9 @@ def raw_denoiser(
       sigma: scalar noise level (> 0).
       compute_dtype: jnp.float32 (default) or jnp.bfloat16 (static).
       return_intermediates: also return a dict of activations (debugging/parity).
+      remat: recompute the GNNs and each transformer block in the backward pass instead
+        of storing their activations (`jax.checkpoint`; static). Same values, much less
+        memory for gradients (the 1 deg Mini's forward+backward needs > 20 GB without).
 
     Returns:
       F [lat, lon, C_t] float32 (and the intermediates dict if requested).
@@ -256,7 +260,9 @@ def raw_denoiser(
         axis=-1,
     )
 
-    mesh_latent, grid_latent = gnn.grid2mesh(
+    grid2mesh = jax.checkpoint(gnn.grid2mesh) if remat else gnn.grid2mesh
+    mesh2grid = jax.checkpoint(gnn.mesh2grid) if remat else gnn.mesh2grid
+    mesh_latent, grid_latent = grid2mesh(
         params["grid2mesh_gnn"],
         grid_nodes.astype(compute_dtype),
         mesh_nodes.astype(compute_dtype),
@@ -271,8 +277,9 @@ def raw_denoiser(
         cond,
         structure.attention,
         st.num_heads,
+        remat=remat,
     )
-    out = gnn.mesh2grid(
+    out = mesh2grid(
         params["mesh2grid_gnn"],
         processed,
         grid_latent,
@@ -296,7 +303,7 @@ def raw_denoiser(
 
 # The jitted entry point: compiled once per (cfg, compute_dtype, shapes).
 raw_denoiser_jit = jax.jit(
-    raw_denoiser, static_argnames=("cfg", "compute_dtype", "return_intermediates")
+    raw_denoiser, static_argnames=("cfg", "compute_dtype", "return_intermediates", "remat")
 )
 
 

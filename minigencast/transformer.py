@@ -323,13 +323,15 @@ def block(params: Params, name: str, x, cond, attention: Attention, num_heads: i
     return x + ffw(params, h)
 
 
-def transformer(params: Params, x, cond, attention: Attention, num_heads: int):
+def transformer(params: Params, x, cond, attention: Attention, num_heads: int, remat=False):
     """The whole processor: x [N, D], cond [C] -> [N, D] (after the final cond-LN).
 
     `num_heads` must be static (it shapes a reshape); the number of blocks is read from
-    the parameters.
+    the parameters. `remat=True` recomputes each block in the backward pass
+    (`jax.checkpoint`) instead of storing its attention weights: less memory for training.
     """
     num_layers = sum(1 for key in params if key.startswith("block_"))
+    block_fn = jax.checkpoint(block, static_argnums=(1, 5)) if remat else block
     for i in range(num_layers):
-        x = block(params[f"block_{i:02d}"], f"block_{i:02d}", x, cond, attention, num_heads)
+        x = block_fn(params[f"block_{i:02d}"], f"block_{i:02d}", x, cond, attention, num_heads)
     return nn.conditional_layer_norm(params["transformer_final_norm_conditioning"], x, cond)

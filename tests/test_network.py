@@ -108,6 +108,24 @@ def test_gradients_are_finite(small):
     assert all(np.isfinite(norms)) and max(norms) > 0
 
 
+def test_remat_gradients_equal_plain_gradients(small):
+    cfg, graphs, params, (inputs, forcings, targets), sigma = small
+    structure = network.structure_from_graphs(graphs, "mha")
+
+    def loss(p, remat):
+        out = network.raw_denoiser(
+            p, structure, cfg, inputs[0], forcings[0], targets[0], sigma[0], remat=remat
+        )
+        return jnp.mean(out**2)
+
+    plain = jax.jit(jax.grad(lambda p: loss(p, False)))(params)
+    remat = jax.jit(jax.grad(lambda p: loss(p, True)))(params)
+    for a, b in zip(
+        jax.tree_util.tree_leaves(plain), jax.tree_util.tree_leaves(remat), strict=True
+    ):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+
+
 def test_mismatched_channels_raise(small):
     cfg, graphs, params, (inputs, forcings, targets), sigma = small
     structure = network.structure_from_graphs(graphs, "mha")
