@@ -541,9 +541,10 @@ def pool(field, membership, centre_lat, centre_lon, pooling="average"):
     flat = field.stack(point=("lat", "lon")).transpose(..., "point")
     n_lon = field.sizes["lon"]
     if pooling == "average":
-        cell_w = np.repeat(w, n_lon)
-        mat = membership * cell_w[None]
-        mat = scipy.sparse.csr_matrix(mat / mat.sum(1, keepdims=True))
+        # Row c of `mat`: the pool's cell-area weights, normalised to sum 1. Built sparse
+        # (a dense float64 copy of `membership` would be 8x its size).
+        mat = scipy.sparse.csr_matrix(membership).multiply(np.repeat(w, n_lon)[None]).tocsr()
+        mat = scipy.sparse.diags(1.0 / np.asarray(mat.sum(axis=1)).ravel()) @ mat
 
         def f(x):
             x2 = x.reshape(-1, x.shape[-1])
