@@ -13,10 +13,13 @@ The pipeline (spec sec. 2.2; DeepMind's NaNCleaner -> InputsAndResiduals):
 
   1. NaN fill:   SST NaN (land) -> min_by_level[SST], in inputs, targets, forcings
   2. inputs / forcings:   x_n = (x - mean) / std
-  3. targets:   variables also in the inputs:  r_n = (y - x[t0]) / diffs_std
+  3. targets:   variables also in the inputs:  r_n = (y - x[t]) / diffs_std
                 others (precipitation):        y_n = (y - mean) / std
-  inverse:      y = r_n diffs_std + x[t0]    or   y = y_n std + mean,
+  inverse:      y = r_n diffs_std + x[t]    or   y = y_n std + mean,
                 then SST := NaN wherever any input frame had NaN SST.
+
+  x[t] is the *last* input frame (time t, `time=-1`; the inputs are t - 12 h and t),
+  NaN-filled like the rest; y is the target at t + 12 h.
 
 `compute_stats` computes the same four from any canonical dataset, streamed with
 dask (xarray reductions over chunks), unweighted over (time, lat, lon) like a plain
