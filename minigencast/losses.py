@@ -69,11 +69,17 @@ def latitude_weights(lat) -> np.ndarray:
     steps = np.diff(lat)
     delta = abs(steps[0])
     if not np.allclose(np.abs(steps), delta, rtol=1e-5):
-        raise ValueError("Latitudes must be equally spaced for the loss weights.")
+        raise ValueError(
+            "Latitudes must be equally spaced for the loss weights; regrid to an equiangular "
+            "grid first, e.g. `ds.interp(lat=np.linspace(-90, 90, n_lat))`."
+        )
     has_poles = np.isclose(np.abs(lat).max(), 90.0)
     if has_poles:
         if not (np.isclose(lat.max(), 90.0) and np.isclose(lat.min(), -90.0)):
-            raise ValueError("A grid with one pole must include both poles.")
+            raise ValueError(
+                f"A grid with one pole must include both poles (got {lat.min()}..{lat.max()}); "
+                "use a global grid from -90 to 90."
+            )
         # Row i covers [lat - d/2, lat + d/2]; its area ~ cos(lat) sin(d/2). A pole
         # row only covers the cap of angular radius d/2: area ~ 1 - cos(d/2) = 2 sin^2(d/4).
         # (Both are half the true areas; only ratios matter.)

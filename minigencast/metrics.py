@@ -114,12 +114,18 @@ def align(forecast, truth, ensemble_dim: str | None = "sample"):
             f"(dims: {tuple(forecast.dims)}); pass ensemble_dim= the name of the member dimension."
         )
     if ensemble_dim is not None and ensemble_dim in truth.dims:
-        raise ValueError(f"the truth must not have the ensemble dimension `{ensemble_dim}`.")
+        raise ValueError(
+            f"the truth must not have the ensemble dimension `{ensemble_dim}`; score members "
+            f"against one truth (e.g. `truth.isel({ensemble_dim}=0, drop=True)`)."
+        )
     _check_same_grid(forecast, truth)
     if isinstance(forecast, xr.Dataset) and isinstance(truth, xr.Dataset):
         missing = [v for v in forecast.data_vars if v not in truth.data_vars]
         if missing:
-            raise ValueError(f"the truth lacks the forecast variables {missing}.")
+            raise ValueError(
+                f"the truth lacks the forecast variables {missing}; select the shared ones, "
+                "e.g. `forecast[[v for v in forecast.data_vars if v in truth]]`."
+            )
         truth = truth[list(forecast.data_vars)]
     if "time" in truth.dims and "time" not in forecast.dims:
         if "valid_time" not in forecast.coords and not (
@@ -145,7 +151,8 @@ def align(forecast, truth, ensemble_dim: str | None = "sample"):
         if a.shape != b.shape or not (a == b).all():
             raise ValueError(
                 f"mismatched coordinates along `{dim}` between forecast ({a.size} values) and "
-                f"truth ({b.size} values)."
+                f"truth ({b.size} values); select the common ones, e.g. "
+                "`xr.align(forecast, truth, join='inner')`."
             )
     truth = truth.assign_coords({d: forecast[d] for d in truth.dims if d in forecast.coords})
     return forecast, truth
