@@ -45,7 +45,7 @@ def _add_quickstart(sub):
         help="Load the small checkpoint shipped in data/pretrained/ instead of training.",
     )
     p.add_argument("--num_samples", type=int, default=8, help="Ensemble members.")
-    p.add_argument("--num_inits", type=int, default=6, help="Initialisation times verified.")
+    p.add_argument("--num_inits", type=int, default=4, help="Initialisation times verified.")
     p.add_argument("--num_steps", type=int, default=10, help="12 h steps (10 = 5 days).")
     p.add_argument("--seed", type=int, default=0, help="Ensemble seed.")
     p.set_defaults(run=_run_quickstart)
@@ -368,8 +368,17 @@ def _run_train(args):
             raise ValueError(f"{args.init_checkpoint} was trained for another task config")
         init = ck.params
     os.makedirs(args.run_dir, exist_ok=True)
+    # The full command with every value spelled out (defaults included): rerunning it
+    # reproduces (or resumes) this run whatever the defaults become.
+    words = ["minigencast", "train", "--preset", args.preset, "--data", args.data,
+             "--run_dir", args.run_dir]
+    for flag in ("stats", "init_checkpoint"):
+        if getattr(args, flag):
+            words += [f"--{flag}", getattr(args, flag)]
+    for f in dataclasses.fields(config.TrainConfig):
+        words += [f"--{f.name}", str(getattr(tc, f.name))]
     with open(os.path.join(args.run_dir, "command.txt"), "a") as f:
-        f.write("minigencast " + " ".join(shlex.quote(a) for a in sys.argv[1:]) + "\n")
+        f.write(" ".join(shlex.quote(w) for w in words) + "\n")
     result = train.train(ds, stats, cfg, tc, args.run_dir, init_params=init,
                          progress=not args.quiet)
     print(f"final checkpoint: {result['checkpoint']}")

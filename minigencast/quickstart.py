@@ -169,7 +169,7 @@ def evaluate_model(params, cfg, test, reference, stats, *, num_inits, num_member
 
 
 def quickstart(out: str = "quickstart_out", pretrained: bool = False, num_members: int = 8,
-               num_inits: int = 6, num_steps: int = 10, seed: int = 0,
+               num_inits: int = 4, num_steps: int = 10, seed: int = 0,
                progress: bool = True) -> dict:
     """Runs the quick start end to end; returns the report dict (also in report.json)."""
     from minigencast import data, figures
