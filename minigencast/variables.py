@@ -49,9 +49,9 @@ LOW_WEIGHT_SURFACE_VARIABLES = (
 
 def _task(surface_inputs, surface_targets, atmospheric, levels):
     # Imported here: config imports this module for its presets.
-    from minigencast.config import TaskConfig
+    from minigencast import config
 
-    return TaskConfig(
+    return config.TaskConfig(
         input_variables=tuple(surface_inputs)
         + tuple(atmospheric)
         + FORCING_VARIABLES
