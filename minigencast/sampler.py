@@ -206,8 +206,8 @@ def _run(denoise_fn, key, template, config, noise_fn, record):
     schedule = build_schedule(config)
     sched = {k: jnp.asarray(v, dtype) for k, v in schedule.items()}
     n = config.num_noise_levels
-    init_key, *step_keys = jax.random.split(key, n + 1)
-    step_keys = jnp.stack(step_keys)
+    keys = jax.random.split(key, n + 1)
+    init_key, step_keys = keys[0], keys[1:]  # [N] step keys: one per step's churn
     state_template = jnp.zeros(template.shape, dtype)
 
     # x_0 = sigma_0 eps: the sampler starts from pure noise around zero (the
