@@ -643,6 +643,11 @@ def power_spectrum(field, kind="zonal", lat_range=None, weights=None, max_degree
     field's spectrum NaN.
     """
     if kind == "spherical":
+        if lat_range is not None or weights is not None:
+            raise ValueError(
+                "a spherical spectrum is global: lat_range and weights apply to kind='zonal' "
+                "only; drop them, or use kind='zonal' for a latitude band."
+            )
         return _spherical_spectrum(field, max_degree)
     if kind != "zonal":
         raise ValueError(f"power_spectrum kind must be 'zonal' or 'spherical', not {kind!r}.")

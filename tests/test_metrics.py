@@ -461,6 +461,8 @@ def test_spherical_power_spectrum_of_a_single_harmonic():
     exact = [0.2, 4.0]  # mean over the sphere of P_2(sin lat)^2 = 1/5, and of 2^2
     np.testing.assert_allclose(spec.sum("degree").values, exact, rtol=1e-5)
     np.testing.assert_allclose(spec.isel(sample=0).drop_sel(degree=2).values, 0, atol=1e-9)
+    with pytest.raises(ValueError, match="kind='zonal'"):  # not silently ignored
+        metrics.power_spectrum(x, kind="spherical", lat_range=(-30, 30))
 
 
 def test_scorecard_relative_difference():
