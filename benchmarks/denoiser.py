@@ -88,9 +88,9 @@ def run_one(preset: str, attention: str | None, repeats: int, backward: bool, bf
     result["load_average_1min_at_start"] = os.getloadavg()[0]
     dtype = jnp.bfloat16 if bf16 else jnp.float32
 
-    def forward(p, x):
+    def forward(p, x, remat=False):
         return network.raw_denoiser(
-            p, structure, cfg, inputs, forcings, x, sigma, compute_dtype=dtype
+            p, structure, cfg, inputs, forcings, x, sigma, compute_dtype=dtype, remat=remat
         )
 
     fwd = jax.jit(forward)
