@@ -141,10 +141,12 @@ print(fc)
 # %% [markdown]
 # ## 2. Member maps
 #
-# Each member is a plausible weather map — sharp, with realistic structure — while the
-# ensemble mean is smooth: averaging members that disagree on the position of a feature
-# blurs it. That is why a single deterministic forecast trained on mean squared error
-# looks blurry, and why GenCast samples instead.
+# With a well-trained model each member is a plausible weather map, sharp and with
+# realistic structure, while the ensemble mean is smooth: averaging members that disagree
+# on the position of a feature blurs it. (The briefly trained fallback model of this
+# notebook, or the untrained one at tiny size, leaves small-scale noise in its members:
+# the finest scales are learnt last, tutorial 06.) This is why a single deterministic
+# forecast trained on mean squared error looks blurry, and why GenCast samples instead.
 
 # %%
 var, level = "geopotential", 500
