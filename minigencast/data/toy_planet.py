@@ -67,6 +67,7 @@ import numpy as np
 import pandas as pd
 import xarray
 
+from minigencast import data as data_lib
 from minigencast import variables
 from minigencast.data import downloads
 
@@ -488,7 +489,7 @@ def times_for(config: ToyPlanetConfig):
 
 
 # --------------------------------------------------------------------------- writing
-SPLITS = ("train", "validation", "test")
+SPLITS = data_lib.SPLITS  # the file names `load_embedded(split)` reads
 # Fractions of the output period, in time order (1 year: Jan-Aug, Sep-Oct, Nov-Dec).
 SPLIT_FRACTIONS = (8 / 12, 2 / 12, 2 / 12)
 MANIFEST = "MANIFEST.sha256"
