@@ -41,6 +41,7 @@ import tempfile
 
 import jax
 import jax.numpy as jnp
+import matplotlib.pyplot as plt
 import numpy as np
 import xarray
 
@@ -112,6 +113,22 @@ for i, sigma in enumerate(noisy.sigma.values):
     err = float(np.max(np.abs(np.asarray(raw) - ref[0])) / np.max(np.abs(ref[0])))
     rel_errors.append(err)
     print(f"sigma = {sigma:6.2f}: max |F - F_ref| / max |F_ref| = {err:.1e}")
+    if i == 2:  # keep one sigma for the figure
+        shown = (float(sigma), np.asarray(raw).ravel(), ref[0].ravel())
+
+fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
+axes[0].scatter(shown[2], shown[1], s=2)
+axes[0].set(
+    xlabel="F, DeepMind's reference",
+    ylabel="F, minigencast",
+    title=f"raw network output, sigma = {shown[0]:g}",
+)
+axes[1].bar([f"{s:g}" for s in noisy.sigma.values], rel_errors)
+axes[1].set(
+    yscale="log", xlabel="sigma", ylabel="max relative error", title="parity at every noise level"
+)
+fig.tight_layout()
+plt.show()
 
 # %% [markdown]
 # **Check.** Agreement to float32 rounding (the reference's own run-to-run differences
@@ -209,6 +226,12 @@ else:
 init_time = dataset.time.values[1]
 fc = forecast.run(mini_ckpt.params, MINI, dataset, stats, [init_time], 1, members, progress=False)
 print(fc)
+field = fc["2m_temperature"].isel(init_time=0, lead_time=0)
+fig, axes = plt.subplots(1, members, figsize=(5 * members, 3), squeeze=False)
+for i, ax in enumerate(axes[0]):
+    ax.pcolormesh(fc.lon, fc.lat, field.isel(sample=i), cmap="viridis")
+    ax.set_title(f"2 m temperature, member {i}, +12 h", fontsize=9)
+plt.show()
 
 # %% [markdown]
 # **Check.** The checkpoint round-trips exactly (weights and config), the Mini layout
