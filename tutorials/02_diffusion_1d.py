@@ -183,8 +183,9 @@ plt.show()
 # **Why $\sigma_\text{data} = 1$ matters.** The target of $F$ is
 # $(y - c_\text{skip}x)/c_\text{out}$. Its variance is exactly 1 at every $\sigma$ only
 # if the data really have the variance the coefficients assume. Below we compute it for
-# our data (variance ≈ 1) and for the same data in un-normalised units (×10): at small
-# $\sigma$ the network would have to output values 10× larger than at large $\sigma$ —
+# our data (variance ≈ 1) and for the same data in un-normalised units (×10): then the
+# target's variance grows from 1 at small $\sigma$ to 100 at large $\sigma$, and the
+# network would have to output values 10× larger at large $\sigma$ than at small ones —
 # a badly scaled regression problem. Normalising the targets (tutorial 01) is what makes
 # $\sigma_\text{data} = 1$ true.
 
