@@ -67,12 +67,12 @@ def _graphs(case):
 
 @pytest.fixture(scope="module")
 def graphs(case):
-    try:
-        return _graphs(case)
-    except ImportError:
-        # Until minigencast.graphs lands: the reference graphs of the case (the graph
-        # facts test below still checks them against meta.json).
-        return dict(np.load(CASE / "graphs.npz"))
+    return _graphs(case)
+
+
+@pytest.fixture(scope="module")
+def reference_graphs():
+    return dict(np.load(CASE / "graphs.npz"))
 
 
 def _per_variable_errors(ours: xarray.Dataset, ref: xarray.Dataset):
@@ -150,27 +150,78 @@ def _edge_order(graphs, g):
     return np.lexsort((graphs[f"{g}_receivers"], graphs[f"{g}_senders"]))
 
 
-def test_built_graphs_equal_reference_graphs(case):
-    """Our graph construction reproduces the reference graphs (README "Tolerances")."""
-    try:
-        ours = _graphs(case)
-    except ImportError:
-        pytest.skip("minigencast.graphs not available yet")
-    ref = dict(np.load(CASE / "graphs.npz"))
+def _mesh2grid_senders_by_grid_node(graphs):
+    """[num_grid_nodes, 3] sorted mesh senders of each grid node's triangle."""
+    order = np.argsort(graphs["mesh2grid_receivers"], kind="stable")
+    return np.sort(graphs["mesh2grid_senders"][order].reshape(-1, 3), axis=1)
+
+
+def _tie_grid_nodes(ours, ref):
+    """Grid nodes whose mesh2grid triangle differs from the reference's."""
+    a, b = _mesh2grid_senders_by_grid_node(ours), _mesh2grid_senders_by_grid_node(ref)
+    return np.flatnonzero(np.any(a != b, axis=1))
+
+
+def _distance_to_triangles(points, vertices, triangles):
+    from minigencast import graphs as graphs_lib
+
+    tri = vertices.astype(np.float64)[triangles]
+    q = graphs_lib._closest_points_on_triangles(points, tri[:, 0], tri[:, 1], tri[:, 2])
+    return np.linalg.norm(points - q, axis=1)
+
+
+def _without_grid_nodes(graphs, nodes):
+    keep = ~np.isin(graphs["mesh2grid_receivers"], nodes)
+    keys = ("mesh2grid_senders", "mesh2grid_receivers", "mesh2grid_edge_features")
+    return {k: graphs[k][keep] for k in keys}
+
+
+def test_built_graphs_equal_reference_graphs(case, graphs, reference_graphs):
+    """Our graph construction reproduces the reference graphs (README "Tolerances").
+
+    Everything is identical except, possibly, mesh2grid at grid points lying exactly on
+    an edge shared by two mesh faces: both faces are then equally close, and trimesh
+    (DeepMind's tool) picks one by its r-tree order, which cannot be replayed
+    (spec sec. 6.4, `graphs.closest_faces`). For those points we check that the two
+    choices really are a tie, and that they are rare.
+    """
+    from minigencast import geometry
+
+    ours, ref = graphs, reference_graphs
     assert set(ours) >= set(ref)
     np.testing.assert_allclose(ours["mesh_vertices"], ref["mesh_vertices"], atol=1e-6)
-    for g in ("mesh", "grid2mesh", "mesh2grid"):
+    for g in ("mesh", "grid2mesh"):
         assert _pairs(ours, g) == _pairs(ref, g), g
-    for g in ("grid2mesh", "mesh2grid"):
-        np.testing.assert_allclose(
-            ours[f"{g}_edge_features"][_edge_order(ours, g)],
-            ref[f"{g}_edge_features"][_edge_order(ref, g)],
-            atol=1e-6,
-        )
+    np.testing.assert_allclose(
+        ours["grid2mesh_edge_features"][_edge_order(ours, "grid2mesh")],
+        ref["grid2mesh_edge_features"][_edge_order(ref, "grid2mesh")],
+        atol=1e-6,
+    )
     for k in ("grid_node_structural_features", "mesh_node_structural_features"):
         np.testing.assert_allclose(ours[k], ref[k], atol=1e-6)
     np.testing.assert_array_equal(ours["attention_mask_rows"], ref["attention_mask_rows"])
     np.testing.assert_array_equal(ours["attention_mask_cols"], ref["attention_mask_cols"])
+
+    ties = _tie_grid_nodes(ours, ref)
+    num_grid = ours["grid_node_structural_features"].shape[0]
+    assert len(ties) <= max(1, num_grid // 100), f"{len(ties)} grid nodes differ: {ties}"
+    if len(ties):
+        lat, lon = geometry.grid_lat_lon(case["lat"], case["lon"])
+        points = geometry.lat_lon_to_xyz(lat[ties], lon[ties]).astype(np.float64)
+        vertices = ref["mesh_vertices"]
+        d_ours = _distance_to_triangles(
+            points, vertices, _mesh2grid_senders_by_grid_node(ours)[ties]
+        )
+        d_ref = _distance_to_triangles(points, vertices, _mesh2grid_senders_by_grid_node(ref)[ties])
+        np.testing.assert_allclose(d_ours, d_ref, rtol=0, atol=1e-12)
+    # Away from the ties, mesh2grid edges and their features are identical.
+    sub_ours, sub_ref = _without_grid_nodes(ours, ties), _without_grid_nodes(ref, ties)
+    assert _pairs(sub_ours, "mesh2grid") == _pairs(sub_ref, "mesh2grid")
+    np.testing.assert_allclose(
+        sub_ours["mesh2grid_edge_features"][_edge_order(sub_ours, "mesh2grid")],
+        sub_ref["mesh2grid_edge_features"][_edge_order(sub_ref, "mesh2grid")],
+        atol=1e-6,
+    )
 
 
 def _physical(denoised: xarray.Dataset, case) -> xarray.Dataset:
@@ -233,19 +284,26 @@ def _compute(case, graphs, attention_type):
 
 
 @pytest.fixture(scope="module")
-def outputs(case, graphs):
-    """The full pipeline: graphs built from the data, every attention type."""
-    return {a: _compute(case, graphs, a) for a in transformer.ATTENTION_TYPES}
+def outputs(case, reference_graphs):
+    """Our F, D and intermediates on the case's own graphs, every attention type."""
+    return {a: _compute(case, reference_graphs, a) for a in transformer.ATTENTION_TYPES}
 
 
-@pytest.mark.parametrize("attention_type", transformer.ATTENTION_TYPES)
-def test_raw_output_on_reference_graphs(case, attention_type):
-    """The network alone, on the case's own graphs.npz: separates network errors from
-    graph-construction errors (test_raw_output uses graphs built from the data)."""
+def test_raw_output_on_built_graphs(case, graphs, reference_graphs):
+    """The whole pipeline with graphs built from the data's grid.
+
+    mesh2grid edges into a grid node only affect F at that node, so F must match the
+    reference at every grid node except exact mesh2grid ties (see above).
+    """
     ref = _load("expected_raw_output.nc")
-    graphs = dict(np.load(CASE / "graphs.npz"))
-    raw = _compute(case, graphs, attention_type)[0]
-    errors = _per_variable_errors(_as_dataset(raw, ref), ref)
+    raw = _compute(case, graphs, "mha")[0]  # [sigma, lat, lon, channel]
+    ties = _tie_grid_nodes(graphs, reference_graphs)
+    n_lon = case["grid"][1]
+    keep = np.ones(case["grid"], bool)
+    keep[ties // n_lon, ties % n_lon] = False
+    assert keep.mean() >= 0.99
+    keep = xarray.DataArray(keep, dims=("lat", "lon"))
+    errors = _per_variable_errors(_as_dataset(raw, ref).where(keep), ref.where(keep))
     worst = max(errors, key=errors.get)
     assert errors[worst] <= RTOL, (worst, errors)
 
