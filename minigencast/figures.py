@@ -42,7 +42,7 @@ HEADLINE = (
     ("specific_humidity", 700),
 )
 
-PAPER = "Price et al. 2024 (Nature), 0.25 deg, 2019 test year, vs ECMWF ENS"
+PAPER = "Price et al. 2025 (Nature 637), 0.25 deg, 2019 test year, vs ECMWF ENS"
 
 
 @dataclasses.dataclass(frozen=True)

@@ -22,7 +22,7 @@ wmean is a weighted mean over `reduce_dims` (all dims by default) with GenCast's
 latitude weights (spec sec. 3.4), skipping NaNs.
 
 References:
-  [1] Price et al. 2024, "Probabilistic weather forecasting with machine learning",
+  [1] Price et al. 2025, "Probabilistic weather forecasting with machine learning",
       Nature 637, doi:10.1038/s41586-024-08252-9 (Supplementary: metrics).
   [2] Ferro 2014, "Fair scores for ensemble forecasts", QJRMS 140.
   [3] Fortin et al. 2014, "Why should ensemble spread match the RMSE of the ensemble
