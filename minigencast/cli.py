@@ -31,7 +31,7 @@ def _add_quickstart(sub):
         description=(
             "The first thing to run. On the embedded toy-planet dataset: load the CPU-preset "
             "model shipped in data/pretrained/ (--pretrained, ~2-4 min on a laptop CPU) or "
-            "train it from scratch (about an hour on 2 cores), forecast an ensemble from "
+            "train it from scratch (about 30 min on 2 cores), forecast an ensemble from "
             "held-out initial conditions, score it (CRPS, RMSE, spread/skill) against "
             "persistence and climatology, and write forecast.nc, report.json and PNG figures "
             "into --out. API twin: minigencast.quickstart.quickstart()."

@@ -185,7 +185,7 @@ def make_train_step(example_loss: ExampleLoss, tc: config_lib.TrainConfig, mesh:
         }
         metrics = {
             "loss": loss,
-            "grad_norm": optax.global_norm(grads),
+            "grad_norm": optax.tree.norm(grads),
             "learning_rate": schedule(state["step"]),
         }
         return new_state, metrics

@@ -439,3 +439,14 @@ def test_toy_one_and_four_devices_agree(tmp_path):
         out[n] = json.loads(proc.stdout.decode().strip().splitlines()[-1])
     np.testing.assert_allclose(out[1]["loss"], out[4]["loss"], rtol=1e-6)
     np.testing.assert_allclose(out[1]["w"], out[4]["w"], rtol=1e-5, atol=1e-7)
+
+
+def test_remat_switch_changes_memory_not_results():
+    tc = dataclasses.replace(TC, num_steps=3)
+    _, _, _, params = _toy_problem()
+    plain, plain_losses, _ = _toy_steps(tc, train.init_train_state(params, tc), 0, 3, None)
+    tc_r = dataclasses.replace(tc, remat=True)
+    remat, remat_losses, _ = _toy_steps(tc_r, train.init_train_state(params, tc_r), 0, 3, None)
+    np.testing.assert_allclose(plain_losses, remat_losses, rtol=1e-6)
+    np.testing.assert_allclose(plain["params"]["lin"]["w"], remat["params"]["lin"]["w"],
+                               rtol=1e-5, atol=1e-7)
