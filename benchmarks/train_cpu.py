@@ -27,10 +27,13 @@ import shutil
 import sys
 import time
 
+# Runnable from a clone without installing: the repository root on the path.
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
 RECIPE = [
-    "--preset", "cpu", "--data", "embedded", "--batch_size", "8", "--num_steps", "1000",
+    "--preset", "cpu", "--data", "embedded", "--batch_size", "8", "--num_steps", "3000",
     "--peak_learning_rate", "2e-3", "--warmup_steps", "50", "--weight_decay", "0.01",
-    "--ema_decay", "0.99", "--eval_every", "500", "--checkpoint_every", "250",
+    "--ema_decay", "0.99", "--eval_every", "1000", "--checkpoint_every", "500",
 ]
 
 
