@@ -200,6 +200,8 @@ def quickstart(out: str = "quickstart_out", pretrained: bool = False, num_member
         params, cfg, test, reference, stats, num_inits=num_inits, num_members=num_members,
         num_steps=num_steps, seed=seed, progress=progress, metadata=metadata)
     fc.to_netcdf(os.path.join(out, "forecast.nc"))
+    for name, baseline in refs.items():  # for `minigencast evaluate --baseline NAME=PATH`
+        baseline.to_netcdf(os.path.join(out, f"{name}.nc"))
 
     report = {"scores": scores}
     with open(os.path.join(out, "report.json"), "w") as f:
@@ -207,12 +209,10 @@ def quickstart(out: str = "quickstart_out", pretrained: bool = False, num_member
     fig_dir = os.path.join(out, "figures")
     os.makedirs(fig_dir, exist_ok=True)
     for name in ("crps_vs_lead", "spread_skill", "maps"):
-        try:
-            figures.FIGURES[name](fc, test, refs, fig_dir)
-        except Exception as e:  # noqa: BLE001 -- a figure must not sink the report
-            print(f"figure {name} failed: {e}")
+        figures.FIGURES[name](fc, test, refs, fig_dir)
     print()
     print(skill_table(scores))
-    print(f"\nWrote {out}/report.json, forecast.nc and figures/ in "
+    print(f"\nWrote {out}/report.json, forecast.nc, {', '.join(f'{n}.nc' for n in refs)} and "
+          f"figures/ in "
           f"{time.perf_counter() - t0:.0f} s.")
     return report

@@ -112,3 +112,7 @@ def test_quickstart_pretrained_end_to_end(tmp_path):
     with xarray.open_dataset(out / "forecast.nc") as fc:
         assert fc.sizes["sample"] == 2 and fc.sizes["lead_time"] == 2
     assert any(f.endswith(".png") for f in os.listdir(out / "figures"))
+    # The baselines are written in the forecast layout, ready for `minigencast evaluate`.
+    for name in ("persistence", "climatology"):
+        with xarray.open_dataset(out / f"{name}.nc") as baseline:
+            assert baseline.sizes["lead_time"] == 2 and "init_time" in baseline.dims
