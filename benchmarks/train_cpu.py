@@ -31,9 +31,26 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 RECIPE = [
-    "--preset", "cpu", "--data", "embedded", "--batch_size", "8", "--num_steps", "3000",
-    "--peak_learning_rate", "2e-3", "--warmup_steps", "50", "--weight_decay", "0.01",
-    "--ema_decay", "0.99", "--eval_every", "1000", "--checkpoint_every", "500",
+    "--preset",
+    "cpu",
+    "--data",
+    "embedded",
+    "--batch_size",
+    "8",
+    "--num_steps",
+    "3000",
+    "--peak_learning_rate",
+    "2e-3",
+    "--warmup_steps",
+    "50",
+    "--weight_decay",
+    "0.01",
+    "--ema_decay",
+    "0.99",
+    "--eval_every",
+    "1000",
+    "--checkpoint_every",
+    "500",
 ]
 
 
@@ -74,25 +91,46 @@ def main(argv=None):
     test = data.load_embedded("test").load()
     t1 = time.perf_counter()
     fc, refs, scores = quickstart.evaluate_model(
-        params, cfg, test, quickstart.all_data(), data.embedded_stats(),
-        num_inits=args.num_inits, num_members=args.num_members, num_steps=args.num_steps,
-        metadata=metadata, progress=False)
+        params,
+        cfg,
+        test,
+        quickstart.all_data(),
+        data.embedded_stats(),
+        num_inits=args.num_inits,
+        num_members=args.num_members,
+        num_steps=args.num_steps,
+        metadata=metadata,
+        progress=False,
+    )
     eval_s = time.perf_counter() - t1
 
-    print(f"\ntraining: {steps} steps in {wall / 60:.1f} min (wall, from log.csv); "
-          f"evaluation {eval_s:.0f} s; {args.num_members} members x {args.num_inits} inits")
+    print(
+        f"\ntraining: {steps} steps in {wall / 60:.1f} min (wall, from log.csv); "
+        f"evaluation {eval_s:.0f} s; {args.num_members} members x {args.num_inits} inits"
+    )
     print(quickstart.skill_table({k: scores[k] for k in ("z500", "t850") if k in scores}))
     goal = all(
         s["crps_model"] < min(s["crps_persistence"], s["crps_climatology"])
         and 0.8 <= s["spread_skill"] <= 1.2
-        for k in ("z500", "t850") for h, s in scores[k].items() if int(h) in (24, 72, 120)
+        for k in ("z500", "t850")
+        for h, s in scores[k].items()
+        if int(h) in (24, 72, 120)
     )
-    print(f"goal (beat both baselines, spread/skill 0.8-1.2 at 1, 3, 5 days): "
-          f"{'MET' if goal else 'NOT MET'}")
-    out = {"training_wall_s": wall, "steps": steps, "evaluation_s": eval_s,
-           "num_members": args.num_members, "num_inits": args.num_inits,
-           "command": "minigencast " + " ".join(command), "checkpoint": final,
-           "goal_met": goal, "scores": scores}
+    print(
+        f"goal (beat both baselines, spread/skill 0.8-1.2 at 1, 3, 5 days): "
+        f"{'MET' if goal else 'NOT MET'}"
+    )
+    out = {
+        "training_wall_s": wall,
+        "steps": steps,
+        "evaluation_s": eval_s,
+        "num_members": args.num_members,
+        "num_inits": args.num_inits,
+        "command": "minigencast " + " ".join(command),
+        "checkpoint": final,
+        "goal_met": goal,
+        "scores": scores,
+    }
     with open(os.path.join(args.run_dir, "benchmark.json"), "w") as f:
         json.dump(out, f, indent=1)
 
@@ -104,8 +142,11 @@ def main(argv=None):
             src = os.path.join(args.run_dir, name)
             if os.path.exists(src):
                 shutil.copy2(src, args.copy_to)
-        shutil.copytree(os.path.join(args.run_dir, "stats"),
-                        os.path.join(args.copy_to, "stats"), dirs_exist_ok=True)
+        shutil.copytree(
+            os.path.join(args.run_dir, "stats"),
+            os.path.join(args.copy_to, "stats"),
+            dirs_exist_ok=True,
+        )
         print(f"copied the model and its records to {args.copy_to}")
 
 

@@ -84,8 +84,9 @@ def _hour(times):
     return ((t - t.astype("datetime64[D]")) / np.timedelta64(1, "h")).round().astype(int)
 
 
-def analogue_indices(reference_times, valid_time, window_days: float,
-                     exclude_days: float = 0.0) -> np.ndarray:
+def analogue_indices(
+    reference_times, valid_time, window_days: float, exclude_days: float = 0.0
+) -> np.ndarray:
     """Indices of reference times at valid_time's hour within +-window_days (circular doy).
 
     Reference times closer than `exclude_days` to valid_time itself are left out, so a
@@ -98,7 +99,8 @@ def analogue_indices(reference_times, valid_time, window_days: float,
     dist = np.abs((doy_ref - doy + 182.62) % 365.2422 - 182.62)
     same_hour = _hour(ref) == _hour(np.asarray([valid_time]))[0]
     far = np.abs(ref - np.datetime64(valid_time, "ns")) >= np.timedelta64(
-        int(exclude_days * 86400), "s")
+        int(exclude_days * 86400), "s"
+    )
     idx = np.flatnonzero(same_hour & (dist <= window_days) & far)
     if idx.size == 0:
         raise ValueError(
@@ -108,8 +110,14 @@ def analogue_indices(reference_times, valid_time, window_days: float,
     return idx
 
 
-def climatology(reference: xarray.Dataset, init_times, lead_times, window_days: float = 15.0,
-                exclude_days: float = 0.0, variables=None) -> xarray.Dataset:
+def climatology(
+    reference: xarray.Dataset,
+    init_times,
+    lead_times,
+    window_days: float = 15.0,
+    exclude_days: float = 0.0,
+    variables=None,
+) -> xarray.Dataset:
     """Climatological mean for each valid time (sample = 1)."""
     valid = _valid_times(init_times, lead_times)
     names = _variables(reference, variables)
@@ -119,15 +127,19 @@ def climatology(reference: xarray.Dataset, init_times, lead_times, window_days: 
         idx = analogue_indices(reference["time"].values, v, window_days, exclude_days)
         for n in names:
             out[n].append(ref[n][idx].mean(0))
-    shaped = {
-        n: np.stack(out[n]).reshape((1,) + valid.shape + ref[n].shape[1:]) for n in names
-    }
+    shaped = {n: np.stack(out[n]).reshape((1,) + valid.shape + ref[n].shape[1:]) for n in names}
     return _layout(shaped, reference, init_times, lead_times, 1)
 
 
-def climatological_ensemble(reference: xarray.Dataset, init_times, lead_times,
-                            num_members: int = 8, window_days: float = 15.0,
-                            exclude_days: float = 0.0, variables=None) -> xarray.Dataset:
+def climatological_ensemble(
+    reference: xarray.Dataset,
+    init_times,
+    lead_times,
+    num_members: int = 8,
+    window_days: float = 15.0,
+    exclude_days: float = 0.0,
+    variables=None,
+) -> xarray.Dataset:
     """`num_members` reference states around each valid time's day of year (sample = M).
 
     Members are evenly spaced through the sorted analogue list (deterministic), so

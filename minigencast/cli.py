@@ -89,8 +89,10 @@ def _stats(args, default):
     if getattr(args, "stats", None):
         return normalization.load_stats(args.stats)
     if default is None:
-        raise ValueError("--stats DIR is required for datasets other than the embedded one "
-                         "(compute them with `minigencast stats`)")
+        raise ValueError(
+            "--stats DIR is required for datasets other than the embedded one "
+            "(compute them with `minigencast stats`)"
+        )
     return default
 
 
@@ -213,8 +215,12 @@ def _add_stats(sub):
     )
     p.add_argument("dataset", help="NetCDF or zarr path (any supported layout), or 'embedded'.")
     p.add_argument("--out", required=True, help="Output folder.")
-    p.add_argument("--task", choices=["gencast", "toy-planet", "all"], default="all",
-                   help="Select the task's variables and levels first (default: all).")
+    p.add_argument(
+        "--task",
+        choices=["gencast", "toy-planet", "all"],
+        default="all",
+        help="Select the task's variables and levels first (default: all).",
+    )
     p.add_argument("--levels", default=None, help="Comma-separated hPa to select.")
     p.set_defaults(run=_run_stats)
 
@@ -303,10 +309,15 @@ def _add_config_flags(p, cls):
     import dataclasses
 
     for f in dataclasses.fields(cls):
-        kind = {"int": int, "float": float, "bool": _bool}[f.type if isinstance(f.type, str)
-                                                           else f.type.__name__]
-        p.add_argument(f"--{f.name}", type=kind, default=f.default,
-                       help=_TRAIN_HELP.get(f.name, "") + " (TrainConfig.%(dest)s)")
+        kind = {"int": int, "float": float, "bool": _bool}[
+            f.type if isinstance(f.type, str) else f.type.__name__
+        ]
+        p.add_argument(
+            f"--{f.name}",
+            type=kind,
+            default=f.default,
+            help=_TRAIN_HELP.get(f.name, "") + " (TrainConfig.%(dest)s)",
+        )
 
 
 def _bool(text):
@@ -334,16 +345,27 @@ def _add_train(sub):
         ),
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    p.add_argument("--preset", default="cpu", choices=sorted(config.PRESETS),
-                   help="model configuration (config.preset)")
-    p.add_argument("--data", default="embedded",
-                   help="'embedded' (toy planet: train + validation splits, of which the last "
-                        "validation_fraction is held out) or a NetCDF/zarr dataset")
-    p.add_argument("--stats", default=None,
-                   help="folder of the four *_by_level.nc statistics (default: embedded ones)")
+    p.add_argument(
+        "--preset",
+        default="cpu",
+        choices=sorted(config.PRESETS),
+        help="model configuration (config.preset)",
+    )
+    p.add_argument(
+        "--data",
+        default="embedded",
+        help="'embedded' (toy planet: train + validation splits, of which the last "
+        "validation_fraction is held out) or a NetCDF/zarr dataset",
+    )
+    p.add_argument(
+        "--stats",
+        default=None,
+        help="folder of the four *_by_level.nc statistics (default: embedded ones)",
+    )
     p.add_argument("--run_dir", required=True, help="output/resume folder")
-    p.add_argument("--init_checkpoint", default=None,
-                   help="fine-tune from this model.npz (DeepMind's or ours)")
+    p.add_argument(
+        "--init_checkpoint", default=None, help="fine-tune from this model.npz (DeepMind's or ours)"
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     _add_config_flags(p, config.TrainConfig)
     p.set_defaults(run=_run_train)
@@ -357,8 +379,9 @@ def _run_train(args):
     from minigencast import checkpoint, config, train
 
     cfg = config.preset(args.preset)
-    tc = config.TrainConfig(**{f.name: getattr(args, f.name)
-                               for f in dataclasses.fields(config.TrainConfig)})
+    tc = config.TrainConfig(
+        **{f.name: getattr(args, f.name) for f in dataclasses.fields(config.TrainConfig)}
+    )
     ds, default_stats = _open_data(args.data, "train")
     stats = _stats(args, default_stats)
     init = None
@@ -370,8 +393,16 @@ def _run_train(args):
     os.makedirs(args.run_dir, exist_ok=True)
     # The full command with every value spelled out (defaults included): rerunning it
     # reproduces (or resumes) this run whatever the defaults become.
-    words = ["minigencast", "train", "--preset", args.preset, "--data", args.data,
-             "--run_dir", args.run_dir]
+    words = [
+        "minigencast",
+        "train",
+        "--preset",
+        args.preset,
+        "--data",
+        args.data,
+        "--run_dir",
+        args.run_dir,
+    ]
     for flag in ("stats", "init_checkpoint"):
         if getattr(args, flag):
             words += [f"--{flag}", getattr(args, flag)]
@@ -379,8 +410,9 @@ def _run_train(args):
         words += [f"--{f.name}", str(getattr(tc, f.name))]
     with open(os.path.join(args.run_dir, "command.txt"), "a") as f:
         f.write(" ".join(shlex.quote(w) for w in words) + "\n")
-    result = train.train(ds, stats, cfg, tc, args.run_dir, init_params=init,
-                         progress=not args.quiet)
+    result = train.train(
+        ds, stats, cfg, tc, args.run_dir, init_params=init, progress=not args.quiet
+    )
     print(f"final checkpoint: {result['checkpoint']}")
 
 
@@ -400,19 +432,34 @@ def _add_forecast(sub):
         ),
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    p.add_argument("--checkpoint", required=True,
-                   help="folder with model.npz (+ metadata.json) or a .npz file")
-    p.add_argument("--data", default="embedded:test",
-                   help="'embedded:SPLIT' or a NetCDF/zarr dataset holding the input frames")
-    p.add_argument("--stats", default=None,
-                   help="statistics folder (default: the checkpoint's stats/ or embedded)")
-    p.add_argument("--init_time", action="append", required=True,
-                   help="time of the last input frame; repeat for several")
+    p.add_argument(
+        "--checkpoint", required=True, help="folder with model.npz (+ metadata.json) or a .npz file"
+    )
+    p.add_argument(
+        "--data",
+        default="embedded:test",
+        help="'embedded:SPLIT' or a NetCDF/zarr dataset holding the input frames",
+    )
+    p.add_argument(
+        "--stats",
+        default=None,
+        help="statistics folder (default: the checkpoint's stats/ or embedded)",
+    )
+    p.add_argument(
+        "--init_time",
+        action="append",
+        required=True,
+        help="time of the last input frame; repeat for several",
+    )
     p.add_argument("--num_steps", type=int, default=30, help="12 h steps (30 = 15 days)")
     p.add_argument("--num_samples", type=int, default=8, help="ensemble members")
     p.add_argument("--seed", type=int, default=0, help="ensemble seed")
-    p.add_argument("--chunk_steps", type=int, default=4,
-                   help="steps per compiled chunk (memory ~ this, not num_steps)")
+    p.add_argument(
+        "--chunk_steps",
+        type=int,
+        default=4,
+        help="steps per compiled chunk (memory ~ this, not num_steps)",
+    )
     p.add_argument("--out", required=True, help="output file, .nc or .zarr")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(run=_run_forecast)
@@ -433,9 +480,20 @@ def _run_forecast(args):
             default_stats = normalization.load_stats(candidate)
     stats = _stats(args, default_stats)
     init_times = np.asarray(args.init_time, "datetime64[ns]")
-    path = forecast.run(params, cfg, ds, stats, init_times, args.num_steps, args.num_samples,
-                        seed=args.seed, out=args.out, chunk_steps=args.chunk_steps,
-                        metadata=metadata, progress=not args.quiet)
+    path = forecast.run(
+        params,
+        cfg,
+        ds,
+        stats,
+        init_times,
+        args.num_steps,
+        args.num_samples,
+        seed=args.seed,
+        out=args.out,
+        chunk_steps=args.chunk_steps,
+        metadata=metadata,
+        progress=not args.quiet,
+    )
     print(f"wrote {path}")
 
 

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Optional
 
 from minigencast import variables
 
@@ -117,7 +116,7 @@ class SparseTransformerConfig:
     ffw_winit_final_mult: float = 0.0
     attn_winit_final_mult: float = 0.0
     ffw_hidden: int = 2048
-    name: Optional[str] = None
+    name: str | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -130,8 +129,8 @@ class DenoiserArchitectureConfig:
     hidden_layers: int = 1
     radius_query_fraction_edge_length: float = 0.6
     norm_conditioning_features: tuple[str, ...] = ("noise_level_encodings",)
-    grid2mesh_aggregate_normalization: Optional[float] = None
-    node_output_size: Optional[int] = None
+    grid2mesh_aggregate_normalization: float | None = None
+    node_output_size: int | None = None
 
 
 @dataclasses.dataclass(frozen=True)

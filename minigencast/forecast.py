@@ -67,8 +67,9 @@ def forecast_step(params, structure, cfg, layout, static, frames, forcings, key,
     return windows.from_residual(jnp, residual, frames[-1], layout)
 
 
-def _rollout_chunk(params, structure, layout, static, frames, keys, forcing_windows, nan_mask,
-                   noise_fn, *, cfg):
+def _rollout_chunk(
+    params, structure, layout, static, frames, keys, forcing_windows, nan_mask, noise_fn, *, cfg
+):
     """`lax.scan` of `forecast_step` over a chunk, `vmap`ped over inits and members.
 
     Args:
@@ -95,7 +96,8 @@ def _rollout_chunk(params, structure, layout, static, frames, keys, forcing_wind
 
     over_members = jax.vmap(member, in_axes=(0, 0, None, None))
     frames, keys, outputs = jax.vmap(over_members, in_axes=(0, None, 0, 0))(
-        frames, keys, forcing_windows, nan_mask)
+        frames, keys, forcing_windows, nan_mask
+    )
     return frames, keys[0], outputs
 
 
@@ -118,8 +120,20 @@ def sample_mesh(num_members: int) -> Mesh | None:
     return None
 
 
-def rollout(params, structure, cfg, layout, static, init_frames, forcings, num_steps,
-            num_members, noise_fn, seed=0, chunk_steps=4):
+def rollout(
+    params,
+    structure,
+    cfg,
+    layout,
+    static,
+    init_frames,
+    forcings,
+    num_steps,
+    num_members,
+    noise_fn,
+    seed=0,
+    chunk_steps=4,
+):
     """Yields (first_step, outputs [I, S, k, lat, lon, C_t] NumPy) chunk by chunk.
 
     Args:
@@ -137,7 +151,8 @@ def rollout(params, structure, cfg, layout, static, init_frames, forcings, num_s
     if forcings.shape[:2] != (n_init, t_in + num_steps):
         raise ValueError(f"forcings are {forcings.shape[:2]}, need ({n_init}, {t_in + num_steps})")
     nan_mask = np.any(np.isnan(init_frames), axis=1) & windows.per_channel(
-        np.asarray(layout.nan_fillable), init_frames[:, 0])
+        np.asarray(layout.nan_fillable), init_frames[:, 0]
+    )
     frames = windows.fill_nans(np, init_frames, layout)
     frames = np.broadcast_to(frames[:, None], (n_init, num_members) + frames.shape[1:])
     keys = member_keys(seed, num_members)
@@ -153,10 +168,20 @@ def rollout(params, structure, cfg, layout, static, init_frames, forcings, num_s
     # Step j uses forcings[:, j : j + t_in + 1]; pad the tail so every chunk is full.
     padded = np.concatenate([forcings] + [forcings[:, -1:]] * chunk_steps, axis=1)
     for start in range(0, num_steps, chunk_steps):
-        win = np.stack([padded[:, j : j + t_in + 1] for j in range(start, start + chunk_steps)],
-                       axis=1)
+        win = np.stack(
+            [padded[:, j : j + t_in + 1] for j in range(start, start + chunk_steps)], axis=1
+        )
         frames, keys, out = rollout_chunk(
-            params, structure, layout, static, frames, keys, win, nan_mask, noise_fn, cfg=cfg,
+            params,
+            structure,
+            layout,
+            static,
+            frames,
+            keys,
+            win,
+            nan_mask,
+            noise_fn,
+            cfg=cfg,
         )
         k = min(chunk_steps, num_steps - start)
         yield start, np.asarray(jax.device_get(out))[:, :, :k]
@@ -251,8 +276,9 @@ class ForecastWriter:
             lazy = template.copy()
             for name in lazy.data_vars:
                 v = lazy[name]
-                lazy[name] = v.copy(data=da.full(v.shape, np.nan, dtype=np.float32,
-                                                 chunks=(1,) * 3 + v.shape[3:]))
+                lazy[name] = v.copy(
+                    data=da.full(v.shape, np.nan, dtype=np.float32, chunks=(1,) * 3 + v.shape[3:])
+                )
             lazy.to_zarr(self.tmp, compute=False, mode="w")
 
     @staticmethod
@@ -289,10 +315,19 @@ class ForecastWriter:
             for k, a in coord.attrs.items():
                 v.setncattr(k, a)
         for name, var in template.data_vars.items():
-            chunks = [1 if d in ("sample", "init_time", "lead_time") else s
-                      for d, s in zip(var.dims, var.shape, strict=True)]
-            v = nc.createVariable(name, "f4", var.dims, fill_value=np.float32(np.nan),
-                                  zlib=True, complevel=1, chunksizes=chunks)
+            chunks = [
+                1 if d in ("sample", "init_time", "lead_time") else s
+                for d, s in zip(var.dims, var.shape, strict=True)
+            ]
+            v = nc.createVariable(
+                name,
+                "f4",
+                var.dims,
+                fill_value=np.float32(np.nan),
+                zlib=True,
+                complevel=1,
+                chunksizes=chunks,
+            )
             for k, a in var.attrs.items():
                 v.setncattr(k, a)
         for k, a in template.attrs.items():
@@ -304,9 +339,9 @@ class ForecastWriter:
         k = chunk.sizes["lead_time"]
         if self.format == "netcdf":
             for name, var in chunk.data_vars.items():
-                self._nc[name][:, :, lead_index : lead_index + k] = (
-                    var.transpose(*self._nc[name].dimensions).values
-                )
+                self._nc[name][:, :, lead_index : lead_index + k] = var.transpose(
+                    *self._nc[name].dimensions
+                ).values
             self._nc.sync()
         else:
             data = chunk.drop_vars([c for c in chunk.coords if c not in chunk.dims])
@@ -353,8 +388,10 @@ def check_grid_matches(metadata, lat, lon) -> None:
     if metadata is None:
         return
     m_lat, m_lon = np.asarray(metadata["lat"]), np.asarray(metadata["lon"])
-    if m_lat.shape != np.shape(lat) or m_lon.shape != np.shape(lon) or not (
-        np.allclose(m_lat, lat) and np.allclose(m_lon, lon)
+    if (
+        m_lat.shape != np.shape(lat)
+        or m_lon.shape != np.shape(lon)
+        or not (np.allclose(m_lat, lat) and np.allclose(m_lon, lon))
     ):
         raise ValueError(
             f"the model was trained on a {m_lat.size}x{m_lon.size} lat/lon grid; the data are "
@@ -378,9 +415,21 @@ def init_indices(times, init_times, num_input_times: int = 2) -> np.ndarray:
     return np.asarray(out)
 
 
-def run(params, cfg, dataset, stats, init_times, num_steps: int, num_members: int, *,
-        seed: int = 0, out: str | None = None, chunk_steps: int = 4, metadata=None,
-        progress: bool = True):
+def run(
+    params,
+    cfg,
+    dataset,
+    stats,
+    init_times,
+    num_steps: int,
+    num_members: int,
+    *,
+    seed: int = 0,
+    out: str | None = None,
+    chunk_steps: int = 4,
+    metadata=None,
+    progress: bool = True,
+):
     """Ensemble forecasts from `init_times`; the API twin of `minigencast forecast`.
 
     Args:
@@ -414,25 +463,46 @@ def run(params, cfg, dataset, stats, init_times, num_steps: int, num_members: in
     if out is not None:
         template = chunk_to_dataset(
             np.zeros((len(idx), num_members, num_steps) + data.frames.shape[1:], np.float32),
-            task, init_times, lead_times, data.lat, data.lon, attrs)
+            task,
+            init_times,
+            lead_times,
+            data.lat,
+            data.lon,
+            attrs,
+        )
         writer = ForecastWriter(out, template)
     # Forcings from the first input frame to the last lead time, per init: [I, T_in + N, ...].
     offsets = np.arange(-(t_in - 1), num_steps + 1) * STEP
     valid = (init_times[:, None] + offsets[None]).ravel()
     forcings = windows.future_forcings(valid, data.lon, task, data.layout)
-    forcings = np.broadcast_to(forcings.reshape((len(idx), len(offsets)) + forcings.shape[1:]),
-                               (len(idx), len(offsets)) + data.forcings.shape[1:])
+    forcings = np.broadcast_to(
+        forcings.reshape((len(idx), len(offsets)) + forcings.shape[1:]),
+        (len(idx), len(offsets)) + data.forcings.shape[1:],
+    )
     init_frames = np.stack([data.raw_frames[j - t_in + 1 : j + 1] for j in idx])
     pieces = []
-    bar = tqdm.tqdm(total=num_steps, disable=not progress, desc="forecast", unit="step",
-                    dynamic_ncols=True)
+    bar = tqdm.tqdm(
+        total=num_steps, disable=not progress, desc="forecast", unit="step", dynamic_ncols=True
+    )
     try:
-        for start, outputs in rollout(params, structure, cfg, data.layout, data.static,
-                                      init_frames, forcings, num_steps, num_members,
-                                      noise_fn, seed=seed, chunk_steps=chunk_steps):
+        for start, outputs in rollout(
+            params,
+            structure,
+            cfg,
+            data.layout,
+            data.static,
+            init_frames,
+            forcings,
+            num_steps,
+            num_members,
+            noise_fn,
+            seed=seed,
+            chunk_steps=chunk_steps,
+        ):
             k = outputs.shape[2]
-            chunk = chunk_to_dataset(outputs, task, init_times, lead_times[start : start + k],
-                                     data.lat, data.lon, attrs)
+            chunk = chunk_to_dataset(
+                outputs, task, init_times, lead_times[start : start + k], data.lat, data.lon, attrs
+            )
             if writer is not None:
                 writer.write(chunk, start)
             else:

@@ -44,8 +44,14 @@ CLIMATOLOGY_EXCLUDE_DAYS = 5.0
 
 # The recipe of data/pretrained/ and of `quickstart` without --pretrained.
 QUICKSTART_TRAIN = config.TrainConfig(
-    batch_size=8, num_steps=3000, peak_learning_rate=2e-3, warmup_steps=50,
-    weight_decay=0.01, ema_decay=0.99, eval_every=1000, checkpoint_every=500,
+    batch_size=8,
+    num_steps=3000,
+    peak_learning_rate=2e-3,
+    warmup_steps=50,
+    weight_decay=0.01,
+    ema_decay=0.99,
+    eval_every=1000,
+    checkpoint_every=500,
 )
 
 
@@ -65,8 +71,13 @@ def training_data():
 
     from minigencast import data
 
-    return xarray.concat([data.load_embedded(s).load() for s in ("train", "validation")],
-                         dim="time", data_vars="minimal", coords="minimal", compat="override")
+    return xarray.concat(
+        [data.load_embedded(s).load() for s in ("train", "validation")],
+        dim="time",
+        data_vars="minimal",
+        coords="minimal",
+        compat="override",
+    )
 
 
 def all_data():
@@ -75,8 +86,13 @@ def all_data():
 
     from minigencast import data
 
-    return xarray.concat([data.load_embedded(s).load() for s in ("train", "validation", "test")],
-                         dim="time", data_vars="minimal", coords="minimal", compat="override")
+    return xarray.concat(
+        [data.load_embedded(s).load() for s in ("train", "validation", "test")],
+        dim="time",
+        data_vars="minimal",
+        coords="minimal",
+        compat="override",
+    )
 
 
 def choose_init_times(times, num_inits: int, num_steps: int) -> np.ndarray:
@@ -84,7 +100,8 @@ def choose_init_times(times, num_inits: int, num_steps: int) -> np.ndarray:
     times = np.asarray(times, "datetime64[ns]")
     step = np.timedelta64(12, "h")
     ok = [
-        i for i in range(1, len(times))
+        i
+        for i in range(1, len(times))
         if times[i] - step in times and times[i] + num_steps * step in times
     ]
     if len(ok) < num_inits:
@@ -118,8 +135,9 @@ def score(fc, truth, references: dict, variables=REPORT_VARIABLES) -> dict:
         }
         for ref_name, ref in references.items():
             r = _select(ref, name, level)
-            rows[f"crps_{ref_name}"] = metrics.crps(r, t, fair=r.sizes["sample"] >= 2,
-                                                    preserve_dims=keep)
+            rows[f"crps_{ref_name}"] = metrics.crps(
+                r, t, fair=r.sizes["sample"] >= 2, preserve_dims=keep
+            )
         hours = (fc["lead_time"].values / np.timedelta64(1, "h")).astype(int)
         out[short] = {
             str(h): {k: float(np.asarray(v.values)[i]) for k, v in sorted(rows.items())}
@@ -148,29 +166,64 @@ def skill_table(scores: dict, leads_hours=(24, 72, 120)) -> str:
     return "\n".join(lines)
 
 
-def evaluate_model(params, cfg, test, reference, stats, *, num_inits, num_members, num_steps,
-                   seed=0, progress=True, metadata=None, climatology_members=None):
+def evaluate_model(
+    params,
+    cfg,
+    test,
+    reference,
+    stats,
+    *,
+    num_inits,
+    num_members,
+    num_steps,
+    seed=0,
+    progress=True,
+    metadata=None,
+    climatology_members=None,
+):
     """Forecasts + baselines + scores on the test split: (forecast, refs, scores).
 
     `reference` is the climatology's pool of states (here all splits); states within
     CLIMATOLOGY_EXCLUDE_DAYS of a valid time are excluded.
     """
     init_times = choose_init_times(test["time"].values, num_inits, num_steps)
-    fc = forecast.run(params, cfg, test, stats, init_times, num_steps, num_members, seed=seed,
-                      metadata=metadata, progress=progress, chunk_steps=num_steps)
+    fc = forecast.run(
+        params,
+        cfg,
+        test,
+        stats,
+        init_times,
+        num_steps,
+        num_members,
+        seed=seed,
+        metadata=metadata,
+        progress=progress,
+        chunk_steps=num_steps,
+    )
     lead_times = fc["lead_time"].values
     refs = {
         "persistence": baselines.persistence(test, init_times, lead_times),
         "climatology": baselines.climatological_ensemble(
-            reference, init_times, lead_times, num_members=climatology_members or num_members,
-            window_days=CLIMATOLOGY_WINDOW_DAYS, exclude_days=CLIMATOLOGY_EXCLUDE_DAYS),
+            reference,
+            init_times,
+            lead_times,
+            num_members=climatology_members or num_members,
+            window_days=CLIMATOLOGY_WINDOW_DAYS,
+            exclude_days=CLIMATOLOGY_EXCLUDE_DAYS,
+        ),
     }
     return fc, refs, score(fc, test, refs)
 
 
-def quickstart(out: str = "quickstart_out", pretrained: bool = False, num_members: int = 8,
-               num_inits: int = 4, num_steps: int = 10, seed: int = 0,
-               progress: bool = True) -> dict:
+def quickstart(
+    out: str = "quickstart_out",
+    pretrained: bool = False,
+    num_members: int = 8,
+    num_inits: int = 4,
+    num_steps: int = 10,
+    seed: int = 0,
+    progress: bool = True,
+) -> dict:
     """Runs the quick start end to end; returns the report dict (also in report.json)."""
     from minigencast import data, figures
 
@@ -188,17 +241,30 @@ def quickstart(out: str = "quickstart_out", pretrained: bool = False, num_member
         print(f"Loading the pretrained CPU-preset model from {model_dir}")
     else:
         run_dir = os.path.join(out, "training_run")
-        print(f"Training the CPU preset on the embedded dataset into {run_dir} "
-              f"({QUICKSTART_TRAIN.num_steps} steps)")
-        result = train.train(train_ds, stats, config.cpu(), QUICKSTART_TRAIN, run_dir,
-                             progress=progress)
+        print(
+            f"Training the CPU preset on the embedded dataset into {run_dir} "
+            f"({QUICKSTART_TRAIN.num_steps} steps)"
+        )
+        result = train.train(
+            train_ds, stats, config.cpu(), QUICKSTART_TRAIN, run_dir, progress=progress
+        )
         model_dir = result["checkpoint"]
     params, cfg, metadata = forecast.load_model(model_dir)
 
     print(f"Forecasting {num_members} members x {num_inits} init times x {num_steps} steps")
     fc, refs, scores = evaluate_model(
-        params, cfg, test, reference, stats, num_inits=num_inits, num_members=num_members,
-        num_steps=num_steps, seed=seed, progress=progress, metadata=metadata)
+        params,
+        cfg,
+        test,
+        reference,
+        stats,
+        num_inits=num_inits,
+        num_members=num_members,
+        num_steps=num_steps,
+        seed=seed,
+        progress=progress,
+        metadata=metadata,
+    )
     fc.to_netcdf(os.path.join(out, "forecast.nc"))
     for name, baseline in refs.items():  # for `minigencast evaluate --baseline NAME=PATH`
         baseline.to_netcdf(os.path.join(out, f"{name}.nc"))
@@ -212,7 +278,9 @@ def quickstart(out: str = "quickstart_out", pretrained: bool = False, num_member
         figures.FIGURES[name](fc, test, refs, fig_dir)
     print()
     print(skill_table(scores))
-    print(f"\nWrote {out}/report.json, forecast.nc, {', '.join(f'{n}.nc' for n in refs)} and "
-          f"figures/ in "
-          f"{time.perf_counter() - t0:.0f} s.")
+    print(
+        f"\nWrote {out}/report.json, forecast.nc, {', '.join(f'{n}.nc' for n in refs)} and "
+        f"figures/ in "
+        f"{time.perf_counter() - t0:.0f} s."
+    )
     return report

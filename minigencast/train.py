@@ -89,9 +89,7 @@ def init_train_state(params, tc: config_lib.TrainConfig) -> dict:
     return {
         "params": params,
         "opt_state": make_optimizer(tc).init(params),
-        "ema_params": (
-            jax.tree_util.tree_map(jnp.array, params) if tc.ema_decay > 0 else None
-        ),
+        "ema_params": (jax.tree_util.tree_map(jnp.array, params) if tc.ema_decay > 0 else None),
         "step": jnp.zeros((), jnp.int32),
     }
 
@@ -169,9 +167,9 @@ def make_train_step(example_loss: ExampleLoss, tc: config_lib.TrainConfig, mesh:
     def step_fn(state, structure, batch, key):
         batch_size = jax.tree_util.tree_leaves(batch)[0].shape[0]
         keys = example_keys(key, state["step"], batch_size)
-        loss, grads = jax.value_and_grad(
-            functools.partial(batch_loss, loss_fn), argnums=0
-        )(state["params"], structure, batch, keys)
+        loss, grads = jax.value_and_grad(functools.partial(batch_loss, loss_fn), argnums=0)(
+            state["params"], structure, batch, keys
+        )
         updates, opt_state = optimizer.update(grads, state["opt_state"], state["params"])
         params = optax.apply_updates(state["params"], updates)
         ema = state.get("ema_params")
@@ -233,8 +231,13 @@ def make_example_loss(cfg, lat, noise_fn):
 
         def raw_fn(scaled_noisy_targets, s):
             return network.raw_denoiser(
-                params, structure, cfg, example["inputs"], example["forcings"],
-                scaled_noisy_targets, s,
+                params,
+                structure,
+                cfg,
+                example["inputs"],
+                example["forcings"],
+                scaled_noisy_targets,
+                s,
             )
 
         denoised = preconditioning.denoise(raw_fn, x, sigma)
@@ -244,8 +247,16 @@ def make_example_loss(cfg, lat, noise_fn):
 
 
 # ----------------------------------------------------------------------------- the loop
-LOG_FIELDS = ("step", "loss", "grad_norm", "learning_rate", "wall_s", "examples_per_s",
-              "val_loss", "val_crps")
+LOG_FIELDS = (
+    "step",
+    "loss",
+    "grad_norm",
+    "learning_rate",
+    "wall_s",
+    "examples_per_s",
+    "val_loss",
+    "val_crps",
+)
 
 
 def headline_channels(task) -> list[tuple[int, str]]:
@@ -257,8 +268,9 @@ def headline_channels(task) -> list[tuple[int, str]]:
     return out or [(0, stacking.target_channels(task)[0].variable)]
 
 
-def validation_crps(params, structure, cfg, data, val_windows, noise_fn, num_members=4,
-                    num_inits=4, seed=0):
+def validation_crps(
+    params, structure, cfg, data, val_windows, noise_fn, num_members=4, num_inits=4, seed=0
+):
     """Fair CRPS of 12 h forecasts at `num_inits` held-out windows: {name: value}.
 
     Latitude-weighted, physical units, averaged over inits; channels from
@@ -267,9 +279,19 @@ def validation_crps(params, structure, cfg, data, val_windows, noise_fn, num_mem
     picks = val_windows[np.linspace(0, len(val_windows) - 1, num_inits).astype(int)]
     w = losses.latitude_weights(data.lat)
     w = w / w.mean()
-    (_, out), = forecast.rollout(
-        params, structure, cfg, data.layout, data.static, data.raw_frames[picks[:, :2]],
-        data.forcings[picks], 1, num_members, noise_fn, seed=seed, chunk_steps=1,
+    ((_, out),) = forecast.rollout(
+        params,
+        structure,
+        cfg,
+        data.layout,
+        data.static,
+        data.raw_frames[picks[:, :2]],
+        data.forcings[picks],
+        1,
+        num_members,
+        noise_fn,
+        seed=seed,
+        chunk_steps=1,
     )  # out: [I, S, 1, lat, lon, C_t]
     truth = data.raw_frames[picks[:, 2]]  # [I, lat, lon, C_t]
     scores = {}
@@ -333,8 +355,20 @@ def plot_loss_curve(run_dir) -> str | None:
     return out
 
 
-def train(dataset, stats, cfg, tc, run_dir, *, init_params=None, progress=True,
-          callback=None, eval_members=4, eval_inits=4, devices=None):
+def train(
+    dataset,
+    stats,
+    cfg,
+    tc,
+    run_dir,
+    *,
+    init_params=None,
+    progress=True,
+    callback=None,
+    eval_members=4,
+    eval_inits=4,
+    devices=None,
+):
     """Trains (or resumes training of) a GenCast denoiser; returns the final state dict.
 
     Args:
@@ -366,8 +400,9 @@ def train(dataset, stats, cfg, tc, run_dir, *, init_params=None, progress=True,
         raise ValueError("no training windows: the dataset needs 3 consecutive 12-hourly times")
     mesh = data_mesh(devices)
     if tc.batch_size % mesh.devices.size:
-        raise ValueError(f"batch_size {tc.batch_size} must be divisible by the "
-                         f"{mesh.devices.size} devices")
+        raise ValueError(
+            f"batch_size {tc.batch_size} must be divisible by the {mesh.devices.size} devices"
+        )
     noise_fn = noise_function(data.lat, data.lon)
     structure = replicate(network.build_structure(cfg, data.lat, data.lon), mesh)
     fetch = windows.make_fetch(data.frames, data.forcings, data.static, data.layout)
@@ -375,7 +410,8 @@ def train(dataset, stats, cfg, tc, run_dir, *, init_params=None, progress=True,
     base_key = jax.random.key(tc.seed)
     if init_params is None:
         init_params = network.init_denoiser(
-            jax.random.fold_in(base_key, 1 << 30), cfg, *network.channel_counts(cfg))
+            jax.random.fold_in(base_key, 1 << 30), cfg, *network.channel_counts(cfg)
+        )
     state = init_train_state(init_params, tc)
     position = None
     if last is not None:
@@ -388,20 +424,28 @@ def train(dataset, stats, cfg, tc, run_dir, *, init_params=None, progress=True,
     example_loss = make_example_loss(cfg, data.lat, noise_fn)
     step_fn = make_train_step(example_loss, tc, mesh)
     eval_loss = make_eval_loss(example_loss, mesh)
-    batches = loader.WindowLoader(train_windows, fetch, tc.batch_size, seed=tc.seed,
-                                  prefetch=tc.prefetch, position=position)
+    batches = loader.WindowLoader(
+        train_windows, fetch, tc.batch_size, seed=tc.seed, prefetch=tc.prefetch, position=position
+    )
 
     def save(step):
         return training_state.save(
-            ckpt_dir, step=step, state=state, config=cfg, train_config=tc,
-            loader_position=batches.position, rng_key=base_key, grid=grid,
+            ckpt_dir,
+            step=step,
+            state=state,
+            config=cfg,
+            train_config=tc,
+            loader_position=batches.position,
+            rng_key=base_key,
+            grid=grid,
             keep=tc.keep_checkpoints,
         )
 
     history, path = [], last
     t0, done_at_t0 = time.perf_counter(), start
-    bar = tqdm.tqdm(total=tc.num_steps, initial=start, disable=not progress, desc="train",
-                    dynamic_ncols=True)
+    bar = tqdm.tqdm(
+        total=tc.num_steps, initial=start, disable=not progress, desc="train", dynamic_ncols=True
+    )
     iterator = iter(batches)
     try:
         for step in range(start, tc.num_steps):
@@ -409,16 +453,28 @@ def train(dataset, stats, cfg, tc, run_dir, *, init_params=None, progress=True,
             state, metrics = step_fn(state, structure, shard_batch(batch, mesh), base_key)
             row = {k: float(v) for k, v in metrics.items()}
             wall = time.perf_counter() - t0
-            row.update(step=step + 1, wall_s=round(wall, 2),
-                       examples_per_s=round((step + 1 - done_at_t0) * tc.batch_size / wall, 3))
+            row.update(
+                step=step + 1,
+                wall_s=round(wall, 2),
+                examples_per_s=round((step + 1 - done_at_t0) * tc.batch_size / wall, 3),
+            )
             is_last = step + 1 == tc.num_steps
             if len(val_windows) and ((step + 1) % tc.eval_every == 0 or is_last):
                 params = evaluation_params(state)
-                row["val_loss"] = validation_loss(eval_loss, params, structure, val_windows,
-                                                  fetch, tc.batch_size, mesh)
+                row["val_loss"] = validation_loss(
+                    eval_loss, params, structure, val_windows, fetch, tc.batch_size, mesh
+                )
                 if eval_members > 1 and eval_inits > 0:
-                    crps = validation_crps(params, structure, cfg, data, val_windows, noise_fn,
-                                           eval_members, eval_inits)
+                    crps = validation_crps(
+                        params,
+                        structure,
+                        cfg,
+                        data,
+                        val_windows,
+                        noise_fn,
+                        eval_members,
+                        eval_inits,
+                    )
                     row["val_crps"] = json.dumps(crps)
             if (step + 1) % tc.checkpoint_every == 0 or is_last:
                 path = save(step + 1)

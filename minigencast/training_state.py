@@ -243,9 +243,7 @@ def check_compatible(path: str, config, grid: dict | None = None) -> None:
         lat, lon = z["grid:lat"], z["grid:lon"]
     current = json.loads(config_json(config))
     if stored != current:
-        diff = sorted(
-            k for k in set(stored) | set(current) if stored.get(k) != current.get(k)
-        )
+        diff = sorted(k for k in set(stored) | set(current) if stored.get(k) != current.get(k))
         raise CheckpointMismatchError(
             f"checkpoint {path} was written for another configuration (differs in "
             f"{diff}); pass the same preset/overrides it was trained with, or start a "

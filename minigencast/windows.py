@@ -313,7 +313,8 @@ def future_forcings(times, lon, task, layout: Layout) -> np.ndarray:
 
     from minigencast.data import forcings as forcings_lib
 
-    ds = xarray.Dataset(coords={"time": np.asarray(times, "datetime64[ns]"), "lat": [0.0],
-                                "lon": np.asarray(lon)})
+    ds = xarray.Dataset(
+        coords={"time": np.asarray(times, "datetime64[ns]"), "lat": [0.0], "lon": np.asarray(lon)}
+    )
     ds = forcings_lib.add_progress_features(ds)
     return forcings_from_dataset(ds, task, layout)

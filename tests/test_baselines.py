@@ -22,8 +22,9 @@ def test_persistence_repeats_the_initial_state(ds):
     assert p["geopotential"].dims == ("sample", "init_time", "lead_time", "level", "lat", "lon")
     assert p.sizes["sample"] == 1
     for j in range(3):
-        np.testing.assert_array_equal(p["temperature"].values[0, 1, j],
-                                      ds["temperature"].values[10])
+        np.testing.assert_array_equal(
+            p["temperature"].values[0, 1, j], ds["temperature"].values[10]
+        )
     np.testing.assert_array_equal(p["valid_time"].values[1], inits[1] + leads)
     assert "geopotential_at_surface" not in p  # static fields are not forecast
     with pytest.raises(ValueError, match="not in the data"):
@@ -43,8 +44,9 @@ def test_climatology_is_the_mean_of_same_hour_analogues(ds):
 def test_climatological_ensemble_members_and_exclusion(ds):
     init = ds["time"].values[60]
     valid = init + 2 * STEP
-    e = baselines.climatological_ensemble(ds, [init], [STEP, 2 * STEP], num_members=5,
-                                          window_days=10, exclude_days=4)
+    e = baselines.climatological_ensemble(
+        ds, [init], [STEP, 2 * STEP], num_members=5, window_days=10, exclude_days=4
+    )
     assert e.sizes["sample"] == 5
     # Every member is an actual reference state at the valid hour, at least 4 days away.
     members = e["2m_temperature"].values[:, 0, 1]
@@ -54,8 +56,7 @@ def test_climatological_ensemble_members_and_exclusion(ds):
         assert any(np.array_equal(m, r) for r in ref)
     t = ds["time"].values[idx]
     assert np.all(np.abs(t - valid) >= np.timedelta64(4, "D"))
-    assert not any(np.array_equal(m, ds["2m_temperature"].sel(time=valid).values)
-                   for m in members)
+    assert not any(np.array_equal(m, ds["2m_temperature"].sel(time=valid).values) for m in members)
     # A fair CRPS is computable on it (>= 2 members), as for the model.
     crps = metrics.crps(e["2m_temperature"], ds["2m_temperature"], fair=True)
     assert np.isfinite(float(crps)) and float(crps) > 0

@@ -34,6 +34,11 @@ def test_gencast_task_matches_deepmind():
 
 def test_sampler_defaults_are_deepmind_defaults():
     s = config.SamplerConfig()
-    assert (s.max_noise_level, s.min_noise_level, s.num_noise_levels, s.rho) == (80.0, 0.03, 20, 7.0)
+    assert (s.max_noise_level, s.min_noise_level, s.num_noise_levels, s.rho) == (
+        80.0,
+        0.03,
+        20,
+        7.0,
+    )
     assert (s.stochastic_churn_rate, s.churn_min_noise_level) == (2.5, 0.75)
     assert s.noise_level_inflation_factor == 1.05

@@ -17,14 +17,16 @@ STEP = np.timedelta64(12, "h")
 @pytest.fixture(scope="module")
 def setup():
     cfg = config.tiny()
-    cfg = dataclasses.replace(cfg, sampler_config=dataclasses.replace(
-        cfg.sampler_config, num_noise_levels=4))
+    cfg = dataclasses.replace(
+        cfg, sampler_config=dataclasses.replace(cfg.sampler_config, num_noise_levels=4)
+    )
     ds = synthetic_data.dataset(num_times=16)
     stats = synthetic_data.stats(ds)
     params = network.init_denoiser(jax.random.key(0), cfg, *network.channel_counts(cfg))
     # Perturb the zero-initialised output layers so the network is not an identity.
     params = jax.tree_util.tree_map(
-        lambda p: p + 0.05 * jax.random.normal(jax.random.key(1), p.shape), params)
+        lambda p: p + 0.05 * jax.random.normal(jax.random.key(1), p.shape), params
+    )
     return cfg, ds, stats, params
 
 
@@ -33,10 +35,20 @@ def _rollout(setup, num_steps=10, members=2, chunk=5):
     data = windows.prepare(ds, cfg.task_config, stats)
     structure = network.build_structure(cfg, data.lat, data.lon)
     noise_fn = train.noise_function(data.lat, data.lon)
-    forcings = data.forcings[None, :2 + num_steps]
-    return forecast.rollout(params, structure, cfg, data.layout, data.static,
-                            data.raw_frames[None, :2], forcings, num_steps, members, noise_fn,
-                            chunk_steps=chunk)
+    forcings = data.forcings[None, : 2 + num_steps]
+    return forecast.rollout(
+        params,
+        structure,
+        cfg,
+        data.layout,
+        data.static,
+        data.raw_frames[None, :2],
+        forcings,
+        num_steps,
+        members,
+        noise_fn,
+        chunk_steps=chunk,
+    )
 
 
 def test_rollout_compiles_once_and_memory_is_flat(setup):
@@ -65,7 +77,8 @@ def test_member_keys_do_not_depend_on_ensemble_size():
     b = jax.random.key_data(forecast.member_keys(3, 5))
     np.testing.assert_array_equal(a, b[:2])
     np.testing.assert_array_equal(
-        a[1], jax.random.key_data(jax.random.fold_in(jax.random.key(3), 1)))
+        a[1], jax.random.key_data(jax.random.fold_in(jax.random.key(3), 1))
+    )
 
 
 @pytest.mark.parametrize("suffix", [".nc", ".zarr"])
@@ -80,13 +93,16 @@ def test_run_writes_cf_files_equal_to_memory(setup, tmp_path, suffix):
     assert mem.attrs["Conventions"] == "CF-1.8"
     assert mem["lat"].attrs["units"] == "degrees_north"
     path = str(tmp_path / f"fc{suffix}")
-    assert forecast.run(params, cfg, ds, stats, inits, 10, 2, chunk_steps=5, out=path,
-                        progress=False) == path
+    assert (
+        forecast.run(params, cfg, ds, stats, inits, 10, 2, chunk_steps=5, out=path, progress=False)
+        == path
+    )
     opened = xarray.open_zarr(path) if suffix == ".zarr" else xarray.open_dataset(path)
     with opened as disk:
         for name in mem.data_vars:
-            np.testing.assert_allclose(disk[name].transpose(*mem[name].dims).values,
-                                       mem[name].values, rtol=1e-6)
+            np.testing.assert_allclose(
+                disk[name].transpose(*mem[name].dims).values, mem[name].values, rtol=1e-6
+            )
         np.testing.assert_array_equal(disk["lead_time"].values, mem["lead_time"].values)
     assert not [n for n in os.listdir(tmp_path) if ".tmp-" in n]
 
@@ -102,8 +118,9 @@ def test_failed_forecast_keeps_previous_output(setup, tmp_path, monkeypatch):
 
     monkeypatch.setattr(forecast, "rollout", boom)
     with pytest.raises(RuntimeError, match="interrupted"):
-        forecast.run(params, cfg, ds, stats, ds["time"].values[[1]], 2, 2, out=str(path),
-                     progress=False)
+        forecast.run(
+            params, cfg, ds, stats, ds["time"].values[[1]], 2, 2, out=str(path), progress=False
+        )
     assert path.read_bytes() == b"an earlier forecast"
     assert os.listdir(tmp_path) == ["fc.nc"]
 
@@ -120,8 +137,9 @@ def test_unwritable_output_is_refused_before_computing(setup, tmp_path, monkeypa
         else:
             target = str(locked / "fc.nc")
         with pytest.raises(PermissionError):
-            forecast.run(params, cfg, ds, stats, ds["time"].values[[1]], 2, 2, out=target,
-                         progress=False)
+            forecast.run(
+                params, cfg, ds, stats, ds["time"].values[[1]], 2, 2, out=target, progress=False
+            )
     finally:
         locked.chmod(0o700)
 
@@ -131,21 +149,30 @@ def test_bad_inputs_give_clear_errors(setup, tmp_path):
     # Gaps: the init needs t - 12 h.
     gappy = ds.isel(time=[0, 2, 3, 4])
     with pytest.raises(ValueError, match="input frame"):
-        forecast.run(params, cfg, gappy, stats, gappy["time"].values[[1]], 2, 2,
-                     progress=False)
+        forecast.run(params, cfg, gappy, stats, gappy["time"].values[[1]], 2, 2, progress=False)
     # Another grid than the checkpoint's.
     meta = {"lat": list(np.linspace(-90, 90, 33)), "lon": list(np.arange(64) * 5.625)}
     with pytest.raises(ValueError, match="grid"):
-        forecast.run(params, cfg, ds, stats, ds["time"].values[[1]], 2, 2, metadata=meta,
-                     progress=False)
+        forecast.run(
+            params, cfg, ds, stats, ds["time"].values[[1]], 2, 2, metadata=meta, progress=False
+        )
     # Variables the model predicts are missing from the data.
     with pytest.raises(ValueError, match="geopotential"):
-        forecast.run(params, cfg, ds.drop_vars("geopotential"), stats,
-                     ds["time"].values[[1]], 2, 2, progress=False)
+        forecast.run(
+            params,
+            cfg,
+            ds.drop_vars("geopotential"),
+            stats,
+            ds["time"].values[[1]],
+            2,
+            2,
+            progress=False,
+        )
     # Levels the model uses are missing.
     with pytest.raises(ValueError, match="levels"):
-        forecast.run(params, cfg, ds.isel(level=[0, 1]), stats, ds["time"].values[[1]], 2, 2,
-                     progress=False)
+        forecast.run(
+            params, cfg, ds.isel(level=[0, 1]), stats, ds["time"].values[[1]], 2, 2, progress=False
+        )
     # A checkpoint whose weights do not fit its config (e.g. from another preset).
     bad = tmp_path / "model.npz"
     checkpoint.save(str(bad), params, config.cpu())
@@ -157,9 +184,15 @@ def test_load_model_reads_our_checkpoints(setup, tmp_path):
     cfg, ds, stats, params = setup
     state = train.init_train_state(params, config.TrainConfig())
     d = training_state.save(
-        str(tmp_path), step=1, state=state, config=cfg, train_config=config.TrainConfig(),
-        loader_position={}, rng_key=jax.random.key(0),
-        grid={"lat": ds["lat"].values, "lon": ds["lon"].values})
+        str(tmp_path),
+        step=1,
+        state=state,
+        config=cfg,
+        train_config=config.TrainConfig(),
+        loader_position={},
+        rng_key=jax.random.key(0),
+        grid={"lat": ds["lat"].values, "lon": ds["lon"].values},
+    )
     p2, cfg2, meta = forecast.load_model(d)
     assert cfg2.task_config == cfg.task_config
     assert cfg2.sampler_config == cfg.sampler_config
@@ -199,14 +232,17 @@ def test_sst_nans_reinserted_in_gencast_task_rollout():
 
     levels = (500, 850)
     base = config.tiny()
-    cfg = dataclasses.replace(base, task_config=variables.gencast_task(levels),
-                              sampler_config=dataclasses.replace(base.sampler_config,
-                                                                 num_noise_levels=3))
+    cfg = dataclasses.replace(
+        base,
+        task_config=variables.gencast_task(levels),
+        sampler_config=dataclasses.replace(base.sampler_config, num_noise_levels=3),
+    )
     ds = synthetic.sample(num_times=4, levels=levels)
     stats = normalization.compute_stats(ds, chunks=None)
     params = network.init_denoiser(jax.random.key(0), cfg, *network.channel_counts(cfg))
-    fc = forecast.run(params, cfg, ds, stats, ds["time"].values[[1]], 3, 2, chunk_steps=3,
-                      progress=False)
+    fc = forecast.run(
+        params, cfg, ds, stats, ds["time"].values[[1]], 3, 2, chunk_steps=3, progress=False
+    )
     land = np.isnan(ds["sea_surface_temperature"].values[:2]).any(0)
     sst = fc["sea_surface_temperature"].values  # [S, I, L, lat, lon]
     assert np.isnan(sst[..., land]).all() and np.isfinite(sst[..., ~land]).all()
@@ -234,10 +270,12 @@ def test_members_sharded_over_four_devices_match_one_device(tmp_path):
     """)
     res = {}
     for n in (1, 4):
-        env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={n}",
-                   JAX_PLATFORMS="cpu")
-        proc = subprocess.run([sys.executable, "-c", script, str(n)], cwd=repo, env=env,
-                              capture_output=True)
+        env = dict(
+            os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={n}", JAX_PLATFORMS="cpu"
+        )
+        proc = subprocess.run(
+            [sys.executable, "-c", script, str(n)], cwd=repo, env=env, capture_output=True
+        )
         assert proc.returncode == 0, proc.stderr.decode()[-3000:]
         res[n] = np.asarray(json.loads(proc.stdout.decode().strip().splitlines()[-1]))
     np.testing.assert_allclose(res[1], res[4], rtol=1e-4, atol=1e-4)

@@ -23,8 +23,10 @@ def _fake_forecast(truth, inits, leads, members=4, noise=1.0, seed=0):
         valid = truth[name].sel(time=(p["valid_time"].values.ravel())).values
         valid = valid.reshape(p[name].shape[1:])
         scale = float(truth[name].std())
-        out[name] = (p[name].dims, valid[None] + noise * scale * 0.1 * rng.standard_normal(
-            (members,) + valid.shape))
+        out[name] = (
+            p[name].dims,
+            valid[None] + noise * scale * 0.1 * rng.standard_normal((members,) + valid.shape),
+        )
     coords = {k: v for k, v in p.coords.items() if k != "sample"}
     return xarray.Dataset(out, coords=dict(coords, sample=np.arange(members)))
 
@@ -36,8 +38,9 @@ def test_report_shape_and_skill_table():
     fc = _fake_forecast(truth, inits, leads)
     refs = {
         "persistence": baselines.persistence(truth, inits, leads),
-        "climatology": baselines.climatological_ensemble(truth, inits, leads, num_members=4,
-                                                         window_days=10, exclude_days=3),
+        "climatology": baselines.climatological_ensemble(
+            truth, inits, leads, num_members=4, window_days=10, exclude_days=3
+        ),
     }
     scores = quickstart.score(fc, truth, refs)
     assert set(scores) == {"z500", "t850", "t2m", "msl", "u850"}
@@ -90,12 +93,29 @@ def test_cli_train_refuses_a_run_dir_of_another_config(tmp_path, capsys):
     cfg = config.tiny()
     params = network.init_denoiser(jax.random.key(0), cfg, *network.channel_counts(cfg))
     training_state.save(
-        str(tmp_path / "run" / "checkpoints"), step=1,
-        state=train.init_train_state(params, config.TrainConfig()), config=cfg,
-        train_config=config.TrainConfig(), loader_position={}, rng_key=jax.random.key(0),
-        grid={"lat": ds["lat"].values, "lon": ds["lon"].values})
-    code = cli.main(["train", "--preset", "cpu", "--data", str(path), "--stats",
-                     str(stats_dir), "--run_dir", str(tmp_path / "run"), "--quiet"])
+        str(tmp_path / "run" / "checkpoints"),
+        step=1,
+        state=train.init_train_state(params, config.TrainConfig()),
+        config=cfg,
+        train_config=config.TrainConfig(),
+        loader_position={},
+        rng_key=jax.random.key(0),
+        grid={"lat": ds["lat"].values, "lon": ds["lon"].values},
+    )
+    code = cli.main(
+        [
+            "train",
+            "--preset",
+            "cpu",
+            "--data",
+            str(path),
+            "--stats",
+            str(stats_dir),
+            "--run_dir",
+            str(tmp_path / "run"),
+            "--quiet",
+        ]
+    )
     assert code == 2
     assert "another configuration" in capsys.readouterr().err
 
@@ -103,8 +123,9 @@ def test_cli_train_refuses_a_run_dir_of_another_config(tmp_path, capsys):
 @pytest.mark.slow
 def test_quickstart_pretrained_end_to_end(tmp_path):
     out = tmp_path / "qs"
-    report = quickstart.quickstart(out=str(out), pretrained=True, num_members=2, num_inits=1,
-                                   num_steps=2, progress=False)
+    report = quickstart.quickstart(
+        out=str(out), pretrained=True, num_members=2, num_inits=1, num_steps=2, progress=False
+    )
     on_disk = json.load(open(out / "report.json"))
     assert on_disk == json.loads(json.dumps(report))
     assert set(on_disk["scores"]["z500"]) == {"12", "24"}

@@ -377,8 +377,11 @@ def _toy_steps(tc, state, start, stop, position, directory=None):
     wins, fetch, example_loss, _ = _toy_problem(tc.batch_size)
     mesh = train.data_mesh()
     step_fn = train.make_train_step(example_loss, tc, mesh)
-    batches = iter(loader.WindowLoader(wins, fetch, tc.batch_size, seed=tc.seed,
-                                       prefetch=tc.prefetch, position=position))
+    batches = iter(
+        loader.WindowLoader(
+            wins, fetch, tc.batch_size, seed=tc.seed, prefetch=tc.prefetch, position=position
+        )
+    )
     state = train.replicate(state, mesh)
     losses = []
     for _ in range(start, stop):
@@ -391,27 +394,43 @@ def _toy_steps(tc, state, start, stop, position, directory=None):
 
 
 def _save_toy(directory, step, state, pos):
-    training_state.save(directory, step=step, state=state, config=config.tiny(),
-                        train_config=TC, loader_position=pos, rng_key=jax.random.key(0),
-                        grid={"lat": np.zeros(1), "lon": np.zeros(1)}, keep=2)
+    training_state.save(
+        directory,
+        step=step,
+        state=state,
+        config=config.tiny(),
+        train_config=TC,
+        loader_position=pos,
+        rng_key=jax.random.key(0),
+        grid={"lat": np.zeros(1), "lon": np.zeros(1)},
+        keep=2,
+    )
 
 
 def test_toy_resume_from_checkpoint_is_bitwise(tmp_path, monkeypatch):
     # checkpoint.save needs real GenCast params for model.npz; the toy stores only train_state.
-    monkeypatch.setattr(training_state.checkpoint, "save",
-                        lambda path, *a, **k: open(path, "wb").close())
+    monkeypatch.setattr(
+        training_state.checkpoint, "save", lambda path, *a, **k: open(path, "wb").close()
+    )
     tc = dataclasses.replace(TC, num_steps=12, prefetch=2)
     _, _, _, params = _toy_problem()
     full, full_losses, _ = _toy_steps(tc, train.init_train_state(params, tc), 0, 12, None)
     d = str(tmp_path)
     _toy_steps(tc, train.init_train_state(params, tc), 0, 5, None, directory=d)
-    r = training_state.restore(training_state.latest(d), train.init_train_state(params, tc),
-                               config.tiny(), {"lat": np.zeros(1), "lon": np.zeros(1)})
+    r = training_state.restore(
+        training_state.latest(d),
+        train.init_train_state(params, tc),
+        config.tiny(),
+        {"lat": np.zeros(1), "lon": np.zeros(1)},
+    )
     resumed, resumed_losses, _ = _toy_steps(tc, r["state"], 5, 12, r["loader_position"])
     assert full_losses[5:] == resumed_losses
     for part in ("params", "opt_state", "ema_params"):
-        for a, b in zip(jax.tree_util.tree_leaves(jax.device_get(full[part])),
-                        jax.tree_util.tree_leaves(jax.device_get(resumed[part])), strict=True):
+        for a, b in zip(
+            jax.tree_util.tree_leaves(jax.device_get(full[part])),
+            jax.tree_util.tree_leaves(jax.device_get(resumed[part])),
+            strict=True,
+        ):
             np.testing.assert_array_equal(a, b)
     assert full_losses[-1] < full_losses[0]
 
@@ -431,10 +450,12 @@ def test_toy_one_and_four_devices_agree(tmp_path):
     """)
     out = {}
     for n in (1, 4):
-        env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={n}",
-                   JAX_PLATFORMS="cpu")
-        proc = subprocess.run([sys.executable, "-c", script, str(n)], cwd=REPO, env=env,
-                              capture_output=True)
+        env = dict(
+            os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={n}", JAX_PLATFORMS="cpu"
+        )
+        proc = subprocess.run(
+            [sys.executable, "-c", script, str(n)], cwd=REPO, env=env, capture_output=True
+        )
         assert proc.returncode == 0, proc.stderr.decode()[-3000:]
         out[n] = json.loads(proc.stdout.decode().strip().splitlines()[-1])
     np.testing.assert_allclose(out[1]["loss"], out[4]["loss"], rtol=1e-6)
@@ -448,5 +469,6 @@ def test_remat_switch_changes_memory_not_results():
     tc_r = dataclasses.replace(tc, remat=True)
     remat, remat_losses, _ = _toy_steps(tc_r, train.init_train_state(params, tc_r), 0, 3, None)
     np.testing.assert_allclose(plain_losses, remat_losses, rtol=1e-6)
-    np.testing.assert_allclose(plain["params"]["lin"]["w"], remat["params"]["lin"]["w"],
-                               rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(
+        plain["params"]["lin"]["w"], remat["params"]["lin"]["w"], rtol=1e-5, atol=1e-7
+    )
