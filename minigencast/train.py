@@ -328,11 +328,12 @@ def _append_log(run_dir, row):
 
 
 def plot_loss_curve(run_dir) -> str | None:
-    """Draws loss (and validation loss) against step from log.csv into loss_curve.png."""
-    import matplotlib
+    """Draws loss (and validation loss) against step from log.csv into loss_curve.png.
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    Uses a bare `Figure` (no pyplot), so it neither needs a display nor changes the
+    caller's matplotlib backend (e.g. inside Jupyter).
+    """
+    from matplotlib.figure import Figure
 
     path = os.path.join(run_dir, "log.csv")
     if not os.path.exists(path):
@@ -340,7 +341,8 @@ def plot_loss_curve(run_dir) -> str | None:
     with open(path) as f:
         rows = list(csv.DictReader(f))
     step = [int(r["step"]) for r in rows]
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig = Figure(figsize=(6, 4))
+    ax = fig.add_subplot()
     ax.semilogy(step, [float(r["loss"]) for r in rows], lw=0.8, label="train loss")
     val = [(int(r["step"]), float(r["val_loss"])) for r in rows if r.get("val_loss")]
     if val:
@@ -351,7 +353,6 @@ def plot_loss_curve(run_dir) -> str | None:
     out = os.path.join(run_dir, "loss_curve.png")
     fig.tight_layout()
     fig.savefig(out, dpi=100)
-    plt.close(fig)
     return out
 
 

@@ -35,7 +35,6 @@ import tempfile
 
 import jax
 import jax.numpy as jnp
-import matplotlib
 import matplotlib.pyplot as plt
 import numpy as np
 import scipy.stats
@@ -57,7 +56,6 @@ from minigencast import (
 # (a few hundred steps of the cpu preset, several minutes).
 SIZE = os.environ.get("MINIGENCAST_SIZE", "tutorial")
 assert SIZE in ("tiny", "tutorial"), SIZE
-BACKEND = matplotlib.get_backend()
 if SIZE == "tiny":
     CFG, NUM_TIMES = config.tiny(), 40
     TC = config.TrainConfig(
@@ -193,7 +191,6 @@ print("sigma distribution, latitude weights and lambda (D - y)^2 = (F - F_target
 # %%
 run_dir = tempfile.mkdtemp(prefix="minigencast-06-")
 result = train.train(ds, stats, CFG, TC, run_dir, progress=False, eval_members=0)
-plt.switch_backend(BACKEND)  # train.train switches matplotlib to Agg; undo it
 history = result["history"]
 params = train.evaluation_params(result["state"])
 steps = [h["step"] for h in history]

@@ -32,7 +32,6 @@ import tempfile
 
 import jax
 import jax.numpy as jnp
-import matplotlib
 import matplotlib.pyplot as plt
 import numpy as np
 
@@ -55,7 +54,6 @@ from minigencast import (
 # "tiny" in CI (seconds), "tutorial" for readers.
 SIZE = os.environ.get("MINIGENCAST_SIZE", "tutorial")
 assert SIZE in ("tiny", "tutorial"), SIZE
-BACKEND = matplotlib.get_backend()
 NUM_MEMBERS = 3 if SIZE == "tiny" else 8
 NUM_INITS = 1 if SIZE == "tiny" else 2
 NUM_STEPS = 2 if SIZE == "tiny" else 10  # 12 h steps: 1 or 5 days
@@ -96,7 +94,6 @@ else:
         eval_members=0,
     )
     params = train.evaluation_params(run["state"])
-    plt.switch_backend(BACKEND)  # train.train switches matplotlib to Agg; undo it
     source = f"trained here for {tc.num_steps} steps"
 print(
     f"size={SIZE}: model = {source}; {NUM_MEMBERS} members x {NUM_INITS} inits x "
