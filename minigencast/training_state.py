@@ -242,6 +242,10 @@ def check_compatible(path: str, config, grid: dict | None = None) -> None:
         stored = json.loads(str(z["config_json"]))
         lat, lon = z["grid:lat"], z["grid:lon"]
     current = json.loads(config_json(config))
+    # The sampler does not enter training: a run may be resumed (or its weights sampled)
+    # with other sampler settings.
+    for c in (stored, current):
+        c.pop("sampler_config", None)
     if stored != current:
         diff = sorted(k for k in set(stored) | set(current) if stored.get(k) != current.get(k))
         raise CheckpointMismatchError(

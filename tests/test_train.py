@@ -190,6 +190,10 @@ def test_checkpoint_roundtrip_keep_last_and_mismatch(tmp_path):
             strict=True,
         ):
             np.testing.assert_array_equal(a, b)
+    resampled = dataclasses.replace(
+        config.tiny(), sampler_config=config.SamplerConfig(noise_level_inflation_factor=1.4)
+    )
+    training_state.check_compatible(training_state.latest(d), resampled, grid)  # no error
     other = dataclasses.replace(config.tiny(), grid=(33, 64))
     with pytest.raises(training_state.CheckpointMismatchError, match="another configuration"):
         training_state.restore(training_state.latest(d), state, other, grid)
