@@ -38,7 +38,7 @@ RECIPE = [
     "--batch_size",
     "8",
     "--num_steps",
-    "3000",
+    "5000",
     "--peak_learning_rate",
     "2e-3",
     "--warmup_steps",
@@ -48,7 +48,7 @@ RECIPE = [
     "--ema_decay",
     "0.99",
     "--eval_every",
-    "1000",
+    "2500",
     "--checkpoint_every",
     "500",
 ]

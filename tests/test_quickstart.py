@@ -137,3 +137,36 @@ def test_quickstart_pretrained_end_to_end(tmp_path):
     for name in ("persistence", "climatology"):
         with xarray.open_dataset(out / f"{name}.nc") as baseline:
             assert baseline.sizes["lead_time"] == 2 and "init_time" in baseline.dims
+
+
+def test_shipped_model_is_the_cpu_preset_trained_by_the_recipe():
+    """data/pretrained/ is what `benchmarks/train_cpu.py` and `quickstart` (without
+    --pretrained) would make today: the cpu preset's config, the recipe's flags."""
+    import dataclasses
+    import importlib.util
+
+    from minigencast import config, forecast
+
+    folder = quickstart.pretrained_dir()
+    _, cfg, metadata = forecast.load_model(folder)
+    assert dataclasses.replace(cfg, grid=None) == dataclasses.replace(config.cpu(), grid=None)
+    assert (len(metadata["lat"]), len(metadata["lon"])) == config.cpu().grid
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    spec = importlib.util.spec_from_file_location(
+        "train_cpu", os.path.join(root, "benchmarks", "train_cpu.py")
+    )
+    train_cpu = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(train_cpu)
+    with open(os.path.join(folder, "command.txt")) as f:
+        words = f.read().split()
+    shipped = dict(zip(words[2::2], words[3::2], strict=False))  # after "minigencast train"
+    recipe = dict(zip(train_cpu.RECIPE[::2], train_cpu.RECIPE[1::2], strict=True))
+    for flag, value in recipe.items():
+        try:
+            assert float(shipped[flag]) == float(value), flag
+        except ValueError:
+            assert shipped[flag] == value, flag
+        field = flag.lstrip("-")
+        if hasattr(quickstart.QUICKSTART_TRAIN, field):
+            assert float(getattr(quickstart.QUICKSTART_TRAIN, field)) == float(value), field
