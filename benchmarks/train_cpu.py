@@ -30,27 +30,21 @@ import time
 # Runnable from a clone without installing: the repository root on the path.
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-RECIPE = [
-    "--preset",
-    "cpu",
-    "--data",
-    "embedded",
-    "--batch_size",
-    "8",
-    "--num_steps",
-    "5000",
-    "--peak_learning_rate",
-    "2e-3",
-    "--warmup_steps",
-    "50",
-    "--weight_decay",
-    "0.01",
-    "--ema_decay",
-    "0.99",
-    "--eval_every",
-    "2500",
-    "--checkpoint_every",
-    "500",
+from minigencast.quickstart import QUICKSTART_TRAIN  # noqa: E402
+
+# The recipe is quickstart's (one source): these TrainConfig fields become CLI flags.
+RECIPE_FIELDS = (
+    "batch_size",
+    "num_steps",
+    "peak_learning_rate",
+    "warmup_steps",
+    "weight_decay",
+    "ema_decay",
+    "eval_every",
+    "checkpoint_every",
+)
+RECIPE = ["--preset", "cpu", "--data", "embedded"] + [
+    word for f in RECIPE_FIELDS for word in (f"--{f}", str(getattr(QUICKSTART_TRAIN, f)))
 ]
 
 

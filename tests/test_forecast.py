@@ -252,14 +252,13 @@ def test_sst_nans_reinserted_in_gencast_task_rollout():
 @pytest.mark.slow
 def test_members_sharded_over_four_devices_match_one_device(tmp_path):
     import json
-    import subprocess
-    import sys
     import textwrap
 
-    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    import host_devices
+
     script = textwrap.dedent(f"""
         import json, sys
-        sys.path.insert(0, {os.path.join(repo, "tests")!r})
+        sys.path.insert(0, {os.path.join(host_devices.REPO, "tests")!r})
         import jax, numpy as np, test_forecast
         assert len(jax.devices()) == int(sys.argv[1])
         s = test_forecast.setup.__wrapped__()
@@ -268,14 +267,5 @@ def test_members_sharded_over_four_devices_match_one_device(tmp_path):
         out = np.concatenate([o for _, o in test_forecast._rollout(s, 4, members=4, chunk=2)], 2)
         print(json.dumps(out[:, :, :, :3, :3, :2].ravel().tolist()))
     """)
-    res = {}
-    for n in (1, 4):
-        env = dict(
-            os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={n}", JAX_PLATFORMS="cpu"
-        )
-        proc = subprocess.run(
-            [sys.executable, "-c", script, str(n)], cwd=repo, env=env, capture_output=True
-        )
-        assert proc.returncode == 0, proc.stderr.decode()[-3000:]
-        res[n] = np.asarray(json.loads(proc.stdout.decode().strip().splitlines()[-1]))
+    res = {n: np.asarray(json.loads(host_devices.run(script, n, n))) for n in (1, 4)}
     np.testing.assert_allclose(res[1], res[4], rtol=1e-4, atol=1e-4)

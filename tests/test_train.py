@@ -8,6 +8,7 @@ import subprocess
 import sys
 import textwrap
 
+import host_devices
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -331,14 +332,8 @@ def test_one_and_four_devices_give_the_same_training(tmp_path):
     """)
     results = {}
     for n in (1, 4):
-        env = dict(
-            os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={n}", JAX_PLATFORMS="cpu"
-        )
         d = tmp_path / f"dev{n}"
-        proc = subprocess.run(
-            [sys.executable, "-c", script, str(d), str(n)], cwd=REPO, env=env, capture_output=True
-        )
-        assert proc.returncode == 0, proc.stderr.decode()[-3000:]
+        host_devices.run(script, n, d, n)
         results[n] = json.load(open(str(d) + ".json"))
     np.testing.assert_allclose(results[1]["loss"], results[4]["loss"], rtol=1e-5)
     for a, b in zip(results[1]["params"], results[4]["params"], strict=True):
@@ -452,16 +447,7 @@ def test_toy_one_and_four_devices_agree(tmp_path):
         print(json.dumps({{"loss": losses,
                           "w": np.asarray(state["params"]["lin"]["w"]).ravel().tolist()}}))
     """)
-    out = {}
-    for n in (1, 4):
-        env = dict(
-            os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={n}", JAX_PLATFORMS="cpu"
-        )
-        proc = subprocess.run(
-            [sys.executable, "-c", script, str(n)], cwd=REPO, env=env, capture_output=True
-        )
-        assert proc.returncode == 0, proc.stderr.decode()[-3000:]
-        out[n] = json.loads(proc.stdout.decode().strip().splitlines()[-1])
+    out = {n: json.loads(host_devices.run(script, n, n)) for n in (1, 4)}
     np.testing.assert_allclose(out[1]["loss"], out[4]["loss"], rtol=1e-6)
     np.testing.assert_allclose(out[1]["w"], out[4]["w"], rtol=1e-5, atol=1e-7)
 
