@@ -226,7 +226,7 @@ def cpu() -> GenCastConfig:
     levels (19 denoiser calls per step) instead of GenCast's 20: on this smooth toy planet
     it halves forecast cost at equal CRPS. Its churn noise is inflated by 1.4 instead of
     GenCast's 1.05: with 1.05 this small model's ensembles are under-dispersive
-    (spread/skill 0.65-0.85 on the validation split, 0.56-0.81 on test); 1.4 gives
+    (spread/skill 0.65-0.86 on the validation split, 0.56-0.81 on test); 1.4 gives
     0.89-1.17 on the validation split at equal or better CRPS.
     """
     return GenCastConfig(
