@@ -77,6 +77,15 @@ def test_cli_help_teaches(command, capsys):
         assert "--num_samples" in text and "--init_time" in text
 
 
+def test_cli_xla_flags_default_only_when_unset(monkeypatch):
+    """The CLI's CPU XLA setting fills an unset XLA_FLAGS and never overrides the user's."""
+    monkeypatch.delenv("XLA_FLAGS", raising=False)
+    assert cli.use_cpu_xla_flags() == cli.CPU_XLA_FLAGS == os.environ["XLA_FLAGS"]
+    monkeypatch.setenv("XLA_FLAGS", "--xla_force_host_platform_device_count=4")
+    assert cli.use_cpu_xla_flags() == "--xla_force_host_platform_device_count=4"
+    assert os.environ["XLA_FLAGS"] == "--xla_force_host_platform_device_count=4"
+
+
 def test_cli_train_refuses_a_run_dir_of_another_config(tmp_path, capsys):
     """A checkpoint from another config -> a clear error from `minigencast train`."""
     import jax
