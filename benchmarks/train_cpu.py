@@ -72,8 +72,12 @@ def main(argv=None):
 
     from minigencast import cli, data, forecast, quickstart, training_state
 
+    # The CLI's CPU setting (cli.CPU_XLA_FLAGS unless XLA_FLAGS is set), for training and
+    # for the verification below alike: set before JAX's first computation.
+    xla_flags = cli.use_cpu_xla_flags()
+
     command = ["train", *RECIPE, "--run_dir", args.run_dir]
-    print("minigencast " + " ".join(command), flush=True)
+    print(f"XLA_FLAGS={xla_flags!r} minigencast " + " ".join(command), flush=True)
     t0 = time.perf_counter()
     if cli.main(command) != 0:
         sys.exit("training failed")
@@ -121,6 +125,7 @@ def main(argv=None):
         "num_members": args.num_members,
         "num_inits": args.num_inits,
         "command": "minigencast " + " ".join(command),
+        "xla_flags": xla_flags,
         "checkpoint": final,
         "goal_met": goal,
         "scores": scores,
