@@ -25,7 +25,7 @@ import sys
 
 # XLA's CPU backend sends small matmuls and their neighbours through YNNPACK fusions by
 # default; for the small models that run on a CPU here they cost time: the cpu preset's
-# 12 h forecast step takes ~0.7x, its train step ~0.95x as long without them, and 1 deg
+# 12 h forecast step takes 0.66-0.77x, its train step 0.90-0.97x as long without them; 1 deg
 # Mini is unchanged (benchmarks/xla_cpu_flags.py, benchmarks/denoiser.py). The CLI uses
 # this setting unless XLA_FLAGS is already set; it changes speed and the last bits of
 # the floats, nothing else, and no other backend reads it.
