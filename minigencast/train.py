@@ -147,10 +147,14 @@ def example_keys(key, step, batch_size: int):
     return jax.random.split(jax.random.fold_in(key, step), batch_size)
 
 
+def example_losses(example_loss: ExampleLoss, params, structure, batch, keys):
+    """`example_loss` of each example (vmapped): [batch]; batch leaves are [batch, ...]."""
+    return jax.vmap(example_loss, in_axes=(None, None, 0, 0))(params, structure, batch, keys)
+
+
 def batch_loss(example_loss: ExampleLoss, params, structure, batch, keys):
-    """Mean over the batch of `example_loss` (vmapped); batch leaves are [batch, ...]."""
-    losses = jax.vmap(example_loss, in_axes=(None, None, 0, 0))(params, structure, batch, keys)
-    return jnp.mean(losses)
+    """Mean over the batch of `example_loss`."""
+    return jnp.mean(example_losses(example_loss, params, structure, batch, keys))
 
 
 def make_train_step(example_loss: ExampleLoss, tc: config_lib.TrainConfig, mesh: Mesh):
@@ -198,15 +202,13 @@ def make_train_step(example_loss: ExampleLoss, tc: config_lib.TrainConfig, mesh:
 
 
 def make_eval_loss(example_loss: ExampleLoss, mesh: Mesh):
-    """Jitted `eval_loss(params, structure, batch, key) -> mean loss` (validation)."""
-
-    def fn(params, structure, batch, key):
-        batch_size = jax.tree_util.tree_leaves(batch)[0].shape[0]
-        keys = jax.random.split(key, batch_size)
-        return batch_loss(example_loss, params, structure, batch, keys)
-
+    """Jitted `eval_loss(params, structure, batch, keys) -> losses [batch]` (validation)."""
     rep, data = replicated(mesh), batch_sharding(mesh)
-    return jax.jit(fn, in_shardings=(rep, rep, data, rep), out_shardings=rep)
+    return jax.jit(
+        functools.partial(example_losses, example_loss),
+        in_shardings=(rep, rep, data, rep),
+        out_shardings=rep,
+    )
 
 
 # ----------------------------------------------------------------------------- GenCast loss
@@ -305,14 +307,22 @@ def validation_crps(
 
 
 def validation_loss(eval_loss, params, structure, val_windows, fetch, batch_size, mesh, seed=0):
-    """Mean GenCast loss over the validation windows (fixed noise: comparable over time)."""
-    n = (len(val_windows) // batch_size) * batch_size
-    values = []
-    for b, start in enumerate(range(0, n, batch_size)):
-        batch = shard_batch(fetch(val_windows[start : start + batch_size]), mesh)
-        key = jax.random.fold_in(jax.random.key(seed + 1), b)
-        values.append(float(eval_loss(params, structure, batch, key)))
-    return float(np.mean(values)) if values else float("nan")
+    """Mean GenCast loss over all validation windows; window i draws its noise level and
+    noise from fold_in(key(seed + 1), i), so the value is the same for any batch size or
+    device count (comparable across runs as well as over time). The last batch is padded
+    by repeating its final window and the padding's losses are dropped."""
+    n = len(val_windows)
+    if n == 0:
+        return float("nan")
+    base = jax.random.key(seed + 1)
+    losses = []
+    for start in range(0, n, batch_size):
+        idx = np.arange(start, min(start + batch_size, n))
+        padded = np.concatenate([idx, np.full(batch_size - idx.size, idx[-1])])
+        batch = shard_batch(fetch(np.asarray(val_windows)[padded]), mesh)
+        keys = jax.vmap(functools.partial(jax.random.fold_in, base))(padded)
+        losses.append(np.asarray(eval_loss(params, structure, batch, keys))[: idx.size])
+    return float(np.mean(np.concatenate(losses)))
 
 
 def _append_log(run_dir, row):

@@ -452,6 +452,32 @@ def test_toy_one_and_four_devices_agree(tmp_path):
     np.testing.assert_allclose(out[1]["w"], out[4]["w"], rtol=1e-5, atol=1e-7)
 
 
+def test_validation_loss_is_the_same_for_any_batch_size():
+    wins, fetch, example_loss, params = _toy_problem()
+    params = jax.tree_util.tree_map(lambda p: p + 0.3, params)
+    mesh = train.data_mesh()
+    eval_loss = train.make_eval_loss(example_loss, mesh)
+    values = [
+        train.validation_loss(eval_loss, params, {}, wins, fetch, b, mesh) for b in (3, 4, 8, 40)
+    ]
+    # Window by window, each with its own key fold_in(key(1), i).
+    base = jax.random.key(1)
+    direct = [
+        float(
+            example_loss(
+                params,
+                {},
+                jax.tree_util.tree_map(lambda a: a[0], fetch(wins[i : i + 1])),
+                jax.random.fold_in(base, i),
+            )
+        )
+        for i in range(len(wins))
+    ]
+    np.testing.assert_allclose(values, np.mean(direct), rtol=1e-5)
+    other_seed = train.validation_loss(eval_loss, params, {}, wins, fetch, 4, mesh, seed=5)
+    assert abs(other_seed - values[0]) > 1e-6
+
+
 def test_remat_switch_changes_memory_not_results():
     tc = dataclasses.replace(TC, num_steps=3)
     _, _, _, params = _toy_problem()
