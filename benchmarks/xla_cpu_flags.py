@@ -1,14 +1,15 @@
-"""Time the cpu preset's train step and 12 h forecast step under different XLA_FLAGS.
+"""Time the cpu preset's train step and 12 h forecast step under different XLA_FLAGS and
+LayerNorm means (`nn.mean_last_axis`: a reduction, or the matvec our CPU path uses).
 
 XLA reads XLA_FLAGS once, when JAX creates its CPU backend, so every setting runs in its
-own process. Each process builds the real train step (`train.make_train_step`, batch 8
-windows of the embedded toy planet, the `benchmarks/train_cpu.py` recipe) and the real
-12 h forecast step (`forecast.forecast_step`, vmapped over 8 members, the preset's
-sampler), warms them up, then times `--repeats` calls of each. The table puts the
-settings side by side with the ratio to the first (the default).
+own process. Each process builds the real train step (`train.make_train_step`, a batch
+of the `benchmarks/train_cpu.py` recipe from the embedded toy planet) and the real 12 h
+forecast step (`forecast.forecast_step`, vmapped over 8 members, the preset's sampler),
+warms them up, then times `--repeats` calls of each. The table puts the settings side by
+side with the ratio to the first (XLA's defaults and a plain reduction).
 
     python benchmarks/xla_cpu_flags.py
-    python benchmarks/xla_cpu_flags.py --flags "" "--xla_cpu_experimental_ynn_fusion_type="
+    python benchmarks/xla_cpu_flags.py --flags "" --means reduce matvec
 """
 
 from __future__ import annotations
@@ -22,14 +23,19 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_FLAGS = ("", "--xla_cpu_experimental_ynn_fusion_type=")
+MEANS = ("reduce", "matvec")
 NUM_MEMBERS = 8
 
 
-def run_one(repeats: int) -> dict:
+def run_one(repeats: int, mean: str) -> dict:
     import jax
 
     sys.path.insert(0, ROOT)
-    from minigencast import config, data, forecast, loader, network, quickstart, train, windows
+    from minigencast import config, data, forecast, loader, network, nn, quickstart, train, windows
+
+    nn.mean_last_axis = {"reduce": nn.mean_last_axis_reduce, "matvec": nn.mean_last_axis_matvec}[
+        mean
+    ]
 
     cfg, tc = config.cpu(), quickstart.QUICKSTART_TRAIN
     d = windows.prepare(quickstart.training_data(), cfg.task_config, data.embedded_stats())
@@ -80,38 +86,41 @@ def run_one(repeats: int) -> dict:
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--flags", nargs="+", default=list(DEFAULT_FLAGS))
+    p.add_argument("--means", nargs="+", default=list(MEANS), choices=MEANS)
     p.add_argument("--repeats", type=int, default=20)
     p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.child:
-        print(json.dumps(run_one(args.repeats)))
+        print(json.dumps(run_one(args.repeats, args.means[0])))
         return
 
     rows = []
     for flags in args.flags:
-        env = dict(os.environ, XLA_FLAGS=flags)
-        out = subprocess.run(
-            [sys.executable, __file__, "--child", "--repeats", str(args.repeats)],
-            env=env,
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        rows.append((flags, json.loads(out.stdout.strip().splitlines()[-1])))
+        for mean in args.means:
+            env = dict(os.environ, XLA_FLAGS=flags)
+            child = [sys.executable, __file__, "--child", "--repeats", str(args.repeats)]
+            out = subprocess.run(
+                [*child, "--means", mean], env=env, capture_output=True, text=True, check=True
+            )
+            rows.append((flags, mean, json.loads(out.stdout.strip().splitlines()[-1])))
+    sys.path.insert(0, ROOT)
+    from minigencast.quickstart import QUICKSTART_TRAIN
+
     print(
-        f"cpu preset, {args.repeats} calls per setting: train step (batch 8 windows) and "
+        f"cpu preset, {args.repeats} calls per setting: train step (batch "
+        f"{QUICKSTART_TRAIN.batch_size} windows) and "
         f"12 h forecast step ({NUM_MEMBERS} members); wall ms per call, CPU ms (all "
         "threads), ratio of wall time to the first setting"
     )
     head = " ".join(f"{h:>7} {'CPU':>7} {'ratio':>6}" for h in ("train", "fcst"))
-    print(f"{'XLA_FLAGS':<42} {head}")
-    base = rows[0][1]
-    for flags, r in rows:
+    print(f"{'XLA_FLAGS':<42} {'mean':<6} {head}")
+    base = rows[0][2]
+    for flags, mean, r in rows:
         cells = [
             f"{r[f'{n}_ms']:7.0f} {r[f'{n}_cpu_ms']:7.0f} {r[f'{n}_ms'] / base[f'{n}_ms']:6.2f}"
             for n in ("train_step", "forecast_step")
         ]
-        print(f"{flags or '(default)':<42} " + " ".join(cells))
+        print(f"{flags or '(default)':<42} {mean:<6} " + " ".join(cells))
 
 
 if __name__ == "__main__":

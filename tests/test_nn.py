@@ -62,3 +62,18 @@ def test_linear_broadcasts_explicitly(key):
     np.testing.assert_allclose(
         nn.linear(params, x), x @ params["w"] + params["b"][None, None], rtol=1e-6
     )
+
+
+def test_mean_last_axis_matvec_and_reduce_agree(key):
+    x = 3.0 + jax.random.normal(key, (5, 7, 96))
+    expected = np.mean(np.asarray(x, np.float64), axis=-1, keepdims=True)
+    for fn in (nn.mean_last_axis, nn.mean_last_axis_matvec, nn.mean_last_axis_reduce):
+        np.testing.assert_allclose(jax.jit(fn)(x), expected, rtol=1e-6)
+    # Differentiable like a reduction (the platform switch is traced through grad and vmap).
+    g = jax.grad(lambda v: jnp.sum(jax.vmap(nn.layer_norm)(v) ** 3))(x)
+    g_ref = jax.grad(
+        lambda v: jnp.sum(
+            ((v - v.mean(-1, keepdims=True)) / jnp.sqrt(v.var(-1, keepdims=True) + 1e-5)) ** 3
+        )
+    )(x)
+    np.testing.assert_allclose(g, g_ref, rtol=2e-4, atol=2e-4)
