@@ -89,9 +89,10 @@ def mean_last_axis(x: jax.Array) -> jax.Array:
     XLA's CPU backend splits a reduction over a short axis into a reduce-window tree that
     runs slower than a matvec. With the flags `minigencast` sets (`cli.CPU_XLA_FLAGS`) the
     cpu preset's train step takes 0.82-0.91x the time (0.93-0.96x in the whole
-    `minigencast train` loop) and its 12 h forecast step 0.90-0.98x; under XLA's default flags the train step is slower (1.07-1.26x) and the
-    forecast step faster (0.75-0.90x) (`benchmarks/xla_cpu_flags.py`, two runs). Same
-    value up to float rounding on every platform.
+    `minigencast train` loop) and its 12 h forecast step 0.90-0.98x; under XLA's default
+    flags the train step is slower (1.07-1.26x) and the forecast step faster (0.75-0.90x)
+    (`benchmarks/xla_cpu_flags.py`, two runs). Same value up to float rounding on every
+    platform.
     """
     return jax.lax.platform_dependent(x, cpu=mean_last_axis_matvec, default=mean_last_axis_reduce)
 
