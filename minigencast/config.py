@@ -223,9 +223,9 @@ def cpu() -> GenCastConfig:
     0p25deg's 32 hops of ~1 deg), width 96, 4 layers. At equal training time, width 96
     matched width 48 (which runs 2.3x more steps per minute); given an hour, the wider
     model is the better use of it (benchmarks/train_cpu.py). The sampler keeps GenCast's
-    20 noise levels (39 denoiser calls per 12 h step): for the shipped weights on the
-    validation split they beat 10 levels at 1, 3 and 5 days for z500 and t850 (6,000-step
-    weights: z500 CRPS at 5 days 294 vs 299, spread/skill 0.89-1.17 vs 0.82-1.11). Its
+    20 noise levels (39 denoiser calls per 12 h step): for the 6,000-step weights of an
+    earlier recipe, on the validation split, they beat 10 levels at 1, 3 and 5 days for
+    z500 and t850 (z500 CRPS at 5 days 294 vs 299, spread/skill 0.89-1.17 vs 0.82-1.11). Its
     churn noise is inflated by 1.4 instead of GenCast's 1.05: with 1.05 this small model's
     ensembles are under-dispersive (spread/skill 0.65-0.86 on the validation split,
     0.56-0.81 on test); on the validation split 1.4 also beat 1.6, 1.7 and 2.0

@@ -314,12 +314,12 @@ def validation_loss(eval_loss, params, structure, val_windows, fetch, batch_size
     n = len(val_windows)
     if n == 0:
         return float("nan")
-    base = jax.random.key(seed + 1)
+    val_windows, base = np.asarray(val_windows), jax.random.key(seed + 1)
     losses = []
     for start in range(0, n, batch_size):
         idx = np.arange(start, min(start + batch_size, n))
         padded = np.concatenate([idx, np.full(batch_size - idx.size, idx[-1])])
-        batch = shard_batch(fetch(np.asarray(val_windows)[padded]), mesh)
+        batch = shard_batch(fetch(val_windows[padded]), mesh)
         keys = jax.vmap(functools.partial(jax.random.fold_in, base))(padded)
         losses.append(np.asarray(eval_loss(params, structure, batch, keys))[: idx.size])
     return float(np.mean(np.concatenate(losses)))
