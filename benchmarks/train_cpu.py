@@ -40,6 +40,7 @@ RECIPE_FIELDS = (
     "warmup_steps",
     "weight_decay",
     "ema_decay",
+    "validation_fraction",
     "eval_every",
     "checkpoint_every",
 )
