@@ -307,7 +307,7 @@ _TRAIN_HELP = {
     "peak_learning_rate": "AdamW learning rate after warm-up",
     "warmup_steps": "linear warm-up steps from 0 to the peak",
     "final_learning_rate_fraction": "cosine decay ends at peak * this",
-    "weight_decay": "AdamW decoupled weight decay",
+    "weight_decay": "AdamW decoupled weight decay (of matrices; biases are not decayed)",
     "adam_b1": "AdamW beta1",
     "adam_b2": "AdamW beta2",
     "max_grad_norm": "clip the global gradient norm to this",

@@ -69,8 +69,17 @@ def learning_rate_schedule(tc: config_lib.TrainConfig) -> optax.Schedule:
     )
 
 
+def decay_mask(params):
+    """True for the weights that weight decay shrinks: matrices, not biases (ndim >= 2)."""
+    return jax.tree_util.tree_map(lambda p: p.ndim >= 2, params)
+
+
 def make_optimizer(tc: config_lib.TrainConfig) -> optax.GradientTransformation:
-    """clip_by_global_norm(max_grad_norm) then AdamW with `learning_rate_schedule`."""
+    """clip_by_global_norm(max_grad_norm) then AdamW with `learning_rate_schedule`.
+
+    Decoupled weight decay w <- w - lr * weight_decay * w applies to matrices only
+    (`decay_mask`): biases are offsets, which decay towards zero would only bias.
+    """
     return optax.chain(
         optax.clip_by_global_norm(tc.max_grad_norm),
         optax.adamw(
@@ -78,6 +87,7 @@ def make_optimizer(tc: config_lib.TrainConfig) -> optax.GradientTransformation:
             b1=tc.adam_b1,
             b2=tc.adam_b2,
             weight_decay=tc.weight_decay,
+            mask=decay_mask,
         ),
     )
 

@@ -79,6 +79,17 @@ def test_gradient_clipping_bounds_the_update():
     np.testing.assert_allclose(u1["w"], u2["w"], rtol=1e-6)
 
 
+def test_weight_decay_shrinks_matrices_not_biases():
+    tc = config.TrainConfig(peak_learning_rate=0.1, warmup_steps=0, weight_decay=0.5, num_steps=10)
+    opt = train.make_optimizer(tc)
+    params = {"w": jnp.ones((2, 2)), "b": jnp.ones(2)}
+    zero = jax.tree_util.tree_map(jnp.zeros_like, params)
+    # With zero gradients only the decay moves anything: -lr * weight_decay * w.
+    updates, _ = opt.update(zero, opt.init(params), params)
+    np.testing.assert_allclose(updates["w"], -0.1 * 0.5, rtol=1e-6)
+    np.testing.assert_array_equal(updates["b"], 0.0)
+
+
 def test_ema_update_formula():
     ema = {"w": jnp.zeros(2)}
     new = train.ema_update(ema, {"w": jnp.ones(2)}, decay=0.99, step=1000)
