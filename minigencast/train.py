@@ -77,8 +77,8 @@ def decay_mask(params):
 def make_optimizer(tc: config_lib.TrainConfig) -> optax.GradientTransformation:
     """clip_by_global_norm(max_grad_norm) then AdamW with `learning_rate_schedule`.
 
-    Decoupled weight decay w <- w - lr * weight_decay * w applies to matrices only
-    (`decay_mask`): biases are offsets, which decay towards zero would only bias.
+    Decoupled weight decay w <- w - lr * weight_decay * w applies to weight matrices
+    only (`decay_mask`), not to biases, as in nanoGPT.
     """
     return optax.chain(
         optax.clip_by_global_norm(tc.max_grad_norm),
