@@ -319,6 +319,7 @@ _TRAIN_HELP = {
     "checkpoint_every": "steps between checkpoints",
     "keep_checkpoints": "newest checkpoints kept",
     "prefetch": "batches prepared ahead by the loader thread",
+    "random_longitude_roll": "augment: turn each window by a random number of grid columns",
 }
 
 

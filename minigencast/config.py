@@ -159,7 +159,9 @@ class TrainConfig:
     (GenCast: 1k warm-up steps then cosine decay, spec sec. 3.4). AdamW after
     clipping the global gradient norm to max_grad_norm. ema_decay > 0 keeps an
     exponential moving average of the weights, used for evaluation and saved as
-    the model part of checkpoints.
+    the model part of checkpoints. random_longitude_roll turns every training window
+    about the polar axis by a random number of grid columns (`windows.roll_longitude`):
+    data augmentation for a small dataset (GenCast does not use it).
     """
 
     batch_size: int = 8
@@ -179,6 +181,7 @@ class TrainConfig:
     checkpoint_every: int = 250
     keep_checkpoints: int = 3
     prefetch: int = 2
+    random_longitude_roll: bool = False
 
 
 # --------------------------------------------------------------------------

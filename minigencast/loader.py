@@ -13,6 +13,8 @@ function (see `windows.make_fetch`), so the same loader serves any dataset.
     is held out; a window belongs to a split only if all three of its times do.
   * The shuffle of epoch e is `default_rng([seed, e]).permutation(...)`, so the order
     depends only on (seed, epoch) and a run can resume at any (epoch, batch).
+  * Optional augmentation `augment(batch, rng)` (e.g. `windows.roll_longitude`) draws
+    from `default_rng([seed, epoch, batch, 1])`, so it too is fixed by the position.
   * A daemon thread fills a bounded queue (`prefetch` batches ahead) so the
     accelerator (or the CPU's XLA threads) never waits for NumPy gathering.
 """
@@ -88,6 +90,7 @@ class WindowLoader:
       seed: shuffle seed.
       prefetch: batches prepared ahead in a background thread (0: synchronous).
       position: {"epoch": e, "batch": b}, the next batch to produce (for resuming).
+      augment: augment(batch, rng) -> batch, applied to every batch (None: off).
 
     Iterating yields (position_after, batch): `position_after` is where a run
     resumed after this batch continues.
@@ -101,6 +104,7 @@ class WindowLoader:
         seed: int = 0,
         prefetch: int = 2,
         position: dict | None = None,
+        augment: Callable | None = None,
     ):
         windows = np.asarray(windows)
         if len(windows) < batch_size:
@@ -115,6 +119,7 @@ class WindowLoader:
         self.prefetch = prefetch
         self.batches_per_epoch = len(windows) // batch_size
         self.position = dict(position or {"epoch": 0, "batch": 0})
+        self.augment = augment
 
     def _frames(self, epoch: int, batch: int) -> np.ndarray:
         order = epoch_order(len(self.windows), self.seed, epoch)
@@ -131,7 +136,11 @@ class WindowLoader:
             yield here, {"epoch": epoch, "batch": batch}
 
     def _produce(self, here: dict):
-        return self.fetch(self._frames(here["epoch"], here["batch"]))
+        batch = self.fetch(self._frames(here["epoch"], here["batch"]))
+        if self.augment is not None:
+            rng = np.random.default_rng([self.seed, here["epoch"], here["batch"], 1])
+            batch = self.augment(batch, rng)
+        return batch
 
     def __iter__(self):
         if self.prefetch <= 0:

@@ -446,7 +446,13 @@ def train(
     step_fn = make_train_step(example_loss, tc, mesh)
     eval_loss = make_eval_loss(example_loss, mesh)
     batches = loader.WindowLoader(
-        train_windows, fetch, tc.batch_size, seed=tc.seed, prefetch=tc.prefetch, position=position
+        train_windows,
+        fetch,
+        tc.batch_size,
+        seed=tc.seed,
+        prefetch=tc.prefetch,
+        position=position,
+        augment=windows.roll_longitude if tc.random_longitude_roll else None,
     )
 
     def save(step):

@@ -244,6 +244,24 @@ def make_fetch(frames: np.ndarray, forcings: np.ndarray, static: np.ndarray, lay
     return fetch
 
 
+def roll_longitude(example: dict, rng: np.random.Generator) -> dict:
+    """Rotates each window of a batch about the polar axis by a random whole grid column.
+
+    example[k][b] -> np.roll(example[k][b], s_b, axis=lon), s_b ~ U{0, ..., num_lon - 1},
+    the same s_b for the inputs, forcings and targets of window b. The rotated window is
+    the same weather over a rotated planet: the land mask and the other static inputs
+    turn with it, and so does day_progress, which is local solar time (each column keeps
+    its own). It is an exact symmetry of a world whose only longitude dependence is in
+    those inputs (the toy planet), up to year_progress, which is off by < 1 day.
+    """
+    num_lon = example["inputs"].shape[-2]
+    shifts = rng.integers(0, num_lon, size=example["inputs"].shape[0])
+    return {
+        k: np.stack([np.roll(x, s, axis=-2) for x, s in zip(v, shifts, strict=True)])
+        for k, v in example.items()
+    }
+
+
 # ----------------------------------------------------------------------------- datasets
 def read_stats(folder: str) -> dict:
     """The four statistics files of DeepMind's layout (spec sec. 2.1) from `folder`."""

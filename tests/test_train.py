@@ -128,6 +128,55 @@ def test_loader_shuffle_reproducible_and_resumable():
     assert not np.array_equal(next(iter(c))[1]["x"], first[0][1]["x"])
 
 
+def test_loader_augmentation_is_fixed_by_the_position():
+    """The random longitude roll of a resumed loader repeats the uninterrupted one's."""
+    wins = np.stack([np.arange(30), np.arange(30) + 1, np.arange(30) + 2], -1)
+    lon = np.arange(8.0)
+
+    def fetch(w):  # every channel holds lon + 100 * window start
+        x = np.broadcast_to(lon[:, None] + 100 * w[:, :1, None, None], (len(w), 2, 8, 1))
+        return {k: x.copy() for k in ("inputs", "forcings", "targets")}
+
+    kw = dict(seed=3, augment=windows.roll_longitude)
+    it = iter(loader.WindowLoader(wins, fetch, 4, prefetch=2, **kw))
+    first = [next(it) for _ in range(10)]
+    resumed = iter(loader.WindowLoader(wins, fetch, 4, prefetch=0, position=first[4][0], **kw))
+    for k in range(5, 10):
+        after, batch = next(resumed)
+        assert after == first[k][0]
+        for name in batch:
+            np.testing.assert_array_equal(batch[name], first[k][1][name])
+    rolled = np.stack([b["inputs"][:, 0, :, 0] % 100 for _, b in first])  # [10, 4, 8]
+    starts = rolled[..., 0]
+    assert len(np.unique(starts)) > 1, "every window got the same roll"
+    np.testing.assert_array_equal(rolled, (starts[..., None] + lon) % 8)
+    for _, b in first:  # one roll per window, shared by inputs, forcings and targets
+        np.testing.assert_array_equal(b["inputs"], b["targets"])
+        np.testing.assert_array_equal(b["inputs"], b["forcings"])
+
+
+def test_longitude_roll_is_a_rotation_of_the_planet():
+    """A window turned by k columns sees the local solar time of the turned planet.
+
+    day_progress(t, lon) rolled by k columns == day_progress(t - k dlon / 360 day, lon):
+    the rolled forcings are those of the same planet k columns further west in time.
+    """
+    from minigencast.data import forcings
+
+    lon = np.arange(0.0, 360.0, 5.625)
+    t = np.array([3 * 86400 + 5 * 3600])
+    k = 5
+    rolled = np.roll(forcings.day_progress(t, lon), k, axis=-1)
+    shifted = forcings.day_progress(t - k * 5.625 / 360 * 86400, lon)
+    np.testing.assert_allclose(rolled, shifted, atol=1e-6)
+
+    example = {"inputs": np.arange(2 * 3 * 8 * 2.0).reshape(2, 3, 8, 2)}
+    out = windows.roll_longitude(example, np.random.default_rng(0))["inputs"]
+    for b in range(2):
+        s = int(np.argmax(out[b, 0, :, 0] == example["inputs"][b, 0, 0, 0]))
+        np.testing.assert_array_equal(out[b], np.roll(example["inputs"][b], s, axis=-2))
+
+
 def test_loader_surfaces_worker_errors():
     def bad(w):
         raise RuntimeError("disk on fire")
@@ -278,7 +327,8 @@ class _Stop(Exception):
 def test_interrupted_run_resumes_bitwise(tmp_path):
     """6 steps in one go == interrupted at step 4 (checkpoint at 3) + resume."""
     ds = synthetic_data.dataset(num_times=24)
-    full = _run_train(str(tmp_path / "full"), ds=ds)
+    tc = dataclasses.replace(TC, random_longitude_roll=True)  # augmentation resumes too
+    full = _run_train(str(tmp_path / "full"), tc=tc, ds=ds)
     assert [r["step"] for r in full["history"]] == list(range(1, 7))
 
     def stop_at_4(step, state, row):
@@ -286,9 +336,9 @@ def test_interrupted_run_resumes_bitwise(tmp_path):
             raise _Stop
 
     with pytest.raises(_Stop):
-        _run_train(str(tmp_path / "cut"), ds=ds, callback=stop_at_4)
+        _run_train(str(tmp_path / "cut"), tc=tc, ds=ds, callback=stop_at_4)
     assert training_state.latest(str(tmp_path / "cut") + "/checkpoints").endswith("step_00000003")
-    resumed = _run_train(str(tmp_path / "cut"), ds=ds)
+    resumed = _run_train(str(tmp_path / "cut"), tc=tc, ds=ds)
     assert [r["step"] for r in resumed["history"]] == [4, 5, 6]
     for a, b in zip(_params(full["state"]), _params(resumed["state"]), strict=True):
         np.testing.assert_array_equal(a, b)
