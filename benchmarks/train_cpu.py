@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
 import json
 import os
 import shutil
@@ -30,19 +31,15 @@ import time
 # Runnable from a clone without installing: the repository root on the path.
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from minigencast.config import TrainConfig  # noqa: E402
 from minigencast.quickstart import QUICKSTART_TRAIN  # noqa: E402
 
-# The recipe is quickstart's (one source): these TrainConfig fields become CLI flags.
-RECIPE_FIELDS = (
-    "batch_size",
-    "num_steps",
-    "peak_learning_rate",
-    "warmup_steps",
-    "weight_decay",
-    "ema_decay",
-    "validation_fraction",
-    "eval_every",
-    "checkpoint_every",
+# The recipe is quickstart's (one source): its TrainConfig fields that differ from the
+# defaults become CLI flags, so a new recipe field cannot be left out of the command.
+RECIPE_FIELDS = tuple(
+    f.name
+    for f in dataclasses.fields(TrainConfig)
+    if getattr(QUICKSTART_TRAIN, f.name) != f.default
 )
 RECIPE = ["--preset", "cpu", "--data", "embedded"] + [
     word for f in RECIPE_FIELDS for word in (f"--{f}", str(getattr(QUICKSTART_TRAIN, f)))

@@ -154,7 +154,7 @@ def test_shipped_model_is_the_cpu_preset_trained_by_the_recipe():
     import dataclasses
     import importlib.util
 
-    from minigencast import config, forecast
+    from minigencast import cli, config, forecast
 
     folder = quickstart.pretrained_dir()
     _, cfg, metadata = forecast.load_model(folder)
@@ -170,6 +170,11 @@ def test_shipped_model_is_the_cpu_preset_trained_by_the_recipe():
     with open(os.path.join(folder, "command.txt")) as f:
         words = f.read().split()
     shipped = dict(zip(words[2::2], words[3::2], strict=False))  # after "minigencast train"
+    args = cli.build_parser().parse_args(["train", *train_cpu.RECIPE, "--run_dir", "r"])
+    fields = dataclasses.fields(config.TrainConfig)
+    assert config.TrainConfig(**{f.name: getattr(args, f.name) for f in fields}) == (
+        quickstart.QUICKSTART_TRAIN
+    ), "the benchmark's command must train exactly quickstart's recipe"
     recipe = dict(zip(train_cpu.RECIPE[::2], train_cpu.RECIPE[1::2], strict=True))
     for flag, value in recipe.items():
         try:
