@@ -45,14 +45,15 @@ CLIMATOLOGY_EXCLUDE_DAYS = 5.0
 # The recipe of data/pretrained/ and of `quickstart` without --pretrained.
 QUICKSTART_TRAIN = config.TrainConfig(
     batch_size=4,
-    num_steps=13500,
+    num_steps=12000,
     peak_learning_rate=2e-3,
     warmup_steps=50,
     weight_decay=0.1,
     ema_decay=0.99,
     validation_fraction=0.05,
-    eval_every=3375,
+    eval_every=3000,
     checkpoint_every=500,
+    random_longitude_roll=True,
 )
 
 
