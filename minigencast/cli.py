@@ -92,12 +92,9 @@ def _open_data(spec, split="train"):
 
             return quickstart.training_data(), data.embedded_stats()
         return data.load_embedded(split), data.embedded_stats()
-    import xarray
+    from minigencast.data import files, layouts
 
-    from minigencast.data import layouts
-
-    ds = xarray.open_zarr(spec) if spec.rstrip("/").endswith(".zarr") else xarray.open_dataset(spec)
-    return layouts.to_canonical(ds), None
+    return layouts.to_canonical(files.open_path(spec)), None
 
 
 def _stats(args, default):
@@ -230,7 +227,11 @@ def _add_stats(sub):
         description="API twin: minigencast.normalization.compute_stats() + write_stats(). "
         "Writes mean/stddev/diffs_stddev/min_by_level.nc in DeepMind's layout.",
     )
-    p.add_argument("dataset", help="NetCDF or zarr path (any supported layout), or 'embedded'.")
+    p.add_argument(
+        "dataset",
+        help="NetCDF, zarr or GRIB path, a glob or folder of files (any supported layout), "
+        "or 'embedded'.",
+    )
     p.add_argument("--out", required=True, help="Output folder.")
     p.add_argument(
         "--task",
@@ -243,17 +244,13 @@ def _add_stats(sub):
 
 
 def _run_stats(args):
-    import xarray
-
     from minigencast import data, normalization
-    from minigencast.data import layouts
+    from minigencast.data import files, layouts
 
     if args.dataset == "embedded":
         ds = data.load_embedded("train")
-    elif args.dataset.rstrip("/").endswith(".zarr"):
-        ds = xarray.open_zarr(args.dataset)
     else:
-        ds = xarray.open_dataset(args.dataset, chunks={})
+        ds = files.open_path(args.dataset)
     task = None if args.task == "all" else _task(args.task, _levels(args.levels))
     ds = layouts.to_canonical(ds, task, levels=_levels(args.levels), nan_check=False)
     for path in normalization.write_stats(normalization.compute_stats(ds), args.out):
