@@ -186,10 +186,16 @@ def test_levels_sorted_ascending_as_int(base):
         layouts.to_canonical(base.assign_coords(level=[500.5, 850.0, 1000.0]))
 
 
-def test_other_extra_dim_is_named(base):
+def test_other_extra_dim_is_named_but_cell_bounds_are_not(base):
     ds = base.expand_dims(height=[2.0, 10.0])
     with pytest.raises(ValueError, match="extra dimension `height`"):
         layouts.to_canonical(ds)
+    times = base["time"].values
+    bnds = xarray.DataArray(np.stack([times, times], -1), dims=("time", "bnds"))
+    ds = base.assign(time_bnds=bnds)
+    ds["time"].attrs["bounds"] = "time_bnds"
+    out = layouts.to_canonical(ds)
+    assert "bnds" not in out.dims and "time_bnds" not in out
 
 
 def test_truncated_file_in_a_multi_file_dataset_is_named(tmp_path, base):

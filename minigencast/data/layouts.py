@@ -142,7 +142,10 @@ def _check_ensemble(ds: xarray.Dataset, ensemble_dim: str | None) -> xarray.Data
                 f"(dims: {dict(ds.sizes)})."
             )
         known.add(ensemble_dim)
-    extra = [d for d in ds.dims if d not in known]
+    bounds = {c.attrs["bounds"] for c in ds.variables.values() if "bounds" in c.attrs}
+    ds = ds.drop_vars([b for b in bounds if b in ds.variables])  # CF cell bounds (time_bnds)
+    used = dict.fromkeys(d for da in ds.data_vars.values() for d in da.dims)
+    extra = [d for d in used if d not in known]
     for d in extra:
         if ds.sizes[d] == 1 and d in ENSEMBLE_DIMS + ("expver",):
             ds = ds.isel({d: 0}, drop=True)
