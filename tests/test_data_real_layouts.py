@@ -78,7 +78,7 @@ def test_cfgrib_sample_netcdf_copy_gives_the_same_canonical_data():
 @pytest.mark.parametrize("path", [ERA5_NC, ERA5_GRIB])
 def test_ensemble_dim_is_an_error_naming_the_fix(path):
     ds = files.open_path(path) if path.endswith(".nc") else _open_grib(path)
-    fix = r"ensemble dimension `number`.*isel\(number=0\).*ensemble_dim='number'"
+    fix = r"ensemble dimension `number`.*one member.*isel\(number=0\).*ensemble_dim='number'"
     with pytest.raises(ValueError, match=fix):
         layouts.to_canonical(ds)
 

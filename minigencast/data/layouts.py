@@ -150,11 +150,14 @@ def _check_ensemble(ds: xarray.Dataset, ensemble_dim: str | None) -> xarray.Data
         if ds.sizes[d] == 1 and d in ENSEMBLE_DIMS + ("expver",):
             ds = ds.isel({d: 0}, drop=True)
             continue
-        what = "an ensemble dimension" if d in ENSEMBLE_DIMS else "an extra dimension"
+        if d in ENSEMBLE_DIMS:
+            what, fix = "an ensemble dimension", "select one member"
+        else:
+            what, fix = "an extra dimension", "select one value"
         raise ValueError(
             f"The dataset has {what} `{d}` ({ds.sizes[d]} values) where a single state is "
-            f"expected. Fix: select one member, e.g. ds.isel({d}=0), or pass "
-            f"ensemble_dim={d!r} to keep the members."
+            f"expected. Fix: {fix}, e.g. ds.isel({d}=0), or, if it holds ensemble members, "
+            f"pass ensemble_dim={d!r} to keep the members."
         )
     return ds
 
@@ -179,8 +182,8 @@ def _fix_levels(ds: xarray.Dataset) -> xarray.Dataset:
     return ds
 
 
-def normalise_source(ds: xarray.Dataset, ensemble_dim: str | None = None) -> xarray.Dataset:
-    """Source-layout fixes applied before renaming: DeepMind, cfgrib, CDS, ensemble dims."""
+def normalise_source(ds: xarray.Dataset) -> xarray.Dataset:
+    """Source-layout fixes applied before renaming: DeepMind, cfgrib, CDS, Pa levels."""
     if is_deepmind_layout(ds):
         ds = from_deepmind(ds)
     ds = _from_cfgrib(ds)
