@@ -110,7 +110,8 @@ def test_run_writes_cf_files_equal_to_memory(setup, tmp_path, suffix):
 def test_failed_forecast_keeps_previous_output(setup, tmp_path, monkeypatch):
     cfg, ds, stats, params = setup
     path = tmp_path / "fc.nc"
-    path.write_bytes(b"an earlier forecast")
+    xarray.Dataset(attrs={"source": "minigencast (an earlier forecast)"}).to_netcdf(path)
+    earlier = path.read_bytes()
 
     def boom(*a, **k):
         raise RuntimeError("interrupted")
@@ -119,9 +120,18 @@ def test_failed_forecast_keeps_previous_output(setup, tmp_path, monkeypatch):
     monkeypatch.setattr(forecast, "rollout", boom)
     with pytest.raises(RuntimeError, match="interrupted"):
         forecast.run(
-            params, cfg, ds, stats, ds["time"].values[[1]], 2, 2, out=str(path), progress=False
+            params,
+            cfg,
+            ds,
+            stats,
+            ds["time"].values[[1]],
+            2,
+            2,
+            out=str(path),
+            progress=False,
+            overwrite=True,
         )
-    assert path.read_bytes() == b"an earlier forecast"
+    assert path.read_bytes() == earlier
     assert os.listdir(tmp_path) == ["fc.nc"]
 
 
