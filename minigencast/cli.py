@@ -84,6 +84,18 @@ POSITIVE = in_range(int, 1)
 NON_NEGATIVE = in_range(int, 0)
 
 
+def _datetime(text):
+    """argparse `type=` for a date and time such as 2000-11-15T12 (numpy datetime64)."""
+    import numpy as np
+
+    try:
+        return np.datetime64(text, "ns")
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a time like 2000-11-15T12, got {text!r}"
+        ) from None
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse, but a usage error is one line on stderr (exit 2), as all CLI errors."""
 
@@ -143,12 +155,9 @@ def _open_data(spec, split="train"):
 
             return quickstart.training_data(), data.embedded_stats()
         return data.load_embedded(split), data.embedded_stats()
-    import xarray
-
     from minigencast.data import layouts
 
-    ds = xarray.open_zarr(spec) if spec.rstrip("/").endswith(".zarr") else xarray.open_dataset(spec)
-    return layouts.to_canonical(ds), None
+    return layouts.to_canonical(layouts.open_dataset(spec)), None
 
 
 def _stats(args, default):
@@ -310,17 +319,15 @@ def _add_stats(sub):
 
 
 def _run_stats(args):
-    import xarray
-
     from minigencast import data, normalization
     from minigencast.data import layouts
 
     if args.dataset == "embedded":
         ds = data.load_embedded("train")
     elif args.dataset.rstrip("/").endswith(".zarr"):
-        ds = xarray.open_zarr(args.dataset)
+        ds = layouts.open_dataset(args.dataset)
     else:
-        ds = xarray.open_dataset(args.dataset, chunks={})
+        ds = layouts.open_dataset(args.dataset, chunks={})
     task = None if args.task == "all" else _task(args.task, _levels(args.levels))
     ds = layouts.to_canonical(ds, task, levels=_levels(args.levels), nan_check=False)
     for path in normalization.write_stats(normalization.compute_stats(ds), args.out):
@@ -474,6 +481,11 @@ def _add_train(sub):
         "--init_checkpoint", default=None, help="fine-tune from this model.npz (DeepMind's or ours)"
     )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="resume even with other training settings than the run's (recorded in log.jsonl)",
+    )
     _add_config_flags(p, config.TrainConfig)
     p.set_defaults(run=_run_train)
 
@@ -484,6 +496,7 @@ def _run_train(args):
     import shlex
 
     from minigencast import checkpoint, config, train
+    from minigencast.data import layouts
 
     cfg = config.preset(args.preset)
     tc = config.TrainConfig(
@@ -491,11 +504,11 @@ def _run_train(args):
     )
     ds, default_stats = _open_data(args.data, "train")
     stats = _stats(args, default_stats)
+    layouts.check_units_and_ranges(ds, stats)
     init = None
     if args.init_checkpoint:
         ck = checkpoint.load(args.init_checkpoint)
-        if ck.config.task_config != cfg.task_config:
-            raise ValueError(f"{args.init_checkpoint} was trained for another task config")
+        checkpoint.check_same_architecture(ck.config, cfg, args.init_checkpoint)
         init = ck.params
     os.makedirs(args.run_dir, exist_ok=True)
     # The full command with every value spelled out (defaults included): rerunning it
@@ -518,7 +531,14 @@ def _run_train(args):
     with open(os.path.join(args.run_dir, "command.txt"), "a") as f:
         f.write(" ".join(shlex.quote(w) for w in words) + "\n")
     result = train.train(
-        ds, stats, cfg, tc, args.run_dir, init_params=init, progress=not args.quiet
+        ds,
+        stats,
+        cfg,
+        tc,
+        args.run_dir,
+        init_params=init,
+        progress=not args.quiet,
+        force=args.force,
     )
     print(f"final checkpoint: {result['checkpoint']}")
 
@@ -534,7 +554,7 @@ def _add_forecast(sub):
             "on the ensemble size. Output (sample, init_time, lead_time, [level,] lat, lon) "
             "with CF attributes, written chunk by chunk to --out (.nc or .zarr). Example: "
             "minigencast forecast --checkpoint data/pretrained --data embedded:test "
-            "--init_time 2001-03-01T12 --num_steps 30 --num_samples 8 --out fc.nc. "
+            "--init_time 2000-11-15T12 --num_steps 30 --num_samples 8 --out fc.nc. "
             "API twin: minigencast.forecast.run()."
         ),
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
@@ -556,6 +576,7 @@ def _add_forecast(sub):
         "--init_time",
         action="append",
         required=True,
+        type=_datetime,
         help="time of the last input frame; repeat for several",
     )
     p.add_argument("--num_steps", type=POSITIVE, default=30, help="12 h steps (30 = 15 days)")
@@ -583,6 +604,7 @@ def _run_forecast(args):
     import numpy as np
 
     from minigencast import forecast, normalization, safe_output
+    from minigencast.data import layouts
 
     folder = args.checkpoint if os.path.isdir(args.checkpoint) else os.path.dirname(args.checkpoint)
     protect = [os.path.join(folder, "model.npz") if folder == args.checkpoint else args.checkpoint]
@@ -595,6 +617,7 @@ def _run_forecast(args):
         if not args.stats and default_stats is None and os.path.isdir(candidate):
             default_stats = normalization.load_stats(candidate)
     stats = _stats(args, default_stats)
+    layouts.check_units_and_ranges(ds, stats)
     init_times = np.asarray(args.init_time, "datetime64[ns]")
     path = forecast.run(
         params,

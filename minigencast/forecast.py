@@ -420,9 +420,11 @@ def init_indices(times, init_times, num_input_times: int = 2) -> np.ndarray:
         needed = [t - k * STEP for k in range(num_input_times)]
         missing = [str(x) for x in needed if x not in times]
         if missing:
+            span = f"{times[0]} .. {times[-1]}" if len(times) else "no times"
             raise ValueError(
                 f"cannot start a forecast at {t}: the data lack the input frame(s) {missing} "
-                "(a forecast needs the analyses at init_time - 12 h and init_time)"
+                "(a forecast needs the analyses at init_time - 12 h and init_time); the data "
+                f"span {span}"
             )
         out.append(int(np.searchsorted(times, t)))
     return np.asarray(out)

@@ -88,8 +88,15 @@ def check_output_path(out: str, *, overwrite: bool = False, protect=()) -> str:
 
 
 # ----------------------------------------------------------------------------- lock
-def acquire_lock(path: str) -> int:
+BUSY = (
+    "{path} is being written by another forecast (pid {pid}); wait for it or choose another --out"
+)
+
+
+def acquire_lock(path: str, busy: str = BUSY) -> int:
     """Exclusive lock on `<path>.lock` (a file descriptor); raises BlockingIOError if held.
+
+    `busy` is the error message, formatted with `path` and the holder's `pid`.
 
     After locking, the descriptor must still be the file at that name: a holder
     unlinks it on release, and a waiter may have opened the old inode meanwhile.
@@ -104,10 +111,7 @@ def acquire_lock(path: str) -> int:
         except BlockingIOError:
             holder = os.read(fd, 32).decode(errors="replace").strip() or "?"
             os.close(fd)
-            raise BlockingIOError(
-                f"{path} is being written by another forecast (pid {holder}); wait for it "
-                "or choose another --out"
-            ) from None
+            raise BlockingIOError(busy.format(path=path, pid=holder)) from None
         try:
             same = os.stat(lock).st_ino == os.fstat(fd).st_ino
         except FileNotFoundError:

@@ -20,6 +20,7 @@ that cannot be fixed safely raises a ValueError naming the problem and the fix.
 from __future__ import annotations
 
 import logging
+import os
 
 import numpy as np
 import pandas as pd
@@ -66,6 +67,25 @@ def to_deepmind(ds: xarray.Dataset) -> xarray.Dataset:
         new[name] = da.expand_dims("batch") if "time" in da.dims else da
     out = xarray.Dataset(new, coords=out.coords, attrs=ds.attrs)
     return out.assign_coords(datetime=(("batch", "time"), times[None]))
+
+
+# --------------------------------------------------------------------------- files
+def open_dataset(path: str, **kwargs) -> xarray.Dataset:
+    """Opens a NetCDF file or zarr store (lazily); a clear error for anything else.
+
+    Raises FileNotFoundError for a missing path and ValueError "not a NetCDF/zarr
+    dataset" naming the path for an empty, text or otherwise unreadable file.
+    """
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"no dataset at {path}")
+    is_zarr = path.rstrip("/").endswith(".zarr") or os.path.isdir(path)
+    try:
+        if is_zarr:
+            return xarray.open_zarr(path, **kwargs)
+        return xarray.open_dataset(path, **kwargs)
+    except (ValueError, OSError, KeyError, TypeError) as e:
+        reason = " ".join(str(e).split())[:200]
+        raise ValueError(f"{path} is not a NetCDF/zarr dataset ({reason})") from e
 
 
 # --------------------------------------------------------------------------- names
@@ -218,6 +238,70 @@ def check_geopotential_units(da: xarray.DataArray) -> None:
             )
 
 
+# Physically plausible values (SI units, as GenCast's data): wide enough for any
+# weather, narrow enough to catch another unit (degC, hPa, g/kg, mm) or a wrong scale.
+PLAUSIBLE = {
+    "temperature": (150.0, 350.0),
+    "2m_temperature": (150.0, 350.0),
+    "sea_surface_temperature": (250.0, 330.0),
+    "mean_sea_level_pressure": (80000.0, 110000.0),
+    "u_component_of_wind": (-200.0, 200.0),
+    "v_component_of_wind": (-200.0, 200.0),
+    "10m_u_component_of_wind": (-100.0, 100.0),
+    "10m_v_component_of_wind": (-100.0, 100.0),
+    "vertical_velocity": (-50.0, 50.0),
+    "specific_humidity": (-0.001, 0.1),
+    "total_precipitation_12hr": (-0.001, 1.0),
+}
+# Units found in the wild that are not GenCast's: (spellings, fix).
+WRONG_UNITS = {
+    "temperature": (("degc", "c", "°c", "deg_c", "celsius", "degrees_celsius"), "add 273.15"),
+    "pressure": (("hpa", "mbar", "mb"), "multiply by 100 (hPa -> Pa)"),
+}
+
+
+def check_units_and_ranges(ds: xarray.Dataset, stats=None) -> None:
+    """Raise if a variable's units are not GenCast's or its values are implausible.
+
+    Units are checked where given (`units` attribute: degC -> "add 273.15"). Values of
+    the first and last time (cheap for lazy data) are compared with `PLAUSIBLE`, and,
+    with `stats` (DeepMind-layout statistics), with the statistics' min per level:
+    a value below min - 5 stddev is implausible for data the statistics describe.
+    That also catches a mislabelled file (degC values labelled K).
+    """
+    for name, da in ds.data_vars.items():
+        units = str(da.attrs.get("units", "")).strip().lower()
+        kind = "temperature" if "temperature" in name else "pressure" if "pressure" in name else ""
+        if kind and units in WRONG_UNITS[kind][0]:
+            raise ValueError(
+                f"`{name}` has units '{da.attrs['units']}'; GenCast uses "
+                f"{'K' if kind == 'temperature' else 'Pa'}. Fix: {WRONG_UNITS[kind][1]} and set "
+                f"units to '{'K' if kind == 'temperature' else 'Pa'}'."
+            )
+    sample = ds.isel(time=[0, -1]) if "time" in ds.dims else ds
+    for name, da in sample.data_vars.items():
+        if not np.issubdtype(da.dtype, np.floating):
+            continue
+        low, high = PLAUSIBLE.get(name, (-np.inf, np.inf))
+        floor = xarray.DataArray(low)
+        if stats is not None and name in stats["min"] and name in stats["stddev"]:
+            bound = stats["min"][name] - 5 * stats["stddev"][name]
+            floor = xarray.where(bound > low, bound, low)
+        values = da.load()
+        if bool(values.isnull().all()):
+            continue
+        reduce = [d for d in da.dims if d != "level"]
+        vmin, vmax = values.min(reduce, skipna=True), values.max(reduce, skipna=True)
+        if bool((vmin < floor).any()) or bool((vmax > high).any()):
+            units = da.attrs.get("units", "?")
+            raise ValueError(
+                f"`{name}` spans {float(vmin.min()):.6g} .. {float(vmax.max()):.6g} {units}, "
+                f"outside the plausible {float(floor.min()):.6g} .. {high:.6g} (another unit "
+                "or a wrong scale?). Fix: convert it to GenCast's SI units (K, Pa, m s-1, "
+                "kg kg-1, m)."
+            )
+
+
 def check_variables(ds: xarray.Dataset, names) -> None:
     missing = [n for n in names if n not in ds]
     if missing:
@@ -228,6 +312,13 @@ def check_variables(ds: xarray.Dataset, names) -> None:
                 hints.append(f"{n} (ERA5 short name '{short}')")
             else:
                 hints.append(n)
+        height = [h for h in ("geopotential_height", "gh") if h in ds]
+        if "geopotential" in missing and height:
+            raise ValueError(
+                f"Missing variable `geopotential`, but `{height[0]}` is present: GenCast "
+                "uses geopotential (m2 s-2). Fix: multiply it by g = 9.80665 m s-2 and "
+                "rename it to `geopotential`."
+            )
         raise ValueError(
             f"Missing variable(s): {', '.join(hints)}. Present: {sorted(ds.data_vars)}. "
             "Fix: add them to the dataset, or use a task config without them "
@@ -324,6 +415,7 @@ def to_canonical(
         ds = select_levels(ds, levels)
     if "geopotential" in ds:
         check_geopotential_units(ds["geopotential"])
+    check_units_and_ranges(ds)
     order = [d for d in ("time", "level", "lat", "lon") if d in ds.dims]
     ds = ds.transpose(*order, ...)
     if nan_check == "auto":
