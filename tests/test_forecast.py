@@ -16,13 +16,9 @@ STEP = np.timedelta64(12, "h")
 
 @pytest.fixture(scope="module")
 def setup():
-    cfg = config.tiny()
-    cfg = dataclasses.replace(
-        cfg, sampler_config=dataclasses.replace(cfg.sampler_config, num_noise_levels=4)
-    )
+    cfg, params = synthetic_data.tiny_model()
     ds = synthetic_data.dataset(num_times=16)
     stats = synthetic_data.stats(ds)
-    params = network.init_denoiser(jax.random.key(0), cfg, *network.channel_counts(cfg))
     # Perturb the zero-initialised output layers so the network is not an identity.
     params = jax.tree_util.tree_map(
         lambda p: p + 0.05 * jax.random.normal(jax.random.key(1), p.shape), params

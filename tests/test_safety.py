@@ -5,13 +5,11 @@ by subprocess where the refusal comes before any model work, by `cli.main` in th
 process where the same code path needs the model loaded (one JAX import, not ten).
 """
 
-import dataclasses
 import os
 import subprocess
 import sys
 import textwrap
 
-import jax
 import numpy as np
 import pytest
 import synthetic_data
@@ -20,9 +18,7 @@ import xarray
 from minigencast import (
     checkpoint,
     cli,
-    config,
     forecast,
-    network,
     normalization,
     safe_output,
     stacking,
@@ -38,13 +34,9 @@ def setup(tmp_path_factory):
     Sampler and shapes as test_forecast.py's, so one pytest run compiles the rollout once.
     """
     root = tmp_path_factory.mktemp("safety")
-    cfg = config.tiny()
-    cfg = dataclasses.replace(
-        cfg, sampler_config=dataclasses.replace(cfg.sampler_config, num_noise_levels=4)
-    )
+    cfg, params = synthetic_data.tiny_model()
     ds = synthetic_data.dataset(num_times=6)
     stats = synthetic_data.stats(ds)
-    params = network.init_denoiser(jax.random.key(0), cfg, *network.channel_counts(cfg))
     (root / "ck").mkdir()
     checkpoint.save(str(root / "ck" / "model.npz"), params, cfg)
     ds.to_netcdf(root / "data.nc")

@@ -238,21 +238,6 @@ def check_geopotential_units(da: xarray.DataArray) -> None:
             )
 
 
-# Physically plausible values (SI units, as GenCast's data): wide enough for any
-# weather, narrow enough to catch another unit (degC, hPa, g/kg, mm) or a wrong scale.
-PLAUSIBLE = {
-    "temperature": (150.0, 350.0),
-    "2m_temperature": (150.0, 350.0),
-    "sea_surface_temperature": (250.0, 330.0),
-    "mean_sea_level_pressure": (80000.0, 110000.0),
-    "u_component_of_wind": (-200.0, 200.0),
-    "v_component_of_wind": (-200.0, 200.0),
-    "10m_u_component_of_wind": (-100.0, 100.0),
-    "10m_v_component_of_wind": (-100.0, 100.0),
-    "vertical_velocity": (-50.0, 50.0),
-    "specific_humidity": (-0.001, 0.1),
-    "total_precipitation_12hr": (-0.001, 1.0),
-}
 # Units found in the wild that are not GenCast's: (spellings, fix).
 WRONG_UNITS = {
     "temperature": (("degc", "c", "°c", "deg_c", "celsius", "degrees_celsius"), "add 273.15"),
@@ -264,7 +249,8 @@ def check_units_and_ranges(ds: xarray.Dataset, stats=None) -> None:
     """Raise if a variable's units are not GenCast's or its values are implausible.
 
     Units are checked where given (`units` attribute: degC -> "add 273.15"). Values of
-    the first and last time (cheap for lazy data) are compared with `PLAUSIBLE`, and,
+    the first and last time (cheap for lazy data) are compared with the physical
+    ranges `variables.PLAUSIBLE_RANGES` (e.g. temperature 150-350 K), and,
     with `stats` (DeepMind-layout statistics), with the statistics' min per level:
     a value below min - 5 stddev is implausible for data the statistics describe.
     That also catches a mislabelled file (degC values labelled K).
@@ -282,7 +268,7 @@ def check_units_and_ranges(ds: xarray.Dataset, stats=None) -> None:
     for name, da in sample.data_vars.items():
         if not np.issubdtype(da.dtype, np.floating):
             continue
-        low, high = PLAUSIBLE.get(name, (-np.inf, np.inf))
+        low, high = variables.PLAUSIBLE_RANGES.get(name, (-np.inf, np.inf))
         floor = xarray.DataArray(low)
         if stats is not None and name in stats["min"] and name in stats["stddev"]:
             bound = stats["min"][name] - 5 * stats["stddev"][name]
