@@ -245,7 +245,7 @@ WRONG_UNITS = {
 }
 
 
-def check_units_and_ranges(ds: xarray.Dataset, stats=None) -> None:
+def check_units_and_ranges(ds: xarray.Dataset, stats=None, values: bool = True) -> None:
     """Raise if a variable's units are not GenCast's or its values are implausible.
 
     Units are checked where given (`units` attribute: degC -> "add 273.15"). Values of
@@ -253,7 +253,8 @@ def check_units_and_ranges(ds: xarray.Dataset, stats=None) -> None:
     ranges `variables.PLAUSIBLE_RANGES` (e.g. temperature 150-350 K), and,
     with `stats` (DeepMind-layout statistics), with the statistics' min per level:
     a value below min - 5 stddev is implausible for data the statistics describe.
-    That also catches a mislabelled file (degC values labelled K).
+    That also catches a mislabelled file (degC values labelled K). `values=False`
+    checks the units only (reads no data).
     """
     for name, da in ds.data_vars.items():
         units = str(da.attrs.get("units", "")).strip().lower()
@@ -265,7 +266,7 @@ def check_units_and_ranges(ds: xarray.Dataset, stats=None) -> None:
                 f"units to '{'K' if kind == 'temperature' else 'Pa'}'."
             )
     sample = ds.isel(time=[0, -1]) if "time" in ds.dims else ds
-    for name, da in sample.data_vars.items():
+    for name, da in sample.data_vars.items() if values else ():
         if not np.issubdtype(da.dtype, np.floating):
             continue
         low, high = variables.PLAUSIBLE_RANGES.get(name, (-np.inf, np.inf))
@@ -364,6 +365,9 @@ def to_canonical(
         reads all data.
       hours: UTC hours kept when going from sub-12-hourly data to 12 h steps.
 
+    Units and the values of the first and last time are checked for plausibility
+    (`check_units_and_ranges`; values only when those two times are < 200 MB).
+
     Returns:
       A lazy (if the input was lazy) canonical dataset.
     """
@@ -401,7 +405,11 @@ def to_canonical(
         ds = select_levels(ds, levels)
     if "geopotential" in ds:
         check_geopotential_units(ds["geopotential"])
-    check_units_and_ranges(ds)
+    # Values of two times: read unless that is big (e.g. a remote 0.25 deg store).
+    sample_bytes = ds.isel(time=[0, -1]).nbytes
+    if sample_bytes >= 200e6:
+        log.info("values not range-checked (%.0f MB to read); units checked", sample_bytes / 1e6)
+    check_units_and_ranges(ds, values=sample_bytes < 200e6)
     order = [d for d in ("time", "level", "lat", "lon") if d in ds.dims]
     ds = ds.transpose(*order, ...)
     if nan_check == "auto":
