@@ -360,7 +360,8 @@ class ForecastWriter:
                     self.path, overwrite=self.overwrite, protect=self.protect
                 )
             except (OSError, ValueError) as e:
-                raise FileExistsError(f"{e}; the forecast is kept at {self.tmp}") from None
+                kept = safe_output.keep_aside(self.tmp, self.path)
+                raise FileExistsError(f"{e}; the forecast is kept at {kept}") from None
             safe_output.move_into_place(self.tmp, self.path)
         finally:
             safe_output.release_lock(self.path, self._lock)

@@ -179,3 +179,14 @@ def move_into_place(tmp: str, path: str) -> None:
         shutil.rmtree(old)
     else:
         os.replace(tmp, path)
+
+
+def keep_aside(tmp: str, path: str) -> str:
+    """Renames a finished `tmp` to a free `<stem>.kept-<pid>[-n]<suffix>` (not an orphan)."""
+    stem, suffix = os.path.splitext(path)
+    kept, n = f"{stem}.kept-{os.getpid()}{suffix}", 0
+    while os.path.lexists(kept):
+        n += 1
+        kept = f"{stem}.kept-{os.getpid()}-{n}{suffix}"
+    os.replace(tmp, kept)
+    return kept

@@ -24,6 +24,7 @@ from minigencast import (
     stacking,
 )
 
+STEP = np.timedelta64(12, "h")
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -228,6 +229,22 @@ def test_concurrent_writers_are_refused(setup, tmp_path, capsys):
     # Our own zarr store is replaced (with --overwrite) like a file.
     assert _run(setup, path, overwrite=True) == str(path)
     assert sorted(os.listdir(tmp_path)) == ["fc.zarr"]
+
+
+def test_file_appearing_during_the_forecast_is_kept(setup, tmp_path):
+    path = tmp_path / "fc.nc"
+    template = xarray.Dataset(
+        {"x": (("sample", "init_time", "lead_time", "lat"), np.zeros((1, 1, 1, 2), np.float32))},
+        coords={"init_time": [np.datetime64("2000-01-01", "ns")], "lead_time": [STEP]},
+    )
+    writer = forecast.ForecastWriter(str(path), forecast.add_cf_attributes(template))
+    path.write_text("saved by the user meanwhile")
+    with pytest.raises(FileExistsError, match="not a minigencast forecast.*kept at"):
+        writer.close()
+    assert path.read_text() == "saved by the user meanwhile"
+    (kept,) = [n for n in os.listdir(tmp_path) if n != "fc.nc"]
+    assert kept == f"fc.kept-{os.getpid()}.nc"
+    assert safe_output.is_own_forecast(str(tmp_path / kept))
 
 
 def is_zarr_forecast(path):
