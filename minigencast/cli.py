@@ -376,7 +376,7 @@ def _run_info(args):
 # --------------------------------------------------------------------------- train
 _TRAIN_HELP = {
     "batch_size": "windows per step (divisible by the number of devices)",
-    "num_steps": "optimiser steps in total (a resumed run continues up to this)",
+    "num_steps": "optimiser steps in total (changing it when resuming needs --force)",
     "peak_learning_rate": "AdamW learning rate after warm-up",
     "warmup_steps": "linear warm-up steps from 0 to the peak",
     "final_learning_rate_fraction": "cosine decay ends at peak * this",
