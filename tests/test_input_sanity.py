@@ -50,7 +50,7 @@ def test_temperature_in_celsius_is_refused(setup, tmp_path, capsys):  # noqa: F8
         layouts.to_canonical(celsius)
     # Mislabelled: Celsius values with units "K" are caught by the plausible range.
     celsius["temperature"].attrs["units"] = "K"
-    with pytest.raises(ValueError, match="temperature.*plausible 150"):
+    with pytest.raises(ValueError, match="temperature.*plausible 130"):
         layouts.to_canonical(celsius)
     celsius.to_netcdf(tmp_path / "celsius.nc")
     rc, err = cli_main(_forecast_args(setup, tmp_path / "celsius.nc"), capsys)

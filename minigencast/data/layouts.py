@@ -250,7 +250,8 @@ def check_units_and_ranges(ds: xarray.Dataset, stats=None, values: bool = True) 
 
     Units are checked where given (`units` attribute: degC -> "add 273.15"). Values of
     the first and last time (cheap for lazy data) are compared with the physical
-    ranges `variables.PLAUSIBLE_RANGES` (e.g. temperature 150-350 K), and,
+    ranges `variables.PLAUSIBLE_RANGES` widened by 10 % of their span on each side
+    (temperature 150-350 K -> 130-370 K), and,
     with `stats` (DeepMind-layout statistics), with the statistics' min per level:
     a value below min - 5 stddev is implausible for data the statistics describe.
     That also catches a mislabelled file (degC values labelled K). `values=False`
@@ -270,6 +271,8 @@ def check_units_and_ranges(ds: xarray.Dataset, stats=None, values: bool = True) 
         if not np.issubdtype(da.dtype, np.floating):
             continue
         low, high = variables.PLAUSIBLE_RANGES.get(name, (-np.inf, np.inf))
+        if np.isfinite(high - low):  # typical values: widen by 10 % of the span each side
+            low, high = low - 0.1 * (high - low), high + 0.1 * (high - low)
         floor = xarray.DataArray(low)
         if stats is not None and name in stats["min"] and name in stats["stddev"]:
             bound = stats["min"][name] - 5 * stats["stddev"][name]
