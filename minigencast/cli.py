@@ -320,6 +320,8 @@ _TRAIN_HELP = {
     "keep_checkpoints": "newest checkpoints kept",
     "prefetch": "batches prepared ahead by the loader thread",
     "random_longitude_roll": "augment: turn each window by a random number of grid columns",
+    "streaming": "read each batch from --data (disk) instead of loading it all into memory",
+    "skip_nan_windows": "leave out (and log) windows holding NaN outside SST instead of stopping",
 }
 
 
