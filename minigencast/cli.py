@@ -337,6 +337,7 @@ def _add_config_flags(p, cls):
             type=kind,
             default=f.default,
             help=_TRAIN_HELP.get(f.name, "") + " (TrainConfig.%(dest)s)",
+            **({"nargs": "?", "const": True} if kind is _bool else {}),  # bare --flag: true
         )
 
 
@@ -346,6 +347,25 @@ def _bool(text):
     if text.lower() in ("0", "false", "no", "off"):
         return False
     raise argparse.ArgumentTypeError(f"expected true/false, got {text!r}")
+
+
+def _add_multihost_flags(p):
+    g = p.add_argument_group(
+        "several processes (hosts)",
+        "Start the same command in every process (docs/scaling.md). Unset flags fall back "
+        "to $JAX_COORDINATOR_ADDRESS, $JAX_NUM_PROCESSES, $JAX_PROCESS_ID; with none set, "
+        "SLURM, Open MPI and Cloud TPU pods are detected as JAX does it, else one process.",
+    )
+    g.add_argument("--coordinator_address", default=None, help="host:port of process 0")
+    g.add_argument("--num_processes", type=int, default=None, help="number of processes")
+    g.add_argument("--process_id", type=int, default=None, help="this process, 0..N-1")
+
+
+def _initialize_processes(args):
+    from minigencast import multihost
+
+    multihost.initialize(args.coordinator_address, args.num_processes, args.process_id)
+    return multihost.is_main()
 
 
 def _add_train(sub):
@@ -388,6 +408,7 @@ def _add_train(sub):
     )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     _add_config_flags(p, config.TrainConfig)
+    _add_multihost_flags(p)
     p.set_defaults(run=_run_train)
 
 
@@ -396,6 +417,7 @@ def _run_train(args):
     import os
     import shlex
 
+    main = _initialize_processes(args)
     from minigencast import checkpoint, config, train
 
     cfg = config.preset(args.preset)
@@ -428,12 +450,14 @@ def _run_train(args):
             words += [f"--{flag}", getattr(args, flag)]
     for f in dataclasses.fields(config.TrainConfig):
         words += [f"--{f.name}", str(getattr(tc, f.name))]
-    with open(os.path.join(args.run_dir, "command.txt"), "a") as f:
-        f.write(" ".join(shlex.quote(w) for w in words) + "\n")
+    if main:
+        with open(os.path.join(args.run_dir, "command.txt"), "a") as f:
+            f.write(" ".join(shlex.quote(w) for w in words) + "\n")
     result = train.train(
         ds, stats, cfg, tc, args.run_dir, init_params=init, progress=not args.quiet
     )
-    print(f"final checkpoint: {result['checkpoint']}")
+    if main:
+        print(f"final checkpoint: {result['checkpoint']}")
 
 
 # --------------------------------------------------------------------------- forecast
@@ -482,6 +506,7 @@ def _add_forecast(sub):
     )
     p.add_argument("--out", required=True, help="output file, .nc or .zarr")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    _add_multihost_flags(p)
     p.set_defaults(run=_run_forecast)
 
 
@@ -490,6 +515,7 @@ def _run_forecast(args):
 
     import numpy as np
 
+    main = _initialize_processes(args)
     from minigencast import forecast, normalization
 
     params, cfg, metadata = forecast.load_model(args.checkpoint)
@@ -514,7 +540,8 @@ def _run_forecast(args):
         metadata=metadata,
         progress=not args.quiet,
     )
-    print(f"wrote {path}")
+    if main:
+        print(f"wrote {path}")
 
 
 # --------------------------------------------------------------------------- evaluate
