@@ -241,11 +241,12 @@ def make_fetch(frames, forcings, static: np.ndarray, layout: Layout, times=None)
 
     def fetch(window):
         window = np.asarray(window)
-        f_in = frames[window[:, :-1]]  # [B, T_in, lat, lon, C_t]
+        f, g = frames[window], forcings[window]  # one read each: [B, T_in + 1, lat, lon, C]
+        f_in = f[:, :-1]  # [B, T_in, lat, lon, C_t]
         example = {
-            "inputs": build_inputs(np, f_in, forcings[window[:, :-1]], static, layout),
-            "forcings": forcings[window[:, -1]],
-            "targets": to_residual(np, frames[window[:, -1]], f_in[:, -1], layout),
+            "inputs": build_inputs(np, f_in, g[:, :-1], static, layout),
+            "forcings": g[:, -1],
+            "targets": to_residual(np, f[:, -1], f_in[:, -1], layout),
         }
         bad = np.zeros(len(window), bool)
         for v in example.values():
