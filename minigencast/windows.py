@@ -338,8 +338,8 @@ class TimeReader:
     def __getitem__(self, index) -> np.ndarray:
         idx = np.arange(self.shape[0])[index]
         unique, inverse = np.unique(idx, return_inverse=True)
-        try:
-            block = self.read(self.ds.isel(time=unique))
+        try:  # One load per batch: each chunk of a (dask, zarr) store is read once.
+            block = self.read(self.ds.isel(time=unique).load())
         except (OSError, RuntimeError) as e:  # netCDF4/HDF5/zarr read failures
             times = self.ds["time"].values[unique].astype("datetime64[s]")
             raise ValueError(
@@ -406,12 +406,20 @@ def prepare(ds, task, stats: dict, streaming: bool = False) -> Prepared:
         frames = fill_nans(np, raw, layout).astype(np.float32)
     else:
         grid = (len(times), len(lat), len(lon))
+        levels = set(task.pressure_levels)
+
+        def subset(names):  # Only what is needed is read: the variables, the levels.
+            sub = ds.drop_vars([v for v in ds.data_vars if v not in names])
+            if "level" in sub.dims:
+                sub = sub.sel(level=[v for v in sub["level"].values if int(v) in levels])
+            return sub
+
         raw, frames, forcings = (
-            TimeReader(ds, read, grid + (len(channels(task)),), name)
-            for read, channels, name in (
-                (read_raw, stacking.target_channels, "frames"),
-                (read_frames, stacking.target_channels, "frames"),
-                (read_forcings, stacking.forcing_channels, "forcings"),
+            TimeReader(subset(names), read, grid + (len(channels(task)),), name)
+            for read, names, channels, name in (
+                (read_raw, task.target_variables, stacking.target_channels, "frames"),
+                (read_frames, task.target_variables, stacking.target_channels, "frames"),
+                (read_forcings, task.forcing_variables, stacking.forcing_channels, "forcings"),
             )
         )
         for reader in (frames, forcings):  # Missing variables and grid mismatches now.

@@ -19,7 +19,7 @@ import pytest
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-pytestmark = [pytest.mark.multihost, pytest.mark.timeout(300)]
+pytestmark = [pytest.mark.multihost, pytest.mark.timeout(3600)]
 
 SCRIPT = textwrap.dedent(f"""
     import dataclasses, json, sys
@@ -85,7 +85,7 @@ def _launch(num_processes, run_dir, steps, out):
         )
         for i in range(num_processes)
     ]
-    logs = [p.communicate(timeout=280)[0].decode() for p in procs]
+    logs = [p.communicate(timeout=1200)[0].decode() for p in procs]
     for p, log in zip(procs, logs, strict=True):
         assert p.returncode == 0, log[-3000:]
     return json.load(open(out))
