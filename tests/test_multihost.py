@@ -19,8 +19,6 @@ import pytest
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-pytestmark = [pytest.mark.multihost, pytest.mark.timeout(3600)]
-
 SCRIPT = textwrap.dedent(f"""
     import dataclasses, json, sys
     sys.path.insert(0, {os.path.join(REPO, "tests")!r})
@@ -91,11 +89,16 @@ def _launch(num_processes, run_dir, steps, out):
     return json.load(open(out))
 
 
+@pytest.mark.multihost
+@pytest.mark.timeout(3600)
 def test_two_processes_train_and_forecast_as_one(tmp_path):
     two = _launch(2, str(tmp_path / "two"), 4, str(tmp_path / "two.json"))
     one = _launch(1, str(tmp_path / "one"), 4, str(tmp_path / "one.json"))
     # Process 0 wrote the checkpoints once (steps 2 and 4); the other process nothing.
-    assert sorted(os.listdir(tmp_path / "two" / "checkpoints")) == ["step_00000002", "step_00000004"]
+    assert sorted(os.listdir(tmp_path / "two" / "checkpoints")) == [
+        "step_00000002",
+        "step_00000004",
+    ]
     assert not [n for n in os.listdir(tmp_path / "two") if ".tmp-" in n]
     np.testing.assert_allclose(two["loss"], one["loss"], rtol=1e-6)
     np.testing.assert_allclose(two["val_loss"], one["val_loss"], rtol=1e-6)
@@ -126,3 +129,27 @@ def test_process_rows_are_each_process_share_of_the_batch():
     np.testing.assert_array_equal(np.asarray(train.shard_batch(batch, mesh, 8)["x"]), batch["x"])
     assert jax.process_count() == 1
 
+
+def test_loader_rows_of_two_processes_make_the_global_batch():
+    """Two loaders fetching rows [0, 2) and [2, 4) of each batch of 4 (with the longitude
+    roll) give, stacked, the batches of one loader fetching everything."""
+    from minigencast import loader, windows
+
+    wins = np.stack([np.arange(30), np.arange(30) + 1, np.arange(30) + 2], -1)
+    lon = np.arange(8.0)
+
+    def fetch(w):
+        x = np.broadcast_to(lon[:, None] + 100 * w[:, :1, None, None], (len(w), 2, 8, 1))
+        return {k: x.copy() for k in ("inputs", "forcings", "targets")}
+
+    kw = dict(seed=3, prefetch=0, augment=windows.roll_longitude)
+    whole = iter(loader.WindowLoader(wins, fetch, 4, **kw))
+    parts = [
+        iter(loader.WindowLoader(wins, fetch, 4, rows=r, **kw)) for r in (slice(0, 2), slice(2, 4))
+    ]
+    for _ in range(9):  # crosses an epoch
+        pos, ref = next(whole)
+        got = [next(p) for p in parts]
+        assert all(g[0] == pos for g in got)
+        for k in ref:
+            np.testing.assert_array_equal(np.concatenate([g[1][k] for g in got]), ref[k])
