@@ -122,24 +122,15 @@ def embedded(rounds: int, batches: int, steps: int, workdir: str) -> dict:
 
 
 # ----------------------------------------------------------------------------- part 2
-SCALE = {  # (mean, std) of the synthetic values, plausible physical magnitudes
-    "2m_temperature": (280.0, 10.0),
-    "mean_sea_level_pressure": (101000.0, 800.0),
-    "10m_u_component_of_wind": (0.0, 5.0),
-    "10m_v_component_of_wind": (0.0, 5.0),
-    "temperature": (250.0, 10.0),
-    "geopotential": (50000.0, 2000.0),
-    "u_component_of_wind": (5.0, 10.0),
-    "v_component_of_wind": (0.0, 8.0),
-}
-
-
 def write_synthetic(path: str, size_gb: float, n_lat=181, n_lon=360, chunk=16) -> int:
     """A toy-task NetCDF dataset at 1 deg of about `size_gb`; returns its size in bytes."""
     import netCDF4
     import numpy as np
 
     from minigencast import variables
+
+    sys.path.insert(0, os.path.join(ROOT, "tests"))
+    import synthetic_data  # (mean, std) of each variable: plausible physical magnitudes
 
     levels = variables.TOY_PLANET_LEVELS
     surface = variables.TOY_PLANET_SURFACE_VARIABLES
@@ -164,7 +155,7 @@ def write_synthetic(path: str, size_gb: float, n_lat=181, n_lon=360, chunk=16) -
         v = nc.createVariable(name, "f4", dims, chunksizes=(1,) + shape[1:])
         for t in range(0, num_times, chunk):
             k = min(chunk, num_times - t)
-            mean, std = SCALE[name]
+            mean, std = synthetic_data.SCALE[name]
             v[t : t + k] = mean + std * rng.standard_normal((k,) + shape[1:], np.float32)
     nc.close()
     return os.path.getsize(path)

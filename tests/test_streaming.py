@@ -7,6 +7,7 @@ import jax
 import numpy as np
 import pytest
 import synthetic_data
+import test_train
 import xarray
 
 from minigencast import config, loader, normalization, train, variables, windows
@@ -91,16 +92,8 @@ def test_unreadable_part_of_a_file_is_reported_with_path_and_times(gencast_case,
                 prep.frames[t]
 
 
-# The tiny GenCast: a step compiles in seconds; no validation CRPS (sampler compile).
-TC = config.TrainConfig(
-    batch_size=4,
-    num_steps=4,
-    warmup_steps=2,
-    eval_every=1000,
-    checkpoint_every=2,
-    validation_fraction=0.2,
-    prefetch=2,
-)
+# test_train's tiny GenCast set-up (a step compiles in seconds), with validation.
+TC = dataclasses.replace(test_train.TC, num_steps=4, checkpoint_every=2, validation_fraction=0.2)
 
 
 def _train(ds, run_dir, **overrides):
