@@ -36,9 +36,12 @@ def initialize(coordinator_address=None, num_processes=None, process_id=None) ->
 
     Each argument falls back to its environment variable (`ENV`). If none is set,
     `jax.distributed.initialize()` is tried with nothing, which finds SLURM, Open MPI
-    and Cloud TPU pods as JAX does; anywhere else the run stays one process. Must run
-    before anything touches a JAX device.
+    and Cloud TPU pods as JAX does; anywhere else, or once JAX has started its devices
+    (e.g. in a notebook), the run stays one process. With arguments it must run before
+    anything touches a JAX device. Calling it again does nothing.
     """
+    if jax.distributed.is_initialized():
+        return jax.process_count()
     given = {"coordinator_address": coordinator_address}
     given["num_processes"] = num_processes
     given["process_id"] = process_id
@@ -50,8 +53,11 @@ def initialize(coordinator_address=None, num_processes=None, process_id=None) ->
     else:
         try:  # JAX's own cluster detection; raises ValueError when there is no cluster.
             jax.distributed.initialize()
-        except ValueError:
+        except ValueError:  # No cluster found.
             pass
+        except RuntimeError as e:  # JAX already started its devices: stay one process.
+            if "must be called before" not in str(e):
+                raise
     return jax.process_count()
 
 
