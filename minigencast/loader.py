@@ -13,7 +13,7 @@ function (see `windows.make_fetch`), so the same loader serves any dataset.
     is held out; a window belongs to a split only if all three of its times do.
   * The shuffle of epoch e is `default_rng([seed, e]).permutation(...)`, so the order
     depends only on (seed, epoch) and a run can resume at any (epoch, batch).
-  * Optional augmentation `augment(batch, rng)` (e.g. `windows.roll_longitude`) draws
+  * Optional augmentation `augment(batch, rng, ...)` (`windows.roll_longitude`) draws
     from `default_rng([seed, epoch, batch, 1])`, so it too is fixed by the position.
   * A daemon thread fills a bounded queue (`prefetch` batches ahead) so the
     accelerator (or the CPU's XLA threads) never waits for NumPy gathering, nor for
