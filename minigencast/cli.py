@@ -421,6 +421,8 @@ _TRAIN_HELP = {
     "keep_checkpoints": "newest checkpoints kept",
     "prefetch": "batches prepared ahead by the loader thread",
     "random_longitude_roll": "augment: turn each window by a random number of grid columns",
+    "streaming": "read each batch from --data (disk) instead of loading it all into memory",
+    "skip_nan_windows": "leave out (and log) windows holding NaN outside SST instead of stopping",
 }
 
 
@@ -459,6 +461,7 @@ def _add_config_flags(p, cls):
             type=kind,
             default=f.default,
             help=_TRAIN_HELP.get(f.name, "") + " (TrainConfig.%(dest)s)",
+            **({"nargs": "?", "const": True} if kind is _bool else {}),  # bare --flag: true
         )
 
 
@@ -468,6 +471,25 @@ def _bool(text):
     if text.lower() in ("0", "false", "no", "off"):
         return False
     raise argparse.ArgumentTypeError(f"expected true/false, got {text!r}")
+
+
+def _add_multihost_flags(p):
+    g = p.add_argument_group(
+        "several processes (hosts)",
+        "Start the same command in every process (docs/scaling.md). Unset flags fall back "
+        "to $JAX_COORDINATOR_ADDRESS, $JAX_NUM_PROCESSES, $JAX_PROCESS_ID; with none set, "
+        "SLURM, Open MPI and Cloud TPU pods are detected as JAX does it, else one process.",
+    )
+    g.add_argument("--coordinator_address", default=None, help="host:port of process 0")
+    g.add_argument("--num_processes", type=int, default=None, help="number of processes")
+    g.add_argument("--process_id", type=int, default=None, help="this process, 0..N-1")
+
+
+def _initialize_processes(args):
+    from minigencast import multihost
+
+    multihost.initialize(args.coordinator_address, args.num_processes, args.process_id)
+    return multihost.is_main()
 
 
 def _add_train(sub):
@@ -515,6 +537,7 @@ def _add_train(sub):
         help="resume even with other training settings than the run's (recorded in log.jsonl)",
     )
     _add_config_flags(p, config.TrainConfig)
+    _add_multihost_flags(p)
     p.set_defaults(run=_run_train)
 
 
@@ -523,6 +546,7 @@ def _run_train(args):
     import os
     import shlex
 
+    main = _initialize_processes(args)
     from minigencast import checkpoint, config, train
     from minigencast.data import layouts
 
@@ -556,8 +580,9 @@ def _run_train(args):
             words += [f"--{flag}", getattr(args, flag)]
     for f in dataclasses.fields(config.TrainConfig):
         words += [f"--{f.name}", str(getattr(tc, f.name))]
-    with open(os.path.join(args.run_dir, "command.txt"), "a") as f:
-        f.write(" ".join(shlex.quote(w) for w in words) + "\n")
+    if main:
+        with open(os.path.join(args.run_dir, "command.txt"), "a") as f:
+            f.write(" ".join(shlex.quote(w) for w in words) + "\n")
     result = train.train(
         ds,
         stats,
@@ -568,7 +593,8 @@ def _run_train(args):
         progress=not args.quiet,
         force=args.force,
     )
-    print(f"final checkpoint: {result['checkpoint']}")
+    if main:
+        print(f"final checkpoint: {result['checkpoint']}")
 
 
 # --------------------------------------------------------------------------- forecast
@@ -623,6 +649,7 @@ def _add_forecast(sub):
         help="replace an earlier forecast at --out (never any other file)",
     )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    _add_multihost_flags(p)
     p.set_defaults(run=_run_forecast)
 
 
@@ -631,6 +658,7 @@ def _run_forecast(args):
 
     import numpy as np
 
+    main = _initialize_processes(args)
     from minigencast import forecast, normalization, safe_output
     from minigencast.data import layouts
 
@@ -663,7 +691,8 @@ def _run_forecast(args):
         overwrite=args.overwrite,
         protect=protect,
     )
-    print(f"wrote {path}")
+    if main:
+        print(f"wrote {path}")
 
 
 # --------------------------------------------------------------------------- evaluate

@@ -161,7 +161,11 @@ class TrainConfig:
     exponential moving average of the weights, used for evaluation and saved as
     the model part of checkpoints. random_longitude_roll turns every training window
     about the polar axis by a random number of grid columns (`windows.roll_longitude`):
-    data augmentation for a small dataset (GenCast does not use it).
+    data augmentation for a small dataset (GenCast does not use it). streaming reads
+    each batch from the dataset (lazily opened, e.g. from disk) instead of holding it
+    all in memory, with the same windows in the same order (docs/scaling.md).
+    skip_nan_windows leaves out (and logs) windows holding NaN outside SST, after a
+    scan of the data; without it such a window stops training with an error.
     """
 
     batch_size: int = 8
@@ -182,6 +186,8 @@ class TrainConfig:
     keep_checkpoints: int = 3
     prefetch: int = 2
     random_longitude_roll: bool = False
+    streaming: bool = True
+    skip_nan_windows: bool = False
 
 
 # --------------------------------------------------------------------------

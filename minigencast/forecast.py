@@ -21,6 +21,9 @@ Ensembles: member i uses key fold_in(key(seed), i), split at every step into
 (carry, this_step), so the first N members are identical for any ensemble size.
 With several devices (and a member count divisible by them) members are sharded
 over a one-axis device mesh ("sample"); otherwise the same code runs on one device.
+The mesh spans the devices of all processes of a multi-process run (multihost.py):
+each process computes its members, they are gathered chunk by chunk, and process 0
+writes the file.
 
 Output: an xarray Dataset (or a NetCDF/zarr file written chunk by chunk, see
 `ForecastWriter`) with dims (sample, init_time, lead_time, [level,] lat, lon), a
@@ -37,7 +40,7 @@ import numpy as np
 import xarray
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from minigencast import network, preconditioning, sampler, stacking, windows
+from minigencast import multihost, network, preconditioning, sampler, stacking, windows
 
 STEP = np.timedelta64(12, "h")
 SAMPLE_AXIS = "sample"
@@ -161,9 +164,12 @@ def rollout(
     mesh = sample_mesh(num_members)
     if mesh is not None:
         frames = jax.device_put(frames, NamedSharding(mesh, PartitionSpec(None, SAMPLE_AXIS)))
-        keys = jax.device_put(keys, NamedSharding(mesh, PartitionSpec(SAMPLE_AXIS)))
+        # Through the key bits: a host array may be placed on devices of every process.
+        bits = np.asarray(jax.random.key_data(keys))
+        bits = jax.device_put(bits, NamedSharding(mesh, PartitionSpec(SAMPLE_AXIS)))
+        keys = jax.random.wrap_key_data(bits)
     else:
-        device = jax.sharding.SingleDeviceSharding(jax.devices()[0])
+        device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
         frames, keys = jax.device_put(frames, device), jax.device_put(keys, device)
     # Step j uses forcings[:, j : j + t_in + 1]; pad the tail so every chunk is full.
     padded = np.concatenate([forcings] + [forcings[:, -1:]] * chunk_steps, axis=1)
@@ -184,7 +190,7 @@ def rollout(
             cfg=cfg,
         )
         k = min(chunk_steps, num_steps - start)
-        yield start, np.asarray(jax.device_get(out))[:, :, :k]
+        yield start, multihost.gather(out)[:, :, :k]
 
 
 # ----------------------------------------------------------------------------- datasets
@@ -475,7 +481,7 @@ def run(
         protect = (*protect, dataset.encoding.get("source"))
         safe_output.check_output_path(out, overwrite=overwrite, protect=protect)
     task = cfg.task_config
-    data = windows.prepare(dataset, task, stats)
+    data = windows.prepare(dataset, task, stats, streaming=True)  # reads only the inits
     check_grid_matches(metadata, data.lat, data.lon)
     t_in = data.layout.num_input_times
     idx = init_indices(data.times, init_times, t_in)
@@ -486,7 +492,7 @@ def run(
     attrs = {n: dict(dataset[n].attrs) for n in task.target_variables if n in dataset}
 
     writer = None
-    if out is not None:
+    if out is not None and multihost.is_main():
         template = chunk_to_dataset(
             np.zeros((len(idx), num_members, num_steps) + data.frames.shape[1:], np.float32),
             task,
@@ -508,7 +514,11 @@ def run(
     init_frames = np.stack([data.raw_frames[j - t_in + 1 : j + 1] for j in idx])
     pieces = []
     bar = tqdm.tqdm(
-        total=num_steps, disable=not progress, desc="forecast", unit="step", dynamic_ncols=True
+        total=num_steps,
+        disable=not (progress and multihost.is_main()),
+        desc="forecast",
+        unit="step",
+        dynamic_ncols=True,
     )
     try:
         for start, outputs in rollout(
@@ -531,7 +541,7 @@ def run(
             )
             if writer is not None:
                 writer.write(chunk, start)
-            else:
+            elif out is None:
                 pieces.append(chunk)
             bar.update(k)
     except BaseException:
@@ -542,6 +552,8 @@ def run(
         bar.close()
     if writer is not None:
         writer.close()
+    if out is not None:
+        multihost.barrier("forecast written")
         return out
     ds = xarray.concat([p.drop_vars("valid_time") for p in pieces], dim="lead_time")
     return add_cf_attributes(ds)

@@ -13,10 +13,13 @@ function (see `windows.make_fetch`), so the same loader serves any dataset.
     is held out; a window belongs to a split only if all three of its times do.
   * The shuffle of epoch e is `default_rng([seed, e]).permutation(...)`, so the order
     depends only on (seed, epoch) and a run can resume at any (epoch, batch).
-  * Optional augmentation `augment(batch, rng)` (e.g. `windows.roll_longitude`) draws
+  * Optional augmentation `augment(batch, rng, ...)` (`windows.roll_longitude`) draws
     from `default_rng([seed, epoch, batch, 1])`, so it too is fixed by the position.
   * A daemon thread fills a bounded queue (`prefetch` batches ahead) so the
-    accelerator (or the CPU's XLA threads) never waits for NumPy gathering.
+    accelerator (or the CPU's XLA threads) never waits for NumPy gathering, nor for
+    the disk when `fetch` reads from it (`windows.prepare(..., streaming=True)`).
+  * With several processes (`rows`), every process walks the same global order and
+    fetches only its rows of each global batch (docs/scaling.md).
 """
 
 from __future__ import annotations
@@ -90,7 +93,9 @@ class WindowLoader:
       seed: shuffle seed.
       prefetch: batches prepared ahead in a background thread (0: synchronous).
       position: {"epoch": e, "batch": b}, the next batch to produce (for resuming).
-      augment: augment(batch, rng) -> batch, applied to every batch (None: off).
+      augment: augment(batch, rng, rows=, batch_size=) -> batch, applied to every batch
+        (None: off); `rows` and `batch_size` locate the fetched rows in the global batch.
+      rows: slice of each global batch this process fetches (None: all of it).
 
     Iterating yields (position_after, batch): `position_after` is where a run
     resumed after this batch continues.
@@ -105,6 +110,7 @@ class WindowLoader:
         prefetch: int = 2,
         position: dict | None = None,
         augment: Callable | None = None,
+        rows: slice | None = None,
     ):
         windows = np.asarray(windows)
         if len(windows) < batch_size:
@@ -120,11 +126,12 @@ class WindowLoader:
         self.batches_per_epoch = len(windows) // batch_size
         self.position = dict(position or {"epoch": 0, "batch": 0})
         self.augment = augment
+        self.rows = slice(None) if rows is None else rows
 
     def _frames(self, epoch: int, batch: int) -> np.ndarray:
         order = epoch_order(len(self.windows), self.seed, epoch)
         sel = order[batch * self.batch_size : (batch + 1) * self.batch_size]
-        return self.windows[sel]
+        return self.windows[sel][self.rows]
 
     def _positions(self) -> Iterator[tuple[dict, dict]]:
         epoch, batch = self.position["epoch"], self.position["batch"]
@@ -139,7 +146,7 @@ class WindowLoader:
         batch = self.fetch(self._frames(here["epoch"], here["batch"]))
         if self.augment is not None:
             rng = np.random.default_rng([self.seed, here["epoch"], here["batch"], 1])
-            batch = self.augment(batch, rng)
+            batch = self.augment(batch, rng, rows=self.rows, batch_size=self.batch_size)
         return batch
 
     def __iter__(self):

@@ -3,13 +3,15 @@
   loss (losses.py) -> gradients -> clip global norm -> AdamW (warm-up + cosine)
                    -> optional EMA of the weights (evaluation weights)
 
-Data parallelism uses `jax.sharding`: one mesh axis "batch" over all devices; the
-batch is sharded along it, parameters and optimiser state are replicated, and XLA
-inserts the gradient all-reduce. On one device the very same code runs (a mesh of
-one). Each example draws its noise level and noise from
-`split(fold_in(key, step), batch_size)[i]`, which depends neither on the number of
-devices nor on whether the run was resumed, so N steps in one go, N/2 + kill +
-resume, and 1 vs 4 devices give the same weights (bitwise on CPU for the first two).
+Data parallelism uses `jax.sharding`: one mesh axis "batch" over all devices (of
+all processes, see multihost.py); the batch is sharded along it, parameters and
+optimiser state are replicated, and XLA inserts the gradient all-reduce. On one
+device the very same code runs (a mesh of one). Each process reads only its rows of
+every global batch, from memory or streamed from disk (docs/scaling.md). Each example
+draws its noise level and noise from `split(fold_in(key, step), batch_size)[i]`,
+which depends neither on the number of devices (or processes) nor on whether the run
+was resumed, so N steps in one go, N/2 + kill + resume, and 1 vs 4 devices give the
+same weights (bitwise on CPU for the first two).
 
 The train state is a plain dict pytree:
   {"params": nested dict, "opt_state": optax state, "ema_params": dict or None,
@@ -42,6 +44,7 @@ from minigencast import (
     forecast,
     loader,
     losses,
+    multihost,
     network,
     noise,
     preconditioning,
@@ -135,13 +138,23 @@ def replicated(mesh: Mesh) -> NamedSharding:
     return NamedSharding(mesh, PartitionSpec())
 
 
-def shard_batch(batch, mesh: Mesh):
-    """Places a host batch (leading dim divisible by the device count) on the mesh."""
+def shard_batch(batch, mesh: Mesh, size: int | None = None):
+    """Places a host batch on the mesh, sharded along its leading dim.
+
+    With one process `batch` is the whole batch (leading dim divisible by the device
+    count); with several it is this process's `process_rows(mesh, size)` of a global
+    batch of `size`.
+    """
     n = mesh.devices.size
-    for leaf in jax.tree_util.tree_leaves(batch):
-        if leaf.shape[0] % n:
-            raise ValueError(f"batch size {leaf.shape[0]} is not divisible by {n} devices")
-    return jax.device_put(batch, batch_sharding(mesh))
+    size = jax.tree_util.tree_leaves(batch)[0].shape[0] if size is None else size
+    if size % n:
+        raise ValueError(f"batch size {size} is not divisible by {n} devices")
+    return multihost.global_batch(batch, batch_sharding(mesh), size)
+
+
+def process_rows(mesh: Mesh, size: int) -> slice:
+    """The rows of a global batch of `size` that this process reads."""
+    return multihost.process_rows(batch_sharding(mesh), size)
 
 
 def replicate(tree, mesh: Mesh):
@@ -325,11 +338,11 @@ def validation_loss(eval_loss, params, structure, val_windows, fetch, batch_size
     if n == 0:
         return float("nan")
     val_windows, base = np.asarray(val_windows), jax.random.key(seed + 1)
-    losses = []
+    losses, rows = [], process_rows(mesh, batch_size)
     for start in range(0, n, batch_size):
         idx = np.arange(start, min(start + batch_size, n))
         padded = np.concatenate([idx, np.full(batch_size - idx.size, idx[-1])])
-        batch = shard_batch(fetch(val_windows[padded]), mesh)
+        batch = shard_batch(fetch(val_windows[padded][rows]), mesh, batch_size)
         keys = jax.vmap(functools.partial(jax.random.fold_in, base))(padded)
         losses.append(np.asarray(eval_loss(params, structure, batch, keys))[: idx.size])
     return float(np.mean(np.concatenate(losses)))
@@ -394,9 +407,15 @@ def train(
 ):
     """Trains (or resumes training of) a GenCast denoiser; returns the final state dict.
 
+    With several processes (`multihost.initialize`) every process calls this with the
+    same arguments; each reads only its rows of every batch, and process 0 alone writes
+    into `run_dir` (a folder all processes see). A checkpoint resumes with any number
+    of processes and devices.
+
     Args:
       dataset: canonical xarray Dataset (time, [level,] lat, lon) with the task's
-        variables (progress forcings are added if absent).
+        variables (progress forcings are added if absent); opened lazily from disk,
+        it is read a batch at a time when `tc.streaming`.
       stats: {"mean", "stddev", "diffs_stddev", "min"} Datasets (`windows.read_stats`).
       cfg: GenCastConfig; tc: TrainConfig.
       run_dir: output folder: checkpoints/, stats/, log.csv, log.jsonl, loss_curve.png.
@@ -413,16 +432,22 @@ def train(
     Returns:
       {"state", "history" (list of log rows), "checkpoint" (path of the last one)}.
     """
+    main = multihost.is_main()
     os.makedirs(run_dir, exist_ok=True)
-    data = windows.prepare(dataset, cfg.task_config, stats)
+    data = windows.prepare(dataset, cfg.task_config, stats, streaming=tc.streaming)
     grid = {"lat": data.lat, "lon": data.lon}
     ckpt_dir = os.path.join(run_dir, "checkpoints")
     last = training_state.latest(ckpt_dir)
     if last is not None:  # Refuse a run dir of another config/grid before any heavy work.
         training_state.check_compatible(last, cfg, grid)
         training_state.check_resume(last, tc, run_dir, force=force)
-    windows.write_stats(stats, os.path.join(run_dir, "stats"))
+    if main:
+        windows.write_stats(stats, os.path.join(run_dir, "stats"))
     train_windows, val_windows = loader.split_by_time(data.times, tc.validation_fraction)
+    if tc.skip_nan_windows:
+        train_windows, val_windows = drop_nan_windows(
+            data, train_windows, val_windows, run_dir if main else None, progress and main
+        )
     if len(train_windows) == 0:
         raise ValueError("no training windows: the dataset needs 3 consecutive 12-hourly times")
     mesh = data_mesh(devices)
@@ -432,7 +457,7 @@ def train(
         )
     noise_fn = noise_function(data.lat, data.lon)
     structure = replicate(network.build_structure(cfg, data.lat, data.lon), mesh)
-    fetch = windows.make_fetch(data.frames, data.forcings, data.static, data.layout)
+    fetch = windows.make_fetch(data.frames, data.forcings, data.static, data.layout, data.times)
 
     base_key = jax.random.key(tc.seed)
     if init_params is None:
@@ -459,31 +484,44 @@ def train(
         prefetch=tc.prefetch,
         position=position,
         augment=windows.roll_longitude if tc.random_longitude_roll else None,
+        rows=process_rows(mesh, tc.batch_size),
     )
 
     def save(step):
-        return training_state.save(
-            ckpt_dir,
-            step=step,
-            state=state,
-            config=cfg,
-            train_config=tc,
-            loader_position=batches.position,
-            rng_key=base_key,
-            grid=grid,
-            keep=tc.keep_checkpoints,
+        # The state is replicated: process 0 writes it once; the others wait for the file.
+        path = (
+            None
+            if not main
+            else training_state.save(
+                ckpt_dir,
+                step=step,
+                state=state,
+                config=cfg,
+                train_config=tc,
+                loader_position=batches.position,
+                rng_key=base_key,
+                grid=grid,
+                keep=tc.keep_checkpoints,
+            )
         )
+        multihost.barrier(f"checkpoint {step}")
+        return path or training_state.step_dir(ckpt_dir, step)
 
     history, path = [], last
     t0, done_at_t0 = time.perf_counter(), start
     bar = tqdm.tqdm(
-        total=tc.num_steps, initial=start, disable=not progress, desc="train", dynamic_ncols=True
+        total=tc.num_steps,
+        initial=start,
+        disable=not (progress and main),
+        desc="train",
+        dynamic_ncols=True,
     )
     iterator = iter(batches)
     try:
         for step in range(start, tc.num_steps):
             _, batch = next(iterator)
-            state, metrics = step_fn(state, structure, shard_batch(batch, mesh), base_key)
+            batch = shard_batch(batch, mesh, tc.batch_size)
+            state, metrics = step_fn(state, structure, batch, base_key)
             row = {k: float(v) for k, v in metrics.items()}
             wall = time.perf_counter() - t0
             row.update(
@@ -511,7 +549,8 @@ def train(
                     row["val_crps"] = json.dumps(crps)
             if (step + 1) % tc.checkpoint_every == 0 or is_last:
                 path = save(step + 1)
-            _append_log(run_dir, row)
+            if main:
+                _append_log(run_dir, row)
             history.append(row)
             bar.set_postfix(loss=f"{row['loss']:.4g}", ex_s=f"{row['examples_per_s']:.2f}")
             bar.update(1)
@@ -519,8 +558,32 @@ def train(
                 callback(step + 1, state, row)
     finally:
         bar.close()
-    plot_loss_curve(run_dir)
+    if main:
+        plot_loss_curve(run_dir)
     return {"state": state, "history": history, "checkpoint": path}
+
+
+def drop_nan_windows(data, train_windows, val_windows, log_dir=None, progress=False):
+    """(train, validation) windows without those holding NaN outside SST.
+
+    Scans every time once (`windows.nan_times`) and logs each window left out to
+    `log_dir`/skipped_windows.txt (one line: its three times) and a count to stderr.
+    """
+    import sys
+
+    bad = windows.nan_times(data.frames, data.forcings, progress=progress)
+    kept = []
+    for w in (train_windows, val_windows):
+        drop = bad[w].any(axis=1)
+        if drop.any() and log_dir is not None:
+            with open(os.path.join(log_dir, "skipped_windows.txt"), "a") as f:
+                for row in w[drop]:
+                    f.write(" ".join(np.datetime_as_string(data.times[row], unit="s")) + "\n")
+        kept.append(w[~drop])
+    n = sum(len(a) - len(b) for a, b in zip((train_windows, val_windows), kept, strict=True))
+    if n and log_dir is not None:
+        print(f"left out {n} windows with NaN outside SST (skipped_windows.txt)", file=sys.stderr)
+    return kept[0], kept[1]
 
 
 _NOISE_FNS: dict = {}

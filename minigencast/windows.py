@@ -22,6 +22,11 @@ A window (t-12h, t, t+12h) becomes one training example (spec sec. 1.3, 2.2):
 and a forecast step inverts the last line (`from_residual`). `build_inputs` and
 `from_residual` accept NumPy or jax.numpy arrays, so the loader (NumPy, host) and
 the jitted rollout use one definition.
+
+The per-time arrays are either read whole into memory (`prepare`) or read from the
+(lazy, on-disk) dataset a batch at a time (`prepare(..., streaming=True)`, a
+`TimeReader` per array); both index the same way and give the same numbers, so
+training from either is bitwise the same (docs/scaling.md).
 """
 
 from __future__ import annotations
@@ -225,26 +230,57 @@ def fill_nans(xp, frame, layout: Layout):
     return xp.where(fillable, per_channel(layout.fill, frame), frame)
 
 
-def make_fetch(frames: np.ndarray, forcings: np.ndarray, static: np.ndarray, layout: Layout):
+def make_fetch(frames, forcings, static: np.ndarray, layout: Layout, times=None):
     """fetch(window_frames [B, T_in + 1] int) -> {"inputs", "forcings", "targets"} (NumPy).
 
     Shapes: inputs [B, lat, lon, C_in], forcings [B, lat, lon, C_f],
-    targets [B, lat, lon, C_t], all float32.
+    targets [B, lat, lon, C_t], all float32. `frames` and `forcings` are arrays or
+    `TimeReader`s. A window holding NaN outside SST (whose NaNs are filled) is refused
+    with a ValueError naming its times (`times`: [time] datetimes of the frames).
     """
 
     def fetch(window):
         window = np.asarray(window)
-        f_in = frames[window[:, :-1]]  # [B, T_in, lat, lon, C_t]
-        return {
-            "inputs": build_inputs(np, f_in, forcings[window[:, :-1]], static, layout),
-            "forcings": forcings[window[:, -1]],
-            "targets": to_residual(np, frames[window[:, -1]], f_in[:, -1], layout),
+        f, g = frames[window], forcings[window]  # one read each: [B, T_in + 1, lat, lon, C]
+        f_in = f[:, :-1]  # [B, T_in, lat, lon, C_t]
+        example = {
+            "inputs": build_inputs(np, f_in, g[:, :-1], static, layout),
+            "forcings": g[:, -1],
+            "targets": to_residual(np, f[:, -1], f_in[:, -1], layout),
         }
+        bad = np.zeros(len(window), bool)
+        for v in example.values():
+            bad |= np.isnan(v).reshape(len(window), -1).any(axis=1)
+        if bad.any():
+            w = window[np.argmax(bad)]
+            at = w.tolist() if times is None else np.datetime_as_string(times[w], unit="s")
+            raise ValueError(
+                f"the training window at times {', '.join(map(str, at))} holds NaN outside "
+                "SST; repair the data "
+                "or leave such windows out (TrainConfig.skip_nan_windows, --skip_nan_windows)"
+            )
+        return example
 
     return fetch
 
 
-def roll_longitude(example: dict, rng: np.random.Generator) -> dict:
+def nan_times(frames, forcings, chunk: int = 64, progress: bool = False) -> np.ndarray:
+    """[time] bool: the frame (NaN-filled) or forcing of that time holds a NaN.
+
+    Reads the arrays (or `TimeReader`s) `chunk` times at a time: one pass over the data.
+    """
+    import tqdm
+
+    n = len(frames)
+    out = np.zeros(n, bool)
+    for start in tqdm.trange(0, n, chunk, disable=not progress, desc="NaN scan"):
+        idx = np.arange(start, min(start + chunk, n))
+        for arr in (frames, forcings):
+            out[idx] |= np.isnan(arr[idx]).reshape(len(idx), -1).any(axis=1)
+    return out
+
+
+def roll_longitude(example: dict, rng: np.random.Generator, rows=None, batch_size=None) -> dict:
     """Rotates each window of a batch about the polar axis by a random whole grid column.
 
     example[k][b] -> np.roll(example[k][b], s_b, axis=lon), s_b ~ U{0, ..., num_lon - 1},
@@ -253,9 +289,14 @@ def roll_longitude(example: dict, rng: np.random.Generator) -> dict:
     turn with it, and so does day_progress, which is local solar time (each column keeps
     its own). It is an exact symmetry of a world whose only longitude dependence is in
     those inputs (the toy planet), up to year_progress, which is off by < 1 day.
+
+    With several processes `example` holds the rows `rows` (a slice) of a global batch of
+    `batch_size` windows: the shifts are drawn for the whole batch and sliced, so each
+    window turns as it would in one process.
     """
     num_lon = example["inputs"].shape[-2]
-    shifts = rng.integers(0, num_lon, size=example["inputs"].shape[0])
+    size = example["inputs"].shape[0] if batch_size is None else batch_size
+    shifts = rng.integers(0, num_lon, size=size)[slice(None) if rows is None else rows]
     return {
         k: np.stack([np.roll(x, s, axis=-2) for x, s in zip(v, shifts, strict=True)])
         for k, v in example.items()
@@ -277,24 +318,65 @@ def write_stats(stats: dict, folder: str) -> None:
     normalization.write_stats(stats, folder)
 
 
+class TimeReader:
+    """A [time, ...] array read from a (lazy, on-disk) Dataset on demand.
+
+    `reader[index]` (an int, a slice or an int array of any shape) returns what
+    `array[index]` would if the whole array were in memory: it reads each distinct
+    time once, `read(ds.isel(time=sorted unique times))` -> [n, ...] NumPy, and
+    gathers. Memory is that of the times asked for, not of the dataset. A file that
+    cannot be read is reported with its path and time range.
+    """
+
+    def __init__(self, ds, read, shape: tuple, name: str = "data"):
+        self.ds, self.read, self.shape, self.name = ds, read, tuple(shape), name
+        self.ndim = len(self.shape)
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, index) -> np.ndarray:
+        idx = np.arange(self.shape[0])[index]
+        unique, inverse = np.unique(idx, return_inverse=True)
+        try:  # One load per batch: each chunk of a (dask, zarr) store is read once.
+            block = self.read(self.ds.isel(time=unique).load())
+        except (OSError, RuntimeError) as e:  # netCDF4/HDF5/zarr read failures
+            times = self.ds["time"].values[unique].astype("datetime64[s]")
+            raise ValueError(
+                f"cannot read the {self.name} of {source_of(self.ds)} at times "
+                f"{times.min()} .. {times.max()}: {e}"
+            ) from e
+        return block[inverse.reshape(np.shape(idx))]
+
+
+def source_of(ds) -> str:
+    """The file a Dataset was opened from (xarray's `encoding["source"]`), if known."""
+    for obj in (ds, *ds.data_vars.values()):
+        if obj.encoding.get("source"):
+            return str(obj.encoding["source"])
+    return "the dataset"
+
+
 class Prepared(NamedTuple):
-    """A dataset as the arrays of this module (host NumPy)."""
+    """A dataset as the arrays of this module (host NumPy, or `TimeReader`s if streaming)."""
 
     times: np.ndarray  # [time] datetime64[ns]
     lat: np.ndarray  # [lat] degrees, ascending
     lon: np.ndarray  # [lon] degrees, from 0
-    frames: np.ndarray  # [time, lat, lon, C_t] physical, NaNs filled
-    raw_frames: np.ndarray  # [time, lat, lon, C_t] physical, NaNs kept (for NaN masks)
-    forcings: np.ndarray  # [time, lat, lon, C_f] normalised
+    frames: np.ndarray | TimeReader  # [time, lat, lon, C_t] physical, NaNs filled
+    raw_frames: np.ndarray | TimeReader  # [time, lat, lon, C_t] physical, NaNs kept
+    forcings: np.ndarray | TimeReader  # [time, lat, lon, C_f] normalised
     static: np.ndarray  # [lat, lon, C_s] normalised
     layout: Layout
 
 
-def prepare(ds, task, stats: dict) -> Prepared:
+def prepare(ds, task, stats: dict, streaming: bool = False) -> Prepared:
     """Canonical Dataset (time, [level,] lat, lon) -> `Prepared` arrays for `task`.
 
     Adds the progress forcings if absent, checks the grid (ascending latitudes incl.
-    poles, longitudes from 0) and every variable the task needs.
+    poles, longitudes from 0) and every variable the task needs. With `streaming`
+    the per-time arrays stay on disk as `TimeReader`s (`ds` should be opened lazily:
+    `xarray.open_dataset` / `open_zarr`); the first time is read once as a check.
     """
     from minigencast import geometry
     from minigencast.data import forcings as forcings_lib
@@ -305,20 +387,45 @@ def prepare(ds, task, stats: dict) -> Prepared:
         missing = sorted(set(task.pressure_levels) - set(int(v) for v in ds["level"].values))
         if missing:
             raise ValueError(f"dataset lacks pressure levels {missing} that the model uses")
-    ds = forcings_lib.add_progress_features(ds)
     lat, lon = geometry.check_grid(ds["lat"].values, ds["lon"].values)
     layout = build_layout(task, stats)
-    raw = frames_from_dataset(ds, task)
-    return Prepared(
-        times=np.asarray(ds["time"].values, "datetime64[ns]"),
-        lat=lat,
-        lon=lon,
-        frames=fill_nans(np, raw, layout).astype(np.float32),
-        raw_frames=raw,
-        forcings=forcings_from_dataset(ds, task, layout),
-        static=static_from_dataset(ds, task, layout),
-        layout=layout,
-    )
+    times = np.asarray(ds["time"].values, "datetime64[ns]")
+    static = static_from_dataset(ds, task, layout)
+
+    def read_raw(piece):
+        return frames_from_dataset(piece, task)
+
+    def read_frames(piece):
+        return fill_nans(np, frames_from_dataset(piece, task), layout).astype(np.float32)
+
+    def read_forcings(piece):
+        return forcings_from_dataset(forcings_lib.add_progress_features(piece), task, layout)
+
+    if not streaming:
+        raw, forcings = read_raw(ds), read_forcings(ds)
+        frames = fill_nans(np, raw, layout).astype(np.float32)
+    else:
+        grid = (len(times), len(lat), len(lon))
+        levels = set(task.pressure_levels)
+
+        def subset(names):  # Only what is needed is read: the variables, the levels.
+            sub = ds.drop_vars([v for v in ds.data_vars if v not in names])
+            if "level" in sub.dims:
+                sub = sub.sel(level=[v for v in sub["level"].values if int(v) in levels])
+            return sub
+
+        raw, frames, forcings = (
+            TimeReader(subset(names), read, grid + (len(channels(task)),), name)
+            for read, names, channels, name in (
+                (read_raw, task.target_variables, stacking.target_channels, "frames"),
+                (read_frames, task.target_variables, stacking.target_channels, "frames"),
+                (read_forcings, task.forcing_variables, stacking.forcing_channels, "forcings"),
+            )
+        )
+        for reader in (frames, forcings):  # Missing variables and grid mismatches now.
+            if reader[:1].shape != (1,) + reader.shape[1:]:
+                raise ValueError(f"{reader.name} read as {reader[:1].shape[1:]}, not {grid}")
+    return Prepared(times, lat, lon, frames, raw, forcings, static, layout)
 
 
 def future_forcings(times, lon, task, layout: Layout) -> np.ndarray:
