@@ -37,7 +37,7 @@ import numpy as np
 import xarray
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from minigencast import network, preconditioning, sampler, stacking, windows
+from minigencast import channel_order, network, preconditioning, sampler, windows
 
 STEP = np.timedelta64(12, "h")
 SAMPLE_AXIS = "sample"
@@ -190,7 +190,7 @@ def rollout(
 # ----------------------------------------------------------------------------- datasets
 def variable_blocks(task):
     """[(variable, [channel indices], levels or None)] of the target channels, sorted."""
-    channels = stacking.target_channels(task)
+    channels = channel_order.target_channels(task)
     out = []
     for name in dict.fromkeys(c.variable for c in channels):
         idx = [i for i, c in enumerate(channels) if c.variable == name]
@@ -211,7 +211,7 @@ def chunk_to_dataset(outputs, task, init_times, lead_times, lat, lon, attrs=None
             values, dims = np.moveaxis(block, -1, 3), ("level", "lat", "lon")
         da = xarray.DataArray(values, dims=("sample", "init_time", "lead_time") + dims)
         data[name] = da.assign_attrs((attrs or {}).get(name, {}))
-    levels = [c.level for c in stacking.target_channels(task) if c.level is not None]
+    levels = [c.level for c in channel_order.target_channels(task) if c.level is not None]
     coords = {
         "sample": np.arange(outputs.shape[0]),
         "init_time": np.asarray(init_times, "datetime64[ns]"),

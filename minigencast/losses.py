@@ -43,7 +43,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from minigencast import preconditioning, variables
+from minigencast import channel_order, preconditioning, variables
 
 # DeepMind's per-variable weights (gencast.py): any variable not listed weighs 1.0.
 DEFAULT_VARIABLE_WEIGHT = 1.0
@@ -121,7 +121,7 @@ def channel_weights(
 
     Args:
       channels: one entry per stacked target channel with attributes `variable`
-        (str) and `level` (hPa or None), e.g. `stacking.target_channels(task)`.
+        (str) and `level` (hPa or None), e.g. `channel_order.target_channels(task)`.
         A variable's level weights use the mean of *its* levels, as DeepMind's
         loss normalises by the target's `level` coordinate.
       per_variable_weights: optional overrides of `variable_weight`.
@@ -147,10 +147,9 @@ def channel_weights(
 
 
 def task_channel_weights(task, per_variable_weights=None) -> np.ndarray:
-    """`channel_weights` for the task's stacked targets (stacking.target_channels order)."""
-    from minigencast import stacking  # the network helper's module; channel order lives there
+    """`channel_weights` for the task's stacked targets (channel_order.target_channels order)."""
 
-    return channel_weights(stacking.target_channels(task), per_variable_weights)
+    return channel_weights(channel_order.target_channels(task), per_variable_weights)
 
 
 # --------------------------------------------------------------------------

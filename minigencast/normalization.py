@@ -252,7 +252,7 @@ def channel_vectors(stats: dict, channels) -> dict[str, np.ndarray]:
     Args:
       stats: {"mean", "stddev", "diffs_stddev", "min"} Datasets.
       channels: sequence of (variable, level) pairs or objects with `.variable`
-        and `.level` (stacking.Channel); level None for surface/static/forcings.
+        and `.level` (channel_order.Channel); level None for surface/static/forcings.
 
     Returns:
       {"mean", "stddev", "diffs_stddev", "min"} -> np.float32 [C]; NaN where a

@@ -37,18 +37,18 @@ import optax
 import tqdm
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from minigencast import config as config_lib
 from minigencast import (
+    channel_order,
     forecast,
     loader,
     losses,
     network,
     noise,
     preconditioning,
-    stacking,
     training_state,
     windows,
 )
+from minigencast import config as config_lib
 
 BATCH_AXIS = "batch"
 
@@ -274,10 +274,10 @@ LOG_FIELDS = (
 def headline_channels(task) -> list[tuple[int, str]]:
     """[(target channel index, short name)] logged during training: z500 and t850."""
     out = []
-    for i, c in enumerate(stacking.target_channels(task)):
+    for i, c in enumerate(channel_order.target_channels(task)):
         if (c.variable, c.level) in (("geopotential", 500), ("temperature", 850)):
             out.append((i, f"{'z' if c.variable == 'geopotential' else 't'}{c.level}"))
-    return out or [(0, stacking.target_channels(task)[0].variable)]
+    return out or [(0, channel_order.target_channels(task)[0].variable)]
 
 
 def validation_crps(

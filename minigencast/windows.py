@@ -5,7 +5,7 @@ vectors and index arrays built once from the task and the normalisation
 statistics) and per-time arrays:
 
   frames   [time, lat, lon, C_t]  physical target variables, DeepMind's target
-                                  channel order (`stacking.target_channels`), SST NaNs
+                                  channel order (`channel_order.target_channels`), SST NaNs
                                   filled with min(SST) (spec sec. 2.2 step 1)
   forcings [time, lat, lon, C_f]  the generated forcings (spec sec. 1.5), normalised
   static   [lat, lon, C_s]        static fields, normalised
@@ -30,7 +30,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from minigencast import stacking, variables
+from minigencast import channel_order, stacking, variables
 
 SST = "sea_surface_temperature"
 
@@ -63,10 +63,10 @@ class Layout(NamedTuple):
     num_input_times: int
 
 
-def static_channels(task) -> tuple[stacking.Channel, ...]:
+def static_channels(task) -> tuple[channel_order.Channel, ...]:
     """Static input channels (sorted, one each), e.g. geopotential_at_surface, land_sea_mask."""
     names = sorted(v for v in task.input_variables if v in variables.STATIC_VARIABLES)
-    return tuple(stacking.Channel(v) for v in names)
+    return tuple(channel_order.Channel(v) for v in names)
 
 
 def build_layout(task, stats: dict) -> Layout:
@@ -75,11 +75,11 @@ def build_layout(task, stats: dict) -> Layout:
     Variables absent from a statistics file are left unnormalised (mean 0, std 1), as
     DeepMind's normalisation does (spec sec. 2.1).
     """
-    targets = stacking.target_channels(task)
-    forcings = stacking.forcing_channels(task)
+    targets = channel_order.target_channels(task)
+    forcings = channel_order.forcing_channels(task)
     statics = static_channels(task)
-    inputs = stacking.input_channels(task)
-    n_in_times = stacking.num_input_times(task)
+    inputs = channel_order.input_channels(task)
+    n_in_times = channel_order.num_input_times(task)
 
     def vec(channels, name, default):
         return stacking.channel_vector(channels, stats[name], default=default).astype(np.float32)
@@ -131,7 +131,7 @@ def _level_sel(da, level):
 def frames_from_dataset(ds, task, layout: Layout | None = None) -> np.ndarray:
     """[time, lat, lon, C_t] float32 physical target variables (NaNs filled if `layout`)."""
     blocks = []
-    for c in stacking.target_channels(task):
+    for c in channel_order.target_channels(task):
         if c.variable not in ds:
             raise ValueError(
                 f"dataset has no variable {c.variable!r} that the model predicts; it has "
@@ -149,7 +149,7 @@ def forcings_from_dataset(ds, task, layout: Layout) -> np.ndarray:
     """[time, lat, lon, C_f] float32 normalised forcings; `ds` must hold them."""
     n_lat, n_lon = ds.sizes["lat"], ds.sizes["lon"]
     blocks = []
-    for c in stacking.forcing_channels(task):
+    for c in channel_order.forcing_channels(task):
         if c.variable not in ds:
             raise ValueError(f"dataset has no forcing {c.variable!r}; add the forcings first")
         da = ds[c.variable]

@@ -9,7 +9,16 @@ import pytest
 import synthetic_data
 import xarray
 
-from minigencast import checkpoint, config, forecast, network, train, training_state, windows
+from minigencast import (
+    channel_order,
+    checkpoint,
+    config,
+    forecast,
+    network,
+    train,
+    training_state,
+    windows,
+)
 
 STEP = np.timedelta64(12, "h")
 
@@ -201,7 +210,7 @@ def test_load_model_reads_our_checkpoints(setup, tmp_path):
 
 
 def test_layout_never_feeds_back_target_only_variables():
-    from minigencast import normalization, stacking, variables
+    from minigencast import normalization, variables
     from minigencast.data import synthetic
 
     levels = (500, 850)
@@ -209,9 +218,9 @@ def test_layout_never_feeds_back_target_only_variables():
     ds = synthetic.sample(num_times=4, levels=levels)
     stats = normalization.compute_stats(ds, chunks=None)
     layout = windows.build_layout(task, stats)
-    targets = stacking.target_channels(task)
+    targets = channel_order.target_channels(task)
     precip = [i for i, c in enumerate(targets) if c.variable == variables.PRECIPITATION]
-    n_block = len(targets) + len(stacking.forcing_channels(task))
+    n_block = len(targets) + len(channel_order.forcing_channels(task))
     sources = {int(i) % n_block for i in layout.input_index if i < 2 * n_block}
     assert precip and not set(precip) & sources
     assert not layout.is_residual[precip].any()

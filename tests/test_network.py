@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from minigencast import checkpoint, config, network, stacking
+from minigencast import channel_order, checkpoint, config, network
 
 DATA = pathlib.Path(__file__).parent / "data"
 PARITY = pathlib.Path(__file__).parent / "parity" / "open"
@@ -140,4 +140,4 @@ def test_num_parameters_for_other_task():
     toy = dataclasses.replace(cfg, task_config=config.tiny().task_config)
     assert network.num_parameters(cfg, task=toy.task_config) == network.num_parameters(toy)
     assert network.num_parameters(toy) < 57_492_612
-    assert len(stacking.target_channels(toy.task_config)) == 16
+    assert len(channel_order.target_channels(toy.task_config)) == 16

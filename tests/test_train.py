@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import synthetic_data
 
-from minigencast import config, loader, train, training_state, windows
+from minigencast import channel_order, config, loader, train, training_state, windows
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -207,7 +207,7 @@ def test_fetch_matches_the_data_layers_pipeline():
     ref_f, _ = stacking.dataset_to_array(
         normalization.normalize_inputs(forcings, stats), grid=ref_in.shape[-3:-1]
     )
-    assert tuple(ch) == stacking.input_channels(task)
+    assert tuple(ch) == channel_order.input_channels(task)
     assert not np.isnan(ex["inputs"]).any() and not np.isnan(ex["targets"]).any()
     np.testing.assert_allclose(ex["inputs"], ref_in.reshape(ex["inputs"].shape), atol=1e-5)
     np.testing.assert_allclose(ex["targets"], ref_t.reshape(ex["targets"].shape), atol=1e-5)

@@ -38,13 +38,13 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from minigencast import (
+    channel_order,
     checkpoint,
     config,
     graphs,
     network,
     nn,
     preconditioning,
-    stacking,
     transformer,
 )
 
@@ -82,9 +82,9 @@ print(
 # %%
 task = CFG.task_config
 c_in_ch, c_t_ch, c_f_ch = (
-    stacking.input_channels(task),
-    stacking.target_channels(task),
-    stacking.forcing_channels(task),
+    channel_order.input_channels(task),
+    channel_order.target_channels(task),
+    channel_order.forcing_channels(task),
 )
 C_IN, C_T, C_F = network.channel_counts(CFG)
 print(
@@ -92,7 +92,7 @@ print(
 )
 print("first input channels:", [f"{c.variable}@{c.level or 'sfc'}/t{c.time}" for c in c_in_ch[:4]])
 print("target channels:     ", [f"{c.variable}@{c.level or 'sfc'}" for c in c_t_ch[:5]], "...")
-perm = stacking.interleave_index(task)
+perm = channel_order.interleave_index(task)
 block = [(c_f_ch + c_t_ch)[i].variable for i in perm]
 print("forcings + noisy targets, interleaved:", block[:6], "...")
 assert block == sorted(block)  # alphabetical by variable name

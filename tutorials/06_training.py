@@ -40,6 +40,7 @@ import numpy as np
 import scipy.stats
 
 from minigencast import (
+    channel_order,
     config,
     data,
     loader,
@@ -47,7 +48,6 @@ from minigencast import (
     network,
     noise,
     preconditioning,
-    stacking,
     train,
     windows,
 )
@@ -135,7 +135,7 @@ plt.show()
 # %%
 lat = ds.lat.values
 lat_w = losses.latitude_weights(lat)
-channels = stacking.target_channels(TASK)
+channels = channel_order.target_channels(TASK)
 chan_w = losses.task_channel_weights(TASK)
 fig, axes = plt.subplots(1, 3, figsize=(15, 3.3))
 axes[0].plot(lat, lat_w, "o-", ms=3)

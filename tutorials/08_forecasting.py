@@ -37,6 +37,7 @@ import numpy as np
 
 from minigencast import (
     baselines,
+    channel_order,
     config,
     data,
     forecast,
@@ -46,7 +47,6 @@ from minigencast import (
     preconditioning,
     quickstart,
     sampler,
-    stacking,
     train,
     windows,
 )
@@ -332,7 +332,7 @@ next_frame = windows.from_residual(jnp, residual, frames[-1], layout)  # X_t + d
 first_lead = np.stack(
     [
         fc[c.variable].sel(level=c.level) if c.level else fc[c.variable]
-        for c in stacking.target_channels(CFG.task_config)
+        for c in channel_order.target_channels(CFG.task_config)
     ],
     axis=-1,
 )
