@@ -265,7 +265,7 @@ def _add_info(sub):
     p = sub.add_parser(
         "info",
         help="Print a JSON description of a configuration: graph sizes, parameters, memory.",
-        description="API twin: minigencast.graphs.info(cfg, grid).",
+        description="API twin: minigencast.info.info(cfg, grid).",
     )
     p.add_argument("--preset", required=True, help="Preset name, e.g. gencast_1p0deg_mini.")
     p.add_argument("--grid", help="NLATxNLON, equiangular with poles (default: the preset's).")
@@ -278,7 +278,7 @@ def _run_info(args):
     import dataclasses
     import json
 
-    from minigencast import config, graphs
+    from minigencast import config, info
 
     cfg = config.preset(args.preset)
     arch = cfg.denoiser_architecture_config
@@ -297,7 +297,7 @@ def _run_info(args):
         except ValueError:
             raise ValueError(f"--grid must look like 181x360, got {args.grid!r}.") from None
         grid = (n_lat, n_lon)
-    print(json.dumps(graphs.info(cfg, grid)))
+    print(json.dumps(info.info(cfg, grid)))
 
 
 # --------------------------------------------------------------------------- train

@@ -1,4 +1,4 @@
-"""`minigencast info` and its API twin `graphs.info`."""
+"""`minigencast info` and its API twin `info.info`."""
 
 import json
 import os
@@ -6,7 +6,7 @@ import pathlib
 
 import pytest
 
-from minigencast import cli, config, graphs
+from minigencast import cli, config, graphs, info
 
 
 @pytest.fixture(autouse=True)
@@ -75,7 +75,7 @@ def test_info_mini_preset_matches_spec(capsys):
 
 def test_info_api_twin_equals_cli(capsys):
     cfg = config.preset("tiny")
-    assert _run(capsys, "--preset", "tiny") == json.loads(json.dumps(graphs.info(cfg)))
+    assert _run(capsys, "--preset", "tiny") == json.loads(json.dumps(info.info(cfg)))
 
 
 def test_info_bad_grid(capsys):
