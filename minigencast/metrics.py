@@ -39,6 +39,8 @@ import numpy as np
 import scipy.sparse
 import xarray as xr
 
+from minigencast import geometry
+
 EARTH_RADIUS_KM = 6371.0
 
 
@@ -46,7 +48,7 @@ EARTH_RADIUS_KM = 6371.0
 def latitude_weights(lat) -> np.ndarray:
     """GenCast's loss latitude weights (spec sec. 3.4), normalised to mean 1.
 
-    For global equiangular grids this is `losses.latitude_weights` (one definition for
+    For global equiangular grids this is `geometry.latitude_weights` (one definition for
     the loss and the scores): with both poles (spacing D)
       w(lat) ∝ cos(lat) sin(D/2) for interior rows, sin^2(D/4) for the two pole rows
     (each row's cell area), and w ∝ cos(lat) for grids offset half a row from the poles.
@@ -57,11 +59,9 @@ def latitude_weights(lat) -> np.ndarray:
     Returns:
       [lat] float64 weights with mean 1 (1 deg: pole 0.00345, equator 1.5795).
     """
-    from minigencast import losses  # imported here: losses imports JAX
-
     lat = np.asarray(lat, dtype=np.float64)
     try:
-        return losses.latitude_weights(lat)
+        return geometry.latitude_weights(lat)
     except ValueError:  # not a global equiangular grid
         w = np.cos(np.deg2rad(lat))
         return w / w.mean()

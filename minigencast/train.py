@@ -40,6 +40,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from minigencast import (
     channel_order,
     forecast,
+    geometry,
     loader,
     losses,
     network,
@@ -232,7 +233,7 @@ def make_example_loss(cfg, lat, noise_fn):
       x     = y + sigma * eps,  eps spherical white noise per channel (noise_fn)
       loss  = lambda(sigma) sum_c w_c mean_latlon(w_lat (D(x; sigma) - y)^2)   (losses.py)
     """
-    lat_weights = losses.latitude_weights(lat).astype(np.float32)
+    lat_weights = geometry.latitude_weights(lat).astype(np.float32)
     chan_weights = losses.task_channel_weights(cfg.task_config).astype(np.float32)
 
     def example_loss(params, structure, example, key):
@@ -289,7 +290,7 @@ def validation_crps(
     `headline_channels`. A cheap on-line check that the sampler's ensembles are skilful.
     """
     picks = val_windows[np.linspace(0, len(val_windows) - 1, num_inits).astype(int)]
-    w = losses.latitude_weights(data.lat)
+    w = geometry.latitude_weights(data.lat)
     w = w / w.mean()
     ((_, out),) = forecast.rollout(
         params,

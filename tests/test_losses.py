@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from minigencast import channel_order, losses, preconditioning, variables
+from minigencast import channel_order, geometry, losses, preconditioning, variables
 
 Channel = collections.namedtuple("Channel", ["variable", "level"])
 
@@ -19,47 +19,6 @@ def _normal(rng, shape):
 
 # --------------------------------------------------------------------------
 # Static weights.
-
-
-def test_latitude_weights_at_one_degree_match_spec():
-    lat = np.linspace(-90, 90, 181)
-    w = losses.latitude_weights(lat)
-    np.testing.assert_allclose(w[[0, -1]], 0.00345, atol=5e-6)
-    np.testing.assert_allclose(w[[1, -2]], 0.0276, atol=5e-5)
-    np.testing.assert_allclose(w[90], 1.5795, atol=5e-5)
-    np.testing.assert_allclose(w.mean(), 1.0, rtol=1e-12)
-    np.testing.assert_allclose(w, w[::-1], rtol=1e-12)
-    # Descending latitudes give the same weights, reversed.
-    np.testing.assert_allclose(losses.latitude_weights(lat[::-1]), w[::-1], rtol=1e-12)
-
-
-@pytest.mark.parametrize("n_lat", [13, 33, 181, 721])
-def test_latitude_weights_with_poles_are_exact_cell_areas(n_lat):
-    """Area of the band between latitudes a < b is 2 pi (sin b - sin a); rows are
-    bounded half-way between grid latitudes, the pole rows are caps."""
-    lat = np.linspace(-90, 90, n_lat)
-    edges = np.deg2rad(np.clip(np.r_[lat[0], (lat[:-1] + lat[1:]) / 2, lat[-1]], -90, 90))
-    area = np.diff(np.sin(edges))
-    np.testing.assert_allclose(losses.latitude_weights(lat), area / area.mean(), rtol=1e-9)
-
-
-def test_latitude_weights_without_poles_are_cosine():
-    lat = np.arange(-89.5, 90, 1.0)
-    w = losses.latitude_weights(lat)
-    np.testing.assert_allclose(w, np.cos(np.deg2rad(lat)) / np.cos(np.deg2rad(lat)).mean())
-    # These are exact cell areas too: sin(lat + d/2) - sin(lat - d/2) = 2 cos(lat) sin(d/2).
-    edges = np.deg2rad(np.arange(-90, 90.5, 1.0))
-    area = np.diff(np.sin(edges))
-    np.testing.assert_allclose(w, area / area.mean(), rtol=1e-9)
-
-
-@pytest.mark.parametrize(
-    "lat",
-    [np.array([-90, -45, 0, 30, 90.0]), np.arange(-80.0, 81, 10), np.array([0.0, 90.0, 45.0])],
-)
-def test_latitude_weights_reject_bad_grids(lat):
-    with pytest.raises(ValueError):
-        losses.latitude_weights(lat)
 
 
 def test_level_weights_for_the_13_levels_match_spec():
@@ -158,7 +117,7 @@ def test_stacked_loss_equals_deepminds_per_variable_form():
     )
     p_st, chans = _stack(pred, levels)
     t_st, _ = _stack(targ, levels)
-    w_lat, w_c = losses.latitude_weights(lat), losses.channel_weights(chans)
+    w_lat, w_c = geometry.latitude_weights(lat), losses.channel_weights(chans)
     ours = jax.jit(lambda p, t, s: losses.weighted_loss(p, t, s, w_lat, w_c))(p_st, t_st, sigma)
     assert ours.shape == (3,)
     np.testing.assert_allclose(ours, ref, rtol=1e-5)
@@ -175,7 +134,7 @@ def test_loss_hand_computed_single_pixel_channels():
     y = jnp.zeros_like(d)
     chans = [Channel("2m_temperature", None), Channel("10m_u_component_of_wind", None)]
     loss = losses.weighted_loss(
-        d, y, 1.0, losses.latitude_weights(lat), losses.channel_weights(chans)
+        d, y, 1.0, geometry.latitude_weights(lat), losses.channel_weights(chans)
     )
     # mse per channel = [1/2, 4/2]; weights [1, 0.1]; lambda(1) = 2.
     np.testing.assert_allclose(loss, 2 * (0.5 + 0.1 * 2.0), rtol=1e-6)
@@ -194,7 +153,7 @@ def test_expected_loss_of_the_exact_gaussian_denoiser_matches_closed_form():
     chans += [Channel("temperature", lev) for lev in (250, 500, 850)]
     mu = jnp.array([0.3, -1.0, 0.0, 2.0, 0.5]).reshape(1, 1, 1, 5)
     s = jnp.array([1.0, 0.5, 2.0, 1.0, 0.2]).reshape(1, 1, 1, 5)
-    w_lat, w_c = losses.latitude_weights(lat), losses.channel_weights(chans)
+    w_lat, w_c = geometry.latitude_weights(lat), losses.channel_weights(chans)
     batch = 64
     shape = (batch, lat.size, lon.size, len(chans))
 
@@ -218,7 +177,7 @@ def test_expected_loss_of_the_exact_gaussian_denoiser_matches_closed_form():
 def test_loss_jit_equals_eager_and_vmap_equals_loop():
     lat = np.linspace(-90, 90, 5)
     chans = _toy_channels()
-    w_lat, w_c = losses.latitude_weights(lat), losses.channel_weights(chans)
+    w_lat, w_c = geometry.latitude_weights(lat), losses.channel_weights(chans)
     rng = np.random.default_rng(4)
     d = _normal(rng, (4, 5, 8, len(chans)))
     y = _normal(rng, d.shape)
@@ -239,7 +198,7 @@ def test_loss_gradient_through_wrapper_matches_finite_differences():
         Channel("temperature", 500),
         Channel("temperature", 850),
     ]
-    w_lat, w_c = losses.latitude_weights(lat), losses.channel_weights(chans)
+    w_lat, w_c = geometry.latitude_weights(lat), losses.channel_weights(chans)
     rng = np.random.default_rng(5)
     w = _normal(rng, (3, 3)) * 0.5
     y = _normal(rng, (5, 4, 3))
@@ -263,7 +222,7 @@ def test_loss_rejects_nonpositive_sigma_and_shape_mismatch():
     lat = np.array([-45.0, 45.0])
     d = jnp.ones((2, 1, 1))
     chans = [Channel("2m_temperature", None)]
-    w_lat, w_c = losses.latitude_weights(lat), losses.channel_weights(chans)
+    w_lat, w_c = geometry.latitude_weights(lat), losses.channel_weights(chans)
     with pytest.raises(ValueError, match="sigma must be > 0"):
         losses.weighted_loss(d, d, 0.0, w_lat, w_c)
     with pytest.raises(ValueError, match="differ"):

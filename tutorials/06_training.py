@@ -43,6 +43,7 @@ from minigencast import (
     channel_order,
     config,
     data,
+    geometry,
     loader,
     losses,
     network,
@@ -134,7 +135,7 @@ plt.show()
 
 # %%
 lat = ds.lat.values
-lat_w = losses.latitude_weights(lat)
+lat_w = geometry.latitude_weights(lat)
 channels = channel_order.target_channels(TASK)
 chan_w = losses.task_channel_weights(TASK)
 fig, axes = plt.subplots(1, 3, figsize=(15, 3.3))
