@@ -158,11 +158,11 @@ def _levels(text):
 
 
 def _task(name, levels=None):
-    from minigencast import variables
+    from minigencast import config, variables
 
     if name == "toy-planet":
-        return variables.toy_planet_task(levels or variables.TOY_PLANET_LEVELS)
-    return variables.gencast_task(levels or variables.PRESSURE_LEVELS_WEATHERBENCH_13)
+        return config.toy_planet_task(levels or variables.TOY_PLANET_LEVELS)
+    return config.gencast_task(levels or variables.PRESSURE_LEVELS_WEATHERBENCH_13)
 
 
 def _run_data_toy_planet(args):

@@ -49,6 +49,43 @@ class TaskConfig:
     input_duration: str = "24h"
 
 
+def _task(surface_inputs, surface_targets, atmospheric, levels) -> TaskConfig:
+    return TaskConfig(
+        input_variables=tuple(surface_inputs)
+        + tuple(atmospheric)
+        + variables.FORCING_VARIABLES
+        + variables.STATIC_VARIABLES,
+        target_variables=tuple(surface_targets) + tuple(atmospheric),
+        forcing_variables=variables.FORCING_VARIABLES,
+        pressure_levels=tuple(levels),
+        input_duration="24h",
+    )
+
+
+def gencast_task(levels=variables.PRESSURE_LEVELS_WEATHERBENCH_13) -> TaskConfig:
+    """GenCast's task, exactly as DeepMind's `gencast.TASK` (84 target channels, 13 levels)."""
+    return _task(
+        variables.SURFACE_INPUT_VARIABLES,
+        variables.SURFACE_TARGET_VARIABLES,
+        variables.ATMOSPHERIC_VARIABLES,
+        levels,
+    )
+
+
+def toy_planet_task(levels=variables.TOY_PLANET_LEVELS) -> TaskConfig:
+    """The embedded toy planet's dry task: no humidity, vertical velocity, precipitation, SST."""
+    return _task(
+        variables.TOY_PLANET_SURFACE_VARIABLES,
+        variables.TOY_PLANET_SURFACE_VARIABLES,
+        variables.TOY_PLANET_ATMOSPHERIC_VARIABLES,
+        levels,
+    )
+
+
+GENCAST_TASK = gencast_task()
+TOY_PLANET_TASK = toy_planet_task()
+
+
 @dataclasses.dataclass(frozen=True)
 class SamplerConfig:
     """DPM-Solver++(2S) with stochastic churn (spec sec. 5; [2] Alg. 2).
@@ -208,7 +245,7 @@ def _architecture(
 def tiny() -> GenCastConfig:
     """A few thousand weights on a 15 deg grid: for tests and CI (seconds)."""
     return GenCastConfig(
-        task_config=variables.TOY_PLANET_TASK,
+        task_config=TOY_PLANET_TASK,
         denoiser_architecture_config=_architecture(
             mesh_size=1, k_hop=2, width=16, layers=2, heads=2, ffw=32, attention_type="mha"
         ),
@@ -241,7 +278,7 @@ def cpu() -> GenCastConfig:
     churn rate 5) made CRPS worse.
     """
     return GenCastConfig(
-        task_config=variables.TOY_PLANET_TASK,
+        task_config=TOY_PLANET_TASK,
         denoiser_architecture_config=_architecture(
             mesh_size=2, k_hop=2, width=96, layers=4, heads=4, ffw=192, attention_type="mha"
         ),
@@ -254,7 +291,7 @@ def cpu() -> GenCastConfig:
 def _deepmind(mesh_size: int, attention_k_hop: int, grid: tuple[int, int]) -> GenCastConfig:
     """The released GenCast models share widths: 512 latent, 16 blocks, 4 heads, 2048 FFN."""
     return GenCastConfig(
-        task_config=variables.GENCAST_TASK,
+        task_config=GENCAST_TASK,
         denoiser_architecture_config=_architecture(
             mesh_size=mesh_size, k_hop=attention_k_hop, width=512, layers=16, heads=4, ffw=2048
         ),

@@ -1,4 +1,4 @@
-"""The variable catalogue: GenCast's variables, levels and task configs.
+"""The variable catalogue: GenCast's variables, levels, units and names.
 
 Names are those of DeepMind's GenCast data files (ERA5 / WeatherBench-2 names);
 see spec sec. 1.1-1.2 and graphcast/gencast.py@d39de19 (`TASK`).
@@ -47,27 +47,6 @@ LOW_WEIGHT_SURFACE_VARIABLES = (
 )
 
 
-def _task(surface_inputs, surface_targets, atmospheric, levels):
-    # Imported here: config imports this module for its presets.
-    from minigencast import config
-
-    return config.TaskConfig(
-        input_variables=tuple(surface_inputs)
-        + tuple(atmospheric)
-        + FORCING_VARIABLES
-        + STATIC_VARIABLES,
-        target_variables=tuple(surface_targets) + tuple(atmospheric),
-        forcing_variables=FORCING_VARIABLES,
-        pressure_levels=tuple(levels),
-        input_duration="24h",
-    )
-
-
-# GenCast's task, exactly as gencast.TASK (84 target channels with 13 levels).
-def gencast_task(levels=PRESSURE_LEVELS_WEATHERBENCH_13):
-    return _task(SURFACE_INPUT_VARIABLES, SURFACE_TARGET_VARIABLES, ATMOSPHERIC_VARIABLES, levels)
-
-
 # The embedded toy planet (dry Held-Suarez dynamics): no humidity, vertical velocity,
 # precipitation or SST. A reduced variable set, first-class everywhere.
 TOY_PLANET_SURFACE_VARIABLES = (
@@ -83,24 +62,6 @@ TOY_PLANET_ATMOSPHERIC_VARIABLES = (
     "v_component_of_wind",
 )
 TOY_PLANET_LEVELS = (250, 500, 850)
-
-
-def toy_planet_task(levels=TOY_PLANET_LEVELS):
-    return _task(
-        TOY_PLANET_SURFACE_VARIABLES,
-        TOY_PLANET_SURFACE_VARIABLES,
-        TOY_PLANET_ATMOSPHERIC_VARIABLES,
-        levels,
-    )
-
-
-def __getattr__(name):
-    # Module-level lazy constants: variables.GENCAST_TASK, variables.TOY_PLANET_TASK.
-    if name == "GENCAST_TASK":
-        return gencast_task()
-    if name == "TOY_PLANET_TASK":
-        return toy_planet_task()
-    raise AttributeError(name)
 
 
 # --------------------------------------------------------------------------- metadata

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 import xarray
 
-from minigencast import data, normalization, variables
+from minigencast import config, data, normalization, variables
 from minigencast.data import layouts, toy_planet, windows
 
 
@@ -30,7 +30,7 @@ def test_splits_are_canonical_contiguous_and_disjoint():
     for p in parts:
         assert p["temperature"].chunks is not None  # lazy
         assert p["temperature"].dtype == np.float32
-        canon = layouts.to_canonical(p, variables.TOY_PLANET_TASK)
+        canon = layouts.to_canonical(p, config.TOY_PLANET_TASK)
         assert list(canon.level.values) == list(variables.TOY_PLANET_LEVELS)
         assert canon.lat.values[0] == -90 and canon.lon.values[0] == 0
 
@@ -55,7 +55,7 @@ def test_stats_are_those_of_the_training_split():
 def test_a_window_normalises_to_order_one():
     ds = data.load_embedded("test")
     stats = data.embedded_stats()
-    inputs, targets, _ = windows.window(ds, variables.TOY_PLANET_TASK, init_index=10)
+    inputs, targets, _ = windows.window(ds, config.TOY_PLANET_TASK, init_index=10)
     norm = normalization.normalize_targets(targets.load(), inputs.load(), stats)
     for name in norm.data_vars:
         assert float(np.abs(norm[name]).max()) < 20, name
@@ -69,9 +69,9 @@ def test_data_dir_env_override(tmp_path, monkeypatch):
 
 
 def test_open_dataset_spec(tmp_path):
-    ds = data.open_dataset("embedded:validation", variables.TOY_PLANET_TASK)
+    ds = data.open_dataset("embedded:validation", config.TOY_PLANET_TASK)
     assert ds.sizes["time"] == data.load_embedded("validation").sizes["time"]
     path = tmp_path / "dm.nc"
     layouts.to_deepmind(ds.isel(time=slice(0, 3)).load()).to_netcdf(path)
-    again = data.open_dataset(str(path), variables.TOY_PLANET_TASK)
+    again = data.open_dataset(str(path), config.TOY_PLANET_TASK)
     xarray.testing.assert_allclose(again.load(), ds.isel(time=slice(0, 3)).load())

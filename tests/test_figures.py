@@ -7,13 +7,13 @@ import pandas as pd
 import pytest
 import xarray as xr
 
-from minigencast import figures, metrics, variables
+from minigencast import config, figures, metrics, variables
 
 
 def toy_truth(n_time=24, n_lat=9, n_lon=16, seed=0):
     """Canonical truth with the toy planet's variables: smooth random fields + noise."""
     rng = np.random.default_rng(seed)
-    task = variables.TOY_PLANET_TASK
+    task = config.TOY_PLANET_TASK
     lat = np.linspace(-90, 90, n_lat)
     lon = np.arange(n_lon) * 360.0 / n_lon
     time = pd.date_range("2020-01-01", periods=n_time, freq="12h").values
@@ -96,7 +96,7 @@ def test_score_table_and_run_all(setup, tmp_path):
     table = figures.score_table(forecast, truth)
     assert set(table["forecast"]) == {"forecast", "persistence"}
     n_channels = (
-        variables.num_target_channels(variables.TOY_PLANET_TASK)
+        variables.num_target_channels(config.TOY_PLANET_TASK)
         if hasattr(variables, "num_target_channels")
         else 16
     )
@@ -201,7 +201,7 @@ def test_cli_on_the_embedded_dataset(tmp_path, capsys):
     assert (truth.sizes["lat"], truth.sizes["lon"]) == (33, 64)
     init = truth["time"].values[[-20, -12]]
     fc = figures.synthetic_forecast(truth, init, [1, 2, 10], num_members=4, seed=5)
-    assert set(fc.data_vars) == set(variables.TOY_PLANET_TASK.target_variables)
+    assert set(fc.data_vars) == set(config.TOY_PLANET_TASK.target_variables)
     fc.to_netcdf(tmp_path / "fc.nc")
     argv = [
         "evaluate",

@@ -214,7 +214,7 @@ def test_layout_never_feeds_back_target_only_variables():
     from minigencast.data import synthetic
 
     levels = (500, 850)
-    task = variables.gencast_task(levels)
+    task = config.gencast_task(levels)
     ds = synthetic.sample(num_times=4, levels=levels)
     stats = normalization.compute_stats(ds, chunks=None)
     layout = windows.build_layout(task, stats)
@@ -236,14 +236,14 @@ def test_layout_never_feeds_back_target_only_variables():
 
 @pytest.mark.slow
 def test_sst_nans_reinserted_in_gencast_task_rollout():
-    from minigencast import normalization, variables
+    from minigencast import normalization
     from minigencast.data import synthetic
 
     levels = (500, 850)
     base = config.tiny()
     cfg = dataclasses.replace(
         base,
-        task_config=variables.gencast_task(levels),
+        task_config=config.gencast_task(levels),
         sampler_config=dataclasses.replace(base.sampler_config, num_noise_levels=3),
     )
     ds = synthetic.sample(num_times=4, levels=levels)

@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from minigencast import channel_order, geometry, losses, preconditioning, variables
+from minigencast import channel_order, config, geometry, losses, preconditioning, variables
 
 Channel = collections.namedtuple("Channel", ["variable", "level"])
 
@@ -62,8 +62,8 @@ def test_channel_weights_divide_by_levels_and_apply_variable_weights():
 def test_task_channel_weights_follow_stacking_order():
 
     for task, total in (
-        (variables.GENCAST_TASK, 6 + 1 + 5 * 0.1),
-        (variables.TOY_PLANET_TASK, 4 + 1 + 3 * 0.1),
+        (config.GENCAST_TASK, 6 + 1 + 5 * 0.1),
+        (config.TOY_PLANET_TASK, 4 + 1 + 3 * 0.1),
     ):
         chans = channel_order.target_channels(task)
         w = losses.task_channel_weights(task)
@@ -73,7 +73,7 @@ def test_task_channel_weights_follow_stacking_order():
             lw = 1.0 if c.level is None else c.level / np.mean(task.pressure_levels)
             nv = 1 if c.level is None else len(task.pressure_levels)
             np.testing.assert_allclose(wc, losses.variable_weight(c.variable) * lw / nv)
-    assert len(channel_order.target_channels(variables.GENCAST_TASK)) == 84
+    assert len(channel_order.target_channels(config.GENCAST_TASK)) == 84
 
 
 # --------------------------------------------------------------------------

@@ -5,11 +5,11 @@ import pandas as pd
 import pytest
 import xarray
 
-from minigencast import channel_order, stacking, variables
+from minigencast import channel_order, config, stacking
 
 
 def test_gencast_input_layout_matches_spec_table():
-    ch = channel_order.input_channels(variables.GENCAST_TASK)
+    ch = channel_order.input_channels(config.GENCAST_TASK)
     assert len(ch) == 176
     assert ch[0] == channel_order.Channel("10m_u_component_of_wind", None, 0)
     assert ch[6].variable == "day_progress_cos"
@@ -23,7 +23,7 @@ def test_gencast_input_layout_matches_spec_table():
 
 
 def test_gencast_target_and_interleaved_layout_matches_spec_table():
-    task = variables.GENCAST_TASK
+    task = config.GENCAST_TASK
     targets = channel_order.target_channels(task)
     assert len(targets) == 84
     assert targets[3] == channel_order.Channel("geopotential", 50, 0)

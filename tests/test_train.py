@@ -188,12 +188,12 @@ def test_loader_surfaces_worker_errors():
 
 def test_fetch_matches_the_data_layers_pipeline():
     """Our array windows equal data.windows + normalization + stacking (GenCast task, SST NaNs)."""
-    from minigencast import normalization, stacking, variables
+    from minigencast import normalization, stacking
     from minigencast.data import synthetic
     from minigencast.data import windows as dwin
 
     levels = (500, 850, 1000)
-    task = variables.gencast_task(levels)
+    task = config.gencast_task(levels)
     ds = synthetic.sample(num_times=4, levels=levels)
     stats = normalization.compute_stats(
         synthetic.sample(num_times=6, levels=levels, seed=1), chunks=None

@@ -34,7 +34,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import xarray
 
-from minigencast import channel_order, data, metrics, normalization, stacking, variables
+from minigencast import channel_order, config, data, metrics, normalization, stacking, variables
 from minigencast.data import windows
 
 # "tiny" in CI (seconds), "tutorial" for readers. Both read the same embedded data;
@@ -43,7 +43,7 @@ SIZE = os.environ.get("MINIGENCAST_SIZE", "tutorial")
 assert SIZE in ("tiny", "tutorial"), SIZE
 NUM_TIMES = 40 if SIZE == "tiny" else None  # None: the whole training split
 rng = np.random.default_rng(0)
-TASK = variables.TOY_PLANET_TASK
+TASK = config.TOY_PLANET_TASK
 
 ds = data.load_embedded("train")
 if NUM_TIMES:

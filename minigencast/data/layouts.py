@@ -231,7 +231,7 @@ def check_variables(ds: xarray.Dataset, names) -> None:
         raise ValueError(
             f"Missing variable(s): {', '.join(hints)}. Present: {sorted(ds.data_vars)}. "
             "Fix: add them to the dataset, or use a task config without them "
-            "(e.g. variables.TOY_PLANET_TASK for a dry dataset)."
+            "(e.g. config.TOY_PLANET_TASK for a dry dataset)."
         )
 
 

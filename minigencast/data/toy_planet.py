@@ -682,7 +682,7 @@ Python API twin: `minigencast.data.toy_planet.generate(...)`. Code:
 temperature, geopotential, u_component_of_wind, v_component_of_wind on levels;
 2m_temperature, mean_sea_level_pressure, 10m_u/v_component_of_wind; static
 geopotential_at_surface (zero), land_sea_mask. The task is
-`minigencast.variables.TOY_PLANET_TASK` (16 target channels). Absent, because a dry
+`minigencast.config.TOY_PLANET_TASK` (16 target channels). Absent, because a dry
 Held-Suarez planet has none: humidity, vertical velocity, precipitation, SST.
 
 ## Good for
