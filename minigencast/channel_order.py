@@ -13,7 +13,7 @@ so the target-time forcings are interleaved alphabetically with the noisy target
 module gives that interleave as a static index permutation (`interleave_index`).
 
 The network sizes its parameters from these lists; `stacking.py` turns Datasets into
-arrays in the same order (docs/design.md §2).
+arrays in the same order (docs/design.md §1.4).
 
 Reference: DeepMind graphcast@d39de19, graphcast/model_utils.py (`dataset_to_stacked`)
 and graphcast/denoiser.py (`Denoiser.__call__`).
@@ -90,7 +90,7 @@ def interleave_index(task) -> np.ndarray:
 
     DeepMind merges the target-time forcings and the noisy targets into one Dataset and
     stacks it alphabetically; names are distinct, so a stable sort by variable name of
-    the concatenated channel list gives the order (spec sec. 1.4, channels 176-263).
+    the concatenated channel list gives the order (docs/design.md §1.4, channels 176-263).
     """
     channels = forcing_channels(task) + target_channels(task)
     return np.argsort([c.variable for c in channels], kind="stable").astype(np.int32)

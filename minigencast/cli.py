@@ -353,7 +353,7 @@ def _add_train(sub):
         "train",
         help="Train a GenCast denoiser (resumes automatically from --run_dir).",
         description=(
-            "Train GenCast's denoiser with its loss (spec sec. 3.3-3.4): AdamW, linear "
+            "Train GenCast's denoiser with its loss (docs/design.md §3.3-3.4): AdamW, linear "
             "warm-up then cosine decay, gradient clipping, optional EMA; data-parallel over "
             "all local devices. Writes --run_dir/checkpoints/step_N/{model.npz (DeepMind's "
             "format), train_state.npz}, log.csv, loss_curve.png. Running the same command "

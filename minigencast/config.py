@@ -88,7 +88,7 @@ TOY_PLANET_TASK = toy_planet_task()
 
 @dataclasses.dataclass(frozen=True)
 class SamplerConfig:
-    """DPM-Solver++(2S) with stochastic churn (spec sec. 5; [2] Alg. 2).
+    """DPM-Solver++(2S) with stochastic churn (docs/design.md §5; [2] Alg. 2).
 
     Noise levels sigma_i = (max^(1/rho) + i/(N-1) (min^(1/rho) - max^(1/rho)))^rho,
     i = 0..N-1, then 0. Churn gamma_i = min(stochastic_churn_rate / N, sqrt(2) - 1)
@@ -108,7 +108,7 @@ class SamplerConfig:
 
 @dataclasses.dataclass(frozen=True)
 class NoiseConfig:
-    """Training noise-level distribution (spec sec. 3.3).
+    """Training noise-level distribution (docs/design.md §3.3).
 
     sigma = (min^(1/rho) + u (max^(1/rho) - min^(1/rho)))^rho, u ~ U[0, 1).
     """
@@ -120,7 +120,7 @@ class NoiseConfig:
 
 @dataclasses.dataclass(frozen=True)
 class NoiseEncoderConfig:
-    """Fourier features of ln(sigma) followed by an MLP (spec sec. 3.2)."""
+    """Fourier features of ln(sigma) followed by an MLP (docs/design.md §3.2)."""
 
     apply_log_first: bool = True
     base_period: float = 16.0
@@ -130,7 +130,7 @@ class NoiseEncoderConfig:
 
 @dataclasses.dataclass(frozen=True)
 class SparseTransformerConfig:
-    """The mesh transformer (spec sec. 6.1, 6.7, 7).
+    """The mesh transformer (docs/design.md §6.1, §6.7, §7).
 
     attention_type is DeepMind's stored field: "splash_mha" (TPU kernel; here it
     selects our memory-efficient path), "triblockdiag_mha" or "mha" (dense). All
@@ -158,7 +158,7 @@ class SparseTransformerConfig:
 
 @dataclasses.dataclass(frozen=True)
 class DenoiserArchitectureConfig:
-    """Encoder-processor-decoder sizes (spec sec. 6.1)."""
+    """Encoder-processor-decoder sizes (docs/design.md §6.1)."""
 
     sparse_transformer_config: SparseTransformerConfig
     mesh_size: int
@@ -193,7 +193,7 @@ class TrainConfig:
 
     Learning rate: linear warm-up 0 -> peak_learning_rate over warmup_steps, then
     cosine decay to peak_learning_rate * final_learning_rate_fraction at num_steps
-    (GenCast: 1k warm-up steps then cosine decay, spec sec. 3.4). AdamW after
+    (GenCast: 1k warm-up steps then cosine decay, docs/design.md §3.4). AdamW after
     clipping the global gradient norm to max_grad_norm. ema_decay > 0 keeps an
     exponential moving average of the weights, used for evaluation and saved as
     the model part of checkpoints. random_longitude_roll turns every training window
@@ -300,12 +300,12 @@ def _deepmind(mesh_size: int, attention_k_hop: int, grid: tuple[int, int]) -> Ge
 
 
 def gencast_1p0deg_mini() -> GenCastConfig:
-    """DeepMind's "GenCast 1p0deg Mini <2019": splits 4, k 16 (spec sec. 6.9)."""
+    """DeepMind's "GenCast 1p0deg Mini <2019": splits 4, k 16 (docs/design.md §6.9)."""
     return _deepmind(mesh_size=4, attention_k_hop=16, grid=(181, 360))
 
 
 def gencast_1p0deg() -> GenCastConfig:
-    """DeepMind's "GenCast 1p0deg <2019": splits 5; k 16 is not confirmed (spec sec. 6.9)."""
+    """DeepMind's "GenCast 1p0deg <2019": splits 5; k 16 is not confirmed (docs/design.md §6.9)."""
     return _deepmind(mesh_size=5, attention_k_hop=16, grid=(181, 360))
 
 

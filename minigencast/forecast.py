@@ -1,6 +1,6 @@
 """Autoregressive ensemble forecasts: one 12 h step = one conditional sample.
 
-A forecast from two analyses (t - 12 h, t) repeats (spec sec. 8):
+A forecast from two analyses (t - 12 h, t) repeats (docs/design.md §8):
 
   inputs  = normalise(frames t-12h, t) + forcings + static           (windows.py)
   r       ~ GenCast(. | inputs, forcings at t + 12 h)                (sampler.py, 39 calls)

@@ -20,7 +20,7 @@ Grid convention of the whole package: latitudes ascending (south to north), long
 `i * 360 / n_lon` starting at 0. `check_grid` enforces it with errors that say how to
 fix the data, because a flipped axis would otherwise give a silently wrong graph.
 
-See spec sec. 6.3-6.4 and the tutorial on the mesh and graphs.
+See docs/design.md §6.3-6.4 and the tutorial on the mesh and graphs.
 """
 
 from __future__ import annotations
@@ -132,7 +132,7 @@ def grid_lat_lon(lat, lon) -> tuple[np.ndarray, np.ndarray]:
 
 
 def node_structural_features(lat_deg, lon_deg) -> np.ndarray:
-    """The 3 structural node features of GenCast: [sin lat, cos lon, sin lon] (spec 6.4).
+    """GenCast's 3 structural node features [sin lat, cos lon, sin lon] (docs/design.md §6.4).
 
     Computed in the input dtype (DeepMind casts node lat/lon to float32 first).
 
@@ -167,7 +167,7 @@ def local_frame_rotations(lat_deg, lon_deg) -> np.ndarray:
 def relative_edge_features(
     sender_lat, sender_lon, receiver_lat, receiver_lon, senders, receivers
 ) -> np.ndarray:
-    """The 4 structural edge features of GenCast (spec 6.4), in float64.
+    """The 4 structural edge features of GenCast (docs/design.md §6.4), in float64.
 
         d = R_r p_s - R_r p_r        (receiver frame, eq. 2; 3-D, not projected)
         features = [|d|, d_x, d_y, d_z] / Z,   Z = max over this graph's edges of |d|

@@ -1,7 +1,7 @@
 """GenCast's static structure: grid<->mesh graphs, features, the k-hop attention mask.
 
 Everything here is NumPy, built once per (grid, mesh splits, k) and passed into jitted
-code as data (spec sec. 6.4 and 7):
+code as data (docs/design.md §6.4 and §7):
 
 * **grid2mesh** (encoder): grid point g sends to mesh node m iff the chord
   |p_g - p_m| <= r, r = radius_query_fraction_edge_length * (longest mesh edge).
@@ -287,7 +287,7 @@ def _k_hop_balls(table, sources, k_hop: int, chunk: int = 1024):
 def attention_mask(
     senders, receivers, num_nodes: int, k_hop: int, symmetries=None, chunk: int = 1024
 ):
-    """COO of the k-hop mask: boolean (A + I)^k of the mesh, incl. self, spec sec. 6.7.
+    """COO of the k-hop mask: boolean (A + I)^k of the mesh, incl. self, docs/design.md §6.7.
 
     Node i attends to j iff their hop distance is <= k: the k-hop ball of i, grown
     ring by ring (`_k_hop_balls`), O(nnz * degree).
@@ -364,7 +364,7 @@ def tri_block_size(rows, cols) -> int:
     """Block size b of the tri-block-diagonal layout: 1 + the bandwidth max|i - j|.
 
     With the RCM order every query block of b nodes only sees its own and the two
-    adjacent key blocks (spec sec. 7).
+    adjacent key blocks (docs/design.md §7).
     """
     return int(np.abs(np.asarray(rows, np.int64) - cols).max()) + 1
 
@@ -466,7 +466,7 @@ def build_graphs(
     *,
     cache: bool = True,
 ) -> dict[str, np.ndarray]:
-    """All of GenCast's static graph structure for one grid and mesh (spec 6.3-6.7).
+    """All of GenCast's static graph structure for one grid and mesh (docs/design.md §6.3-6.7).
 
     Args:
       lat: [n_lat] ascending latitudes (degrees); lon: [n_lon] longitudes i*360/n_lon.

@@ -1,7 +1,7 @@
 """Streaming training windows: (2 input frames, target, forcings), shuffled, prefetched.
 
 A training example for GenCast is a *window* of three valid times
-(t - 12 h, t, t + 12 h): the two input frames and the 12 h target (spec sec. 1.3).
+(t - 12 h, t, t + 12 h): the two input frames and the 12 h target (docs/design.md §1.3).
 This module only decides *which* windows, in *which order*, and fetches them in a
 background thread; turning a window into arrays is the job of a `fetch(indices)`
 function (see `windows.make_fetch`), so the same loader serves any dataset.

@@ -1,7 +1,7 @@
 """GenCast's training loss: a latitude-, level- and variable-weighted MSE times lambda(sigma).
 
 For one example with noise level sigma, clean normalised-residual targets y and
-the denoiser's estimate D = D(y + sigma eps; sigma) (spec sec. 3.4; DeepMind's
+the denoiser's estimate D = D(y + sigma eps; sigma) (docs/design.md §3.4; DeepMind's
 `gencast.GenCast.loss` and `losses.weighted_mse_per_level`):
 
     loss_v = mean over (level, lat, lon) of  w_lat(lat) w_lev(level) (D_v - y_v)^2

@@ -19,7 +19,7 @@ Scores (M = ensemble size, x_i members, y truth, x_(i) sorted members):
   value (Richardson's cost/loss model [4]), spatially pooled CRPS [1], power spectra.
 
 wmean is a weighted mean over `reduce_dims` (all dims by default) with GenCast's loss
-latitude weights (spec sec. 3.4), skipping NaNs.
+latitude weights (docs/design.md §3.4), skipping NaNs.
 
 References:
   [1] Price et al. 2025, "Probabilistic weather forecasting with machine learning",
@@ -46,7 +46,7 @@ EARTH_RADIUS_KM = 6371.0
 
 # --------------------------------------------------------------------------- weights
 def latitude_weights(lat) -> np.ndarray:
-    """GenCast's loss latitude weights (spec sec. 3.4), normalised to mean 1.
+    """GenCast's loss latitude weights (docs/design.md §3.4), normalised to mean 1.
 
     For global equiangular grids this is `geometry.latitude_weights` (one definition for
     the loss and the scores): with both poles (spacing D)

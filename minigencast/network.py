@@ -1,4 +1,4 @@
-"""GenCast's denoiser network F for one sample (spec sec. 6).
+"""GenCast's denoiser network F for one sample (docs/design.md §6).
 
     sigma ──ln──► Fourier ──MLP──► c [cond]                      (noise_encoder.noise_encoder)
     grid  [N_g, C_in + C_f + C_t] ⊕ struct [N_g, 3] ─► grid2mesh ─► mesh latent [N_m, D]
@@ -148,7 +148,7 @@ def channel_counts(cfg) -> tuple[int, int, int]:
 def init_denoiser(
     key, cfg, num_input_channels: int, num_target_channels: int, num_forcing_channels: int
 ) -> Params:
-    """Fresh parameters with DeepMind's initialisers (spec sec. 3.4, 9.2).
+    """Fresh parameters with DeepMind's initialisers (docs/design.md §3.4, §9.2).
 
     Channel counts are data channels, without the 3 structural features; for GenCast's
     task: 176 inputs, 84 targets, 4 forcings (-> 267 node features).

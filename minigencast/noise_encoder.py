@@ -48,7 +48,7 @@ def init_variance_scaling_uniform(key, fan_in: int, fan_out: int, scale: float =
     """Linear with W ~ U[-a, a], a = sqrt(3 scale / fan_in), b = 0.
 
     Haiku's `VarianceScaling(scale, "fan_in", "uniform")`, the noise MLP's
-    initialiser in DeepMind's denoiser (spec sec. 3.4); Var[W] = scale / fan_in.
+    initialiser in DeepMind's denoiser (docs/design.md §3.4); Var[W] = scale / fan_in.
     """
     limit = np.sqrt(3.0 * scale / fan_in)
     w = jax.random.uniform(key, (fan_in, fan_out), jnp.float32, -limit, limit)

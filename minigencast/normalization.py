@@ -1,6 +1,6 @@
 """Normalisation statistics and the normalise / residual / NaN-fill pipeline.
 
-GenCast normalises with four statistics files (spec sec. 2.1; DeepMind's bucket
+GenCast normalises with four statistics files (docs/design.md §2.1; DeepMind's bucket
 `dm_graphcast/gencast/stats/`), one Dataset each, variables with a `level` dim
 for atmospheric fields and scalars otherwise:
 
@@ -9,7 +9,7 @@ for atmospheric fields and scalars otherwise:
   diffs_stddev_by_level.nc   std of the 12 h time difference      (residual scale)
   min_by_level.nc            minimum                              (SST NaN fill)
 
-The pipeline (spec sec. 2.2; DeepMind's NaNCleaner -> InputsAndResiduals):
+The pipeline (docs/design.md §2.2; DeepMind's NaNCleaner -> InputsAndResiduals):
 
   1. NaN fill:   SST NaN (land) -> min_by_level[SST], in inputs, targets, forcings
   2. inputs / forcings:   x_n = (x - mean) / std
@@ -213,7 +213,7 @@ def _last_input(inputs, name):
 
 
 def normalize_targets(targets: xarray.Dataset, inputs: xarray.Dataset, stats: dict):
-    """Targets -> normalised residuals (spec sec. 2.2 step 3), NaN-filled."""
+    """Targets -> normalised residuals (docs/design.md §2.2 step 3), NaN-filled."""
     targets = fill_nans(targets, stats["min"])
     inputs = fill_nans(inputs, stats["min"])
     out = {}

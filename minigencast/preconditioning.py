@@ -12,7 +12,7 @@ around a raw network F whose inputs and outputs all have unit scale:
     c_out(sigma)  = sigma / sqrt(sigma^2 + 1)    so that the target of F has unit variance
 
 (an identity check: c_skip + c_out^2 = 1). Only the noisy targets are scaled by
-c_in; the conditioning (inputs, forcings) enters F unscaled (spec sec. 3.1).
+c_in; the conditioning (inputs, forcings) enters F unscaled (docs/design.md §3.1).
 
 Unlike EDM's c_noise = ln(sigma)/4, GenCast hands F the raw sigma; F embeds it
 itself (`noise_encoder.noise_encoder`, part of the network as in DeepMind's
@@ -22,7 +22,7 @@ The training loss weight lambda(sigma) = (sigma^2 + 1) / sigma^2 = 1 / c_out^2
 (EDM eq. 8 with sigma_data = 1) makes the effective target of F have unit weight
 at every noise level. Training noise levels are drawn from EDM's *sampling*
 schedule used as a distribution: sigma^(1/rho) uniform between
-sigma_min^(1/rho) and sigma_max^(1/rho) (spec sec. 3.3).
+sigma_min^(1/rho) and sigma_max^(1/rho) (docs/design.md §3.3).
 
 All functions accept any sigma shape that broadcasts against x; for one sample
 sigma is a scalar. sigma must be > 0: ln(0) = -inf would turn the encoder into
@@ -135,7 +135,7 @@ def make_denoise_fn(raw_fn: RawFn) -> Callable[[jax.Array, jax.Array], jax.Array
 
 
 # --------------------------------------------------------------------------
-# Training noise levels (spec sec. 3.3; [3] gencast.py `_sample_noise_levels`).
+# Training noise levels (docs/design.md §3.3; [3] gencast.py `_sample_noise_levels`).
 
 
 def noise_level_quantile(u, cfg: config_lib.NoiseConfig):

@@ -224,7 +224,7 @@ def make_eval_loss(example_loss: ExampleLoss, mesh: Mesh):
 
 # ----------------------------------------------------------------------------- GenCast loss
 def make_example_loss(cfg, lat, noise_fn):
-    """GenCast's loss for one example (spec sec. 3.3-3.4), for `make_train_step`.
+    """GenCast's loss for one example (docs/design.md §3.3-3.4), for `make_train_step`.
 
     example_loss(params, structure, example, key) with example = {"inputs" [lat, lon,
     C_in], "forcings" [lat, lon, C_f], "targets" [lat, lon, C_t]} (windows.make_fetch):

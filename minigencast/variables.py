@@ -1,7 +1,7 @@
 """The variable catalogue: GenCast's variables, levels, units and names.
 
 Names are those of DeepMind's GenCast data files (ERA5 / WeatherBench-2 names);
-see spec sec. 1.1-1.2 and graphcast/gencast.py@d39de19 (`TASK`).
+see docs/design.md §1.1-1.2 and graphcast/gencast.py@d39de19 (`TASK`).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ ATMOSPHERIC_VARIABLES = (
     "vertical_velocity",
     "specific_humidity",
 )
-# Generated from the datetime coordinate (and longitude), spec sec. 1.5.
+# Generated from the datetime coordinate (and longitude), docs/design.md §1.5.
 FORCING_VARIABLES = (
     "year_progress_sin",
     "year_progress_cos",
@@ -37,7 +37,7 @@ STATIC_VARIABLES = ("geopotential_at_surface", "land_sea_mask")
 # WeatherBench-2's 13 levels (hPa), in DeepMind's stacking order.
 PRESSURE_LEVELS_WEATHERBENCH_13 = (50, 100, 150, 200, 250, 300, 400, 500, 600, 700, 850, 925, 1000)
 
-# Loss weight 0.1 instead of 1.0 (spec sec. 3.4).
+# Loss weight 0.1 instead of 1.0 (docs/design.md §3.4).
 LOW_WEIGHT_SURFACE_VARIABLES = (
     "10m_u_component_of_wind",
     "10m_v_component_of_wind",

@@ -6,11 +6,11 @@ statistics) and per-time arrays:
 
   frames   [time, lat, lon, C_t]  physical target variables, DeepMind's target
                                   channel order (`channel_order.target_channels`), SST NaNs
-                                  filled with min(SST) (spec sec. 2.2 step 1)
-  forcings [time, lat, lon, C_f]  the generated forcings (spec sec. 1.5), normalised
+                                  filled with min(SST) (docs/design.md §2.2 step 1)
+  forcings [time, lat, lon, C_f]  the generated forcings (docs/design.md §1.5), normalised
   static   [lat, lon, C_s]        static fields, normalised
 
-A window (t-12h, t, t+12h) becomes one training example (spec sec. 1.3, 2.2):
+A window (t-12h, t, t+12h) becomes one training example (docs/design.md §1.3, §2.2):
 
   inputs   [lat, lon, C_in] = gather(concat(norm(frame_0), forcing_0, norm(frame_1),
                               forcing_1, static))[..., input_index]
@@ -73,7 +73,7 @@ def build_layout(task, stats: dict) -> Layout:
     """The `Layout` of `task` given stats {"mean", "stddev", "diffs_stddev", "min"} Datasets.
 
     Variables absent from a statistics file are left unnormalised (mean 0, std 1), as
-    DeepMind's normalisation does (spec sec. 2.1).
+    DeepMind's normalisation does (docs/design.md §2.1).
     """
     targets = channel_order.target_channels(task)
     forcings = channel_order.forcing_channels(task)
@@ -264,7 +264,7 @@ def roll_longitude(example: dict, rng: np.random.Generator) -> dict:
 
 # ----------------------------------------------------------------------------- datasets
 def read_stats(folder: str) -> dict:
-    """The four statistics files of DeepMind's layout (spec sec. 2.1) from `folder`."""
+    """The four statistics files of DeepMind's layout (docs/design.md §2.1) from `folder`."""
     from minigencast import normalization
 
     return normalization.load_stats(folder)

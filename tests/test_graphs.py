@@ -1,4 +1,4 @@
-"""Grid2mesh / mesh2grid graphs, features and the k-hop attention mask (spec 6.4, 6.7, 7)."""
+"""Grid2mesh / mesh2grid graphs, features and the k-hop mask (docs/design.md §6.4, §6.7, §7)."""
 
 import json
 import os
@@ -197,7 +197,7 @@ def test_attention_layouts_agree():
 
 
 def test_one_degree_mini_facts():
-    """spec 6.4 and 12.6 at 1 deg / splits 4 / k 16 (the Mini configuration)."""
+    """docs/design.md §6.4 and §12 item 6 at 1 deg / splits 4 / k 16 (the Mini configuration)."""
     g = graphs.build_graphs(np.linspace(-90, 90, 181), np.arange(360.0), 4, 0.6, 16, cache=False)
     assert len(g["grid_node_structural_features"]) == 65160
     assert len(g["grid2mesh_senders"]) == 102486

@@ -1,4 +1,4 @@
-"""Tests for minigencast.losses: GenCast's weighted loss (spec sec. 3.4)."""
+"""Tests for minigencast.losses: GenCast's weighted loss (docs/design.md §3.4)."""
 
 import collections
 

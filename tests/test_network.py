@@ -16,7 +16,7 @@ PARITY = pathlib.Path(__file__).parent / "parity" / "open"
 
 
 def test_mini_init_matches_official_parameter_tree():
-    """init at the Mini config yields exactly DeepMind's tree (spec sec. 9.2), no allocation."""
+    """init at the Mini config is exactly DeepMind's tree (docs/design.md §9.2), no allocation."""
     manifest = json.loads((DATA / "gencast_1p0deg_mini_param_manifest.json").read_text())
     shapes = network.param_shapes(config.gencast_1p0deg_mini())
     ours = {

@@ -14,7 +14,7 @@ from minigencast import config, sampler
 GENCAST = config.SamplerConfig()
 NO_CHURN = dataclasses.replace(GENCAST, stochastic_churn_rate=0.0)
 
-# spec sec. 5: the 21 noise levels of GenCast's sampler.
+# docs/design.md §5: the 21 noise levels of GenCast's sampler.
 SPEC_LEVELS = [80, 62.0813, 47.7190, 36.3043, 27.3149, 20.3051, 14.8974, 10.7743, 7.6708,
                5.3674, 3.6842, 2.4754, 1.6238, 1.0368, 0.6419, 0.3837, 0.2202, 0.1204,
                0.0622, 0.03, 0]  # fmt: skip

@@ -1,4 +1,4 @@
-"""stacking: DeepMind's channel order (spec sec. 1.4) and the Dataset <-> array round trip."""
+"""stacking: DeepMind's channel order (docs/design.md §1.4), the Dataset <-> array round trip."""
 
 import numpy as np
 import pandas as pd

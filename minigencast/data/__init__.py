@@ -2,7 +2,7 @@
 
 Modules:
   layouts      canonical layout, DeepMind example layout, automatic fixes, clear errors
-  forcings     year/day progress features (spec sec. 1.5)
+  forcings     year/day progress features (docs/design.md §1.5)
   windows      (inputs, targets, forcings) windows, as DeepMind's data_utils
   weatherbench WeatherBench-2 ERA5 zarr opener / subsetter
   downloads    DeepMind's public files via pooch (cache, hash pinning)

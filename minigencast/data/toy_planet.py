@@ -14,7 +14,7 @@ Our additions to Held-Suarez (documented choices, all in `_ToyPlanetForcing`):
                                     + A_day land c(sigma) cos(2 pi (d - 14/24))))
 
   * seasons: eps(t) = EPS_SEASON * cos(2 pi (y(t) - y_solstice)) with y the
-    year progress of spec sec. 1.5 (the model calendar is the Gregorian one, the
+    year progress of docs/design.md §1.5 (the model calendar is the Gregorian one, the
     year 365.24219 days long) and y_solstice = 171.5 / 365.24219 (21 June); the
     northern hemisphere's equilibrium is warmest at the June solstice. The
     sin(phi) term is Polvani & Kushner's asymmetric term [3] made periodic;
@@ -82,7 +82,7 @@ EPS_SEASON = 15.0  # K, amplitude of the seasonal hemispheric asymmetry
 A_DAY = 8.0  # K, boundary-layer diurnal amplitude of T_eq over land
 Y_SOLSTICE = 171.5 / 365.24219
 TEN_METRE_WIND_FACTOR = 0.8
-YEAR_DAYS = 365.24219  # as DeepMind's data_utils year progress (spec sec. 1.5)
+YEAR_DAYS = 365.24219  # as DeepMind's data_utils year progress (docs/design.md §1.5)
 
 # int16 packing: value = add_offset + scale_factor * stored (stored in [-32767, 32767]).
 PACKING = {
@@ -161,7 +161,7 @@ def land_sea_mask(lat_deg, lon_deg):
 
 
 def _phase_at(start: np.datetime64):
-    """Year and day progress at `start` (float64, spec sec. 1.5)."""
+    """Year and day progress at `start` (float64, docs/design.md §1.5)."""
     seconds = (np.datetime64(start, "s") - np.datetime64("1970-01-01T00:00:00", "s")).astype(
         np.int64
     )
