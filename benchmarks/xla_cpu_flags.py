@@ -3,7 +3,7 @@ LayerNorm means (`nn.mean_last_axis`: a reduction, or the matvec our CPU path us
 
 XLA reads XLA_FLAGS once, when JAX creates its CPU backend, so every setting runs in its
 own process. Each process builds the real train step (`train.make_train_step`, a batch
-of the `benchmarks/train_cpu.py` recipe from the embedded toy planet) and the real 12 h
+of the `scripts/train_cpu.py` recipe from the embedded toy planet) and the real 12 h
 forecast step (`forecast.forecast_step`, vmapped over 8 members, the preset's sampler),
 warms them up, then times `--repeats` calls of each. The table puts the settings side by
 side with the ratio to the first (XLA's defaults and a plain reduction).

@@ -260,22 +260,10 @@ def cpu() -> GenCastConfig:
     Sized so that training to skill takes under an hour on 2 cores and the quickstart's
     ensemble forecast a minute or two: mesh splits 2 (162 nodes, ~15 deg, i.e. 2.7x the
     grid spacing, as GenCast Mini's 4x), k = 2 hops (~30 deg attention radius, like
-    0p25deg's 32 hops of ~1 deg), width 96, 4 layers. At equal training time, width 96
-    matched width 48 (which runs 2.3x more steps per minute); given an hour, the wider
-    model is the better use of it (benchmarks/train_cpu.py). The sampler keeps GenCast's
-    20 noise levels (39 denoiser calls per 12 h step): for the 6,000-step weights of an
-    earlier recipe, on the validation split, they beat 10 levels at 1, 3 and 5 days for
-    z500 and t850 (z500 CRPS at 5 days 294 vs 299, spread/skill 0.89-1.17 vs 0.82-1.11). Its
-    churn noise is inflated by 1.3 instead of GenCast's 1.05: with 1.05 this small
-    model's ensembles are under-dispersive (spread/skill 0.65-0.86 on the validation
-    split, 0.56-0.81 on test). The factor is chosen on the training run's held-out last
-    5 % (20 inits x 8 members) as the one that keeps z500 and t850 spread/skill furthest
-    inside 0.8-1.2 at 1-5 days: for weights trained with longitude-roll augmentation
-    (13,500 steps) 1.45 gave t850 1.26 at 1 day, and centring both extremes in the band
-    gave 1.3 (z500 0.85-1.03, t850 0.93-1.13); for the shipped 12,000-step weights 1.3
-    gives z500 0.89-1.06, t850 0.96-1.14 there. For earlier weights without the roll it
-    was 1.45 (of 1.4, 1.45, 1.5, 1.6); on the validation split more churn (1.6-2.0, or
-    churn rate 5) made CRPS worse.
+    0p25deg's 32 hops of ~1 deg), width 96, 4 layers. The sampler keeps GenCast's 20
+    noise levels; its churn noise is inflated by 1.3 instead of GenCast's 1.05, because
+    with 1.05 this small model's ensembles are under-dispersive. How each of these was
+    chosen, with the measurements: data/pretrained/README.md.
     """
     return GenCastConfig(
         task_config=TOY_PLANET_TASK,

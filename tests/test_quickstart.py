@@ -149,7 +149,7 @@ def test_quickstart_pretrained_end_to_end(tmp_path):
 
 
 def test_shipped_model_is_the_cpu_preset_trained_by_the_recipe():
-    """data/pretrained/ is what `benchmarks/train_cpu.py` (and so `quickstart` without
+    """data/pretrained/ is what `scripts/train_cpu.py` (and so `quickstart` without
     --pretrained, whose TrainConfig it uses) would make today: the cpu preset, the recipe."""
     import dataclasses
     import importlib.util
@@ -163,7 +163,7 @@ def test_shipped_model_is_the_cpu_preset_trained_by_the_recipe():
 
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     spec = importlib.util.spec_from_file_location(
-        "train_cpu", os.path.join(root, "benchmarks", "train_cpu.py")
+        "train_cpu", os.path.join(root, "scripts", "train_cpu.py")
     )
     train_cpu = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(train_cpu)

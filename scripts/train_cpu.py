@@ -1,6 +1,6 @@
 """Train the CPU preset from scratch on the embedded toy planet, then verify it.
 
-    python benchmarks/train_cpu.py --run_dir runs/cpu [--copy_to data/pretrained]
+    python scripts/train_cpu.py --run_dir runs/cpu [--copy_to data/pretrained]
 
 1. runs `minigencast train` with the recipe below (the exact command is printed and
    appended to RUN_DIR/command.txt; an existing complete run is reused, an interrupted
