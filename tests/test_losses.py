@@ -107,24 +107,52 @@ def _stack(d, levels):
     return jnp.stack(arrays, axis=-1), chans
 
 
-def test_stacked_loss_equals_deepminds_per_variable_form():
+def _numpy_reference_loss(pred, targ, sigma, lat, levels):
+    """DeepMind's per-variable loss written out in NumPy from the formula alone.
+
+    loss = lambda(sigma) sum_v w_v mean_(level, lat, lon)(w_lat w_lev (D - y)^2), with
+    w_lat the cell areas (mean 1), w_lev = level / mean(levels), w_v = 0.1 for the
+    five extra surface variables, lambda = (sigma^2 + 1) / sigma^2 (docs/design.md §3.4;
+    graphcast/losses.py:weighted_mse_per_level, graphcast/gencast.py:GenCast.loss).
+    """
+    half = (lat[1] - lat[0]) / 2
+    bounds = np.deg2rad(np.clip(np.r_[lat - half, lat[-1] + half], -90, 90))
+    w_lat = np.diff(np.sin(bounds))
+    w_lat = w_lat / w_lat.mean()
+    w_lev = np.asarray(levels, np.float64) / np.mean(levels)
+    low = {"10m_u_component_of_wind", "10m_v_component_of_wind", "mean_sea_level_pressure"}
+    low |= {"sea_surface_temperature", "total_precipitation_12hr"}
+    total = 0.0
+    for name in pred:
+        e = (np.asarray(pred[name], np.float64) - np.asarray(targ[name], np.float64)) ** 2
+        e = e * w_lat[:, None]
+        if e.ndim == 4:  # [B, level, lat, lon]
+            e = e * w_lev[None, :, None, None]
+        total = total + (0.1 if name in low else 1.0) * e.reshape(e.shape[0], -1).mean(axis=1)
+    sigma = np.asarray(sigma, np.float64)
+    return (sigma**2 + 1) / sigma**2 * total
+
+
+def test_stacked_and_per_variable_losses_match_a_numpy_reference():
     lat, lon, levels = np.linspace(-90, 90, 7), np.arange(0, 360, 30.0), (100, 500, 850, 1000)
     pred, targ = _random_dicts(0, 3, levels, lat, lon)
     sigma = jnp.array([0.05, 1.0, 40.0])
+    expected = _numpy_reference_loss(pred, targ, sigma, lat, levels)
     # jit: one compilation instead of one per eager op (jit == eager is tested below).
-    ref = jax.jit(lambda p, t, s: losses.weighted_loss_dict(p, t, s, lat, levels))(
+    per_variable_form = jax.jit(lambda p, t, s: losses.weighted_loss_dict(p, t, s, lat, levels))(
         pred, targ, sigma
     )
+    np.testing.assert_allclose(per_variable_form, expected, rtol=1e-5)
     p_st, chans = _stack(pred, levels)
     t_st, _ = _stack(targ, levels)
     w_lat, w_c = geometry.latitude_weights(lat), losses.channel_weights(chans)
     ours = jax.jit(lambda p, t, s: losses.weighted_loss(p, t, s, w_lat, w_c))(p_st, t_st, sigma)
     assert ours.shape == (3,)
-    np.testing.assert_allclose(ours, ref, rtol=1e-5)
+    np.testing.assert_allclose(ours, expected, rtol=1e-5)
     # Per-variable diagnostics recombine into the total.
     per_var = jax.jit(lambda p, t: losses.per_variable_losses(p, t, w_lat, chans))(p_st, t_st)
     total = sum(losses.variable_weight(n) * v for n, v in per_var.items())
-    np.testing.assert_allclose(preconditioning.loss_weight(sigma) * total, ref, rtol=1e-5)
+    np.testing.assert_allclose(preconditioning.loss_weight(sigma) * total, expected, rtol=1e-5)
 
 
 def test_loss_hand_computed_single_pixel_channels():
