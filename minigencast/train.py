@@ -35,6 +35,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import tqdm
+import xarray
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from minigencast import (
@@ -43,6 +44,7 @@ from minigencast import (
     geometry,
     loader,
     losses,
+    metrics,
     network,
     noise,
     preconditioning,
@@ -286,12 +288,10 @@ def validation_crps(
 ):
     """Fair CRPS of 12 h forecasts at `num_inits` held-out windows: {name: value}.
 
-    Latitude-weighted, physical units, averaged over inits; channels from
+    `metrics.crps`: latitude-weighted, physical units, averaged over inits; channels from
     `headline_channels`. A cheap on-line check that the sampler's ensembles are skilful.
     """
     picks = val_windows[np.linspace(0, len(val_windows) - 1, num_inits).astype(int)]
-    w = geometry.latitude_weights(data.lat)
-    w = w / w.mean()
     ((_, out),) = forecast.rollout(
         params,
         structure,
@@ -307,14 +307,13 @@ def validation_crps(
         chunk_steps=1,
     )  # out: [I, S, 1, lat, lon, C_t]
     truth = data.raw_frames[picks[:, 2]]  # [I, lat, lon, C_t]
+    dims, lat = ("init", "lat", "lon"), {"lat": np.asarray(data.lat)}
     scores = {}
     for i, name in headline_channels(cfg.task_config):
-        ens, y = out[:, :, 0, ..., i], truth[:, None, ..., i]  # [I, S, lat, lon], [I, 1, ...]
-        m = ens.shape[1]
-        skill = np.abs(ens - y).mean(1)
-        spread = np.abs(ens[:, :, None] - ens[:, None]).sum((1, 2)) / (2 * m * (m - 1))
-        scores[name] = [float(np.mean((skill - spread) * w[:, None]))]
-    return {name: float(np.mean(v)) for name, v in scores.items()}
+        ens = xarray.DataArray(out[:, :, 0, ..., i], dims=("init", "sample", "lat", "lon"))
+        y = xarray.DataArray(truth[..., i], dims=dims)
+        scores[name] = float(metrics.crps(ens.assign_coords(lat), y.assign_coords(lat)))
+    return scores
 
 
 def validation_loss(eval_loss, params, structure, val_windows, fetch, batch_size, mesh, seed=0):

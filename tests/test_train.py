@@ -549,3 +549,51 @@ def test_remat_switch_changes_memory_not_results():
     np.testing.assert_allclose(
         plain["params"]["lin"]["w"], remat["params"]["lin"]["w"], rtol=1e-5, atol=1e-7
     )
+
+
+def test_validation_crps_is_the_fair_crps_of_the_picked_windows(monkeypatch):
+    """validation_crps against a brute-force O(M^2) fair CRPS with exact cell-area weights."""
+    import types
+
+    cfg = config.cpu()
+    n_lat, n_lon, n_t, n_c, members = (
+        5,
+        8,
+        12,
+        len(channel_order.target_channels(cfg.task_config)),
+        3,
+    )
+    rng = np.random.default_rng(0)
+    lat = np.linspace(-90, 90, n_lat)
+    data = types.SimpleNamespace(
+        lat=lat,
+        layout=None,
+        static=None,
+        raw_frames=rng.standard_normal((n_t, n_lat, n_lon, n_c)),
+        forcings=np.zeros((n_t, 1)),
+    )
+    val_windows = np.stack([np.arange(n_t - 2), np.arange(1, n_t - 1), np.arange(2, n_t)], axis=1)
+    ensemble = rng.standard_normal((2, members, 1, n_lat, n_lon, n_c))
+    seen = {}
+
+    def fake_rollout(params, structure, cfg, layout, static, frames, forcings, steps, m, *a, **k):
+        seen["frames"], seen["members"] = frames, m
+        return [(None, ensemble)]
+
+    monkeypatch.setattr(train.forecast, "rollout", fake_rollout)
+    scores = train.validation_crps(None, None, cfg, data, val_windows, None, members, num_inits=2)
+    # Two inits spread evenly over the validation windows: the first and the last.
+    np.testing.assert_array_equal(seen["frames"], data.raw_frames[[[0, 1], [n_t - 3, n_t - 2]]])
+    assert seen["members"] == members
+    truth = data.raw_frames[[2, n_t - 1]]
+    bounds = np.deg2rad(np.clip(np.r_[lat - 22.5, 112.5], -90, 90))
+    area = np.diff(np.sin(bounds))
+    area = area / area.mean()
+    assert set(scores) == {"z500", "t850"}
+    for i, name in train.headline_channels(cfg.task_config):
+        x, y = ensemble[:, :, 0, ..., i], truth[..., i]  # [I, M, lat, lon], [I, lat, lon]
+        skill = np.mean([np.abs(x[:, a] - y) for a in range(members)], axis=0)
+        pairs = [np.abs(x[:, a] - x[:, b]) for a in range(members) for b in range(members)]
+        crps = skill - np.sum(pairs, axis=0) / (2 * members * (members - 1))
+        expected = np.mean(crps * area[:, None])
+        np.testing.assert_allclose(scores[name], expected, rtol=1e-10)
