@@ -136,19 +136,28 @@ def test_failed_forecast_keeps_previous_output(setup, tmp_path, monkeypatch):
 
 def test_unwritable_output_is_refused_before_computing(setup, tmp_path, monkeypatch):
     cfg, ds, stats, params = setup
+    monkeypatch.setattr(forecast, "rollout", lambda *a, **k: pytest.fail("computed anyway"))
+
+    def run(target):
+        forecast.run(
+            params, cfg, ds, stats, ds["time"].values[[1]], 2, 2, out=str(target), progress=False
+        )
+
+    # A folder that cannot be created, for any user (root included): its parent is a file.
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    with pytest.raises(PermissionError, match="cannot create output folder"):
+        run(blocker / "sub" / "fc.nc")
+    assert blocker.read_text() == "not a folder"
+    # A folder that exists but is read-only (permissions are not enforced for root).
     locked = tmp_path / "locked"
     locked.mkdir()
     locked.chmod(0o500)
-    monkeypatch.setattr(forecast, "rollout", lambda *a, **k: pytest.fail("computed anyway"))
     try:
-        if os.access(locked, os.W_OK):  # running as root: permissions are not enforced
-            target = "/proc/minigencast/fc.nc"
-        else:
-            target = str(locked / "fc.nc")
-        with pytest.raises(PermissionError):
-            forecast.run(
-                params, cfg, ds, stats, ds["time"].values[[1]], 2, 2, out=target, progress=False
-            )
+        if not os.access(locked, os.W_OK):
+            with pytest.raises(PermissionError, match="is not writable"):
+                run(locked / "fc.nc")
+            assert os.listdir(locked) == []
     finally:
         locked.chmod(0o700)
 
