@@ -112,9 +112,10 @@ def test_edge_features_accurate_for_short_float32_edges():
 # Latitude weights.
 
 
-def test_latitude_weights_at_one_degree_match_spec():
+def test_latitude_weights_at_one_degree_match_deepmind():
     lat = np.linspace(-90, 90, 181)
     w = geometry.latitude_weights(lat)
+    # Source: graphcast/losses.py:normalized_latitude_weights at 1 deg (docs/design.md §3.4).
     np.testing.assert_allclose(w[[0, -1]], 0.00345, atol=5e-6)
     np.testing.assert_allclose(w[[1, -2]], 0.0276, atol=5e-5)
     np.testing.assert_allclose(w[90], 1.5795, atol=5e-5)

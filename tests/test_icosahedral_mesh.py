@@ -18,7 +18,7 @@ SPEC_TABLE = {
 
 
 @pytest.mark.parametrize("splits", sorted(SPEC_TABLE))
-def test_counts_and_max_edge_lengths_match_spec(splits):
+def test_counts_and_max_edge_lengths_match_deepmind(splits):
     nodes, faces, edges, chord, degrees = SPEC_TABLE[splits]
     mesh = icosahedral_mesh.build_mesh(splits)
     senders, _ = icosahedral_mesh.faces_to_edges(mesh.faces)

@@ -60,8 +60,10 @@ def test_info_reproduces_parity_graph_facts(capsys):
     assert memory["mask_coo"] == 8 * facts["attention_mask_nonzeros"]
 
 
-def test_info_mini_preset_matches_spec(capsys):
+def test_info_mini_preset_matches_deepmind(capsys):
     out = _run(capsys, "--preset", "gencast_1p0deg_mini")
+    # Source: DeepMind's d39de19 graphs and Haiku init at the Mini configuration
+    # (docs/design.md §6.4, §6.9, §9.2).
     assert out["grid"] == [181, 360]
     assert out["mesh_nodes"] == 2562 and out["mesh_edges"] == 15360
     assert out["grid2mesh_edges"] == 102486

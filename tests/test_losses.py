@@ -21,11 +21,13 @@ def _normal(rng, shape):
 # Static weights.
 
 
-def test_level_weights_for_the_13_levels_match_spec():
+def test_level_weights_for_the_13_levels_match_deepmind():
     w = losses.level_weights(variables.PRESSURE_LEVELS_WEATHERBENCH_13)
-    spec = [0.1079, 0.2158, 0.3237, 0.4315, 0.5394, 0.6473, 0.8631, 1.0788, 1.2946,
+    # Source: level / mean(levels) of graphcast/losses.py:weighted_mse_per_level, to 4
+    # decimals (docs/design.md §3.4).
+    deepmind = [0.1079, 0.2158, 0.3237, 0.4315, 0.5394, 0.6473, 0.8631, 1.0788, 1.2946,
             1.5104, 1.8340, 1.9958, 2.1577]  # fmt: skip
-    np.testing.assert_allclose(w, spec, atol=1.2e-4)  # spec truncates 1.99585 to 1.9958
+    np.testing.assert_allclose(w, deepmind, atol=1.2e-4)  # truncated, not rounded: 1.99585
     np.testing.assert_allclose(np.mean(variables.PRESSURE_LEVELS_WEATHERBENCH_13), 463.4615, 1e-6)
     np.testing.assert_allclose(w[-1] / w[0], 20.0)
 

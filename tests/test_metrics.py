@@ -40,6 +40,7 @@ def _w(truth):
 def test_latitude_weights_match_gencast_numbers():
     w = metrics.latitude_weights(np.linspace(-90, 90, 181))
     np.testing.assert_allclose(w.mean(), 1.0)
+    # Source: graphcast/losses.py:normalized_latitude_weights at 1 deg (docs/design.md §3.4).
     np.testing.assert_allclose([w[0], w[1], w[90]], [0.00345, 0.0276, 1.5795], atol=5e-5)
     # Without poles: plain cos(lat).
     lat = np.linspace(-85, 85, 18)  # offset half a row (10 deg) from the poles

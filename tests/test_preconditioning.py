@@ -32,7 +32,7 @@ def _parity_dir():
 # EDM coefficients.
 
 
-def test_c_values_match_spec_formulas():
+def test_c_values_match_edm_formulas():
     sigma = np.array([0.03, 0.3, 1.0, 7.5, 80.0, 90.0])
     np.testing.assert_allclose(preconditioning.c_in(sigma), 1 / np.sqrt(sigma**2 + 1), rtol=1e-6)
     np.testing.assert_allclose(
@@ -181,9 +181,11 @@ def test_denoise_matches_deepminds_preconditioned_output():
 # Training noise levels.
 
 
-def test_training_noise_quantiles_match_spec():
+def test_training_noise_quantiles_match_deepmind():
     cfg = config.NoiseConfig()
     q = preconditioning.noise_level_quantile(np.array([0.0, 0.1, 0.25, 0.5, 0.75, 0.9, 1.0]), cfg)
+    # Source: the quantiles of graphcast/gencast.py:_sample_noise_levels's law with
+    # NoiseConfig's defaults (docs/design.md §3.3).
     np.testing.assert_allclose(q, [0.02, 0.086, 0.489, 4.35, 22.97, 53.0, 88.0], rtol=5e-3)
 
 
