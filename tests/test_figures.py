@@ -222,3 +222,50 @@ def test_cli_on_the_embedded_dataset(tmp_path, capsys):
     ours = table[table["forecast"] == "forecast"]
     assert len(ours) == 16 * 3  # 16 target channels x 3 lead times
     assert (ours["crps"] < table[table["forecast"] == "persistence"]["crps"].values).mean() > 0.5
+
+
+def _brute_force_scores(forecast, truth, name, level=None):
+    """Fair CRPS, ensemble-mean RMSE and spread/skill per lead, in plain NumPy.
+
+    Independent of `metrics`: O(M^2) pairwise CRPS, cell-area latitude weights from the
+    band areas 2 pi (sin b - sin a), truth looked up at each valid time; means over
+    (init, lat, lon), the RMSE's and spread's square roots taken after the mean.
+    """
+    fc, tr = forecast[name], truth[name]
+    if level is not None:
+        fc, tr = fc.sel(level=level), tr.sel(level=level)
+    x = fc.transpose("sample", "init_time", "lead_time", "lat", "lon").values
+    valid = forecast["valid_time"].values  # [init, lead]
+    times = list(truth["time"].values)
+    y = tr.values[[[times.index(v) for v in row] for row in valid]]  # [init, lead, lat, lon]
+    lat = truth["lat"].values
+    half = (lat[1] - lat[0]) / 2
+    area = np.diff(np.sin(np.deg2rad(np.clip(np.r_[lat - half, lat[-1] + half], -90, 90))))
+    w = (area / area.mean())[None, None, :, None] * np.ones_like(y)
+
+    def wmean(a):  # over init, lat, lon -> [lead]
+        return (a * w).sum((0, 2, 3)) / w.sum((0, 2, 3))
+
+    m = x.shape[0]
+    skill = np.mean([np.abs(x[i] - y) for i in range(m)], axis=0)
+    pairs = sum(np.abs(x[i] - x[j]) for i in range(m) for j in range(m))
+    crps = wmean(skill - pairs / (2 * m * (m - 1)))
+    mse = wmean((x.mean(0) - y) ** 2)
+    spread = wmean(x.var(0, ddof=1))
+    return crps, np.sqrt(mse), np.sqrt((m + 1) / m * spread / mse)
+
+
+@pytest.mark.parametrize(("label", "name", "level"), [
+    ("2m_temperature", "2m_temperature", None),
+    ("geopotential 500", "geopotential", 500),
+])  # fmt: skip
+def test_plotted_numbers_are_the_independently_computed_scores(setup, tmp_path, label, name, level):
+    forecast, truth = setup
+    crps, rmse, ssr = _brute_force_scores(forecast, truth, name, level)
+    plotted = {
+        fig: figures.FIGURES[fig](forecast, truth, None, str(tmp_path)).numbers["forecast"][label]
+        for fig in ("crps_vs_lead", "rmse_vs_lead", "spread_skill")
+    }
+    np.testing.assert_allclose(plotted["crps_vs_lead"], crps, rtol=1e-9)
+    np.testing.assert_allclose(plotted["rmse_vs_lead"], rmse, rtol=1e-9)
+    np.testing.assert_allclose(plotted["spread_skill"], ssr, rtol=1e-9)
