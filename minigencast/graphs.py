@@ -22,9 +22,9 @@ code as data (docs/design.md §6.4 and §7):
 
 `build_graphs` returns a dict with exactly the keys and node order of DeepMind's
 graphs recorded in the parity vectors (`graphs.npz`), and caches it in memory and on
-disk. The transformer consumes the mask through `attention_neighbours` (padded
-neighbour lists, O(N K_max)), `dense_attention_mask` (O(N^2), small meshes) or
-`tri_block_size` (DeepMind's banded GPU layout).
+disk. `transformer.build_attention` turns the mask into the layout the attention
+runs on: padded neighbour lists (O(N K_max)), a dense mask (O(N^2), small meshes) or
+DeepMind's banded tri-block layout (docs/design.md §7).
 """
 
 from __future__ import annotations
@@ -330,43 +330,6 @@ def attention_mask(
         rotated = np.sort(perms[g_of[orbit][:, None], ball[None, :]], axis=1)  # [orbit, ball]
         cols[row_start[orbit][:, None] + np.arange(len(ball))] = rotated
     return np.repeat(np.arange(n, dtype=np.int32), counts), cols
-
-
-def attention_neighbours(rows, cols, num_mesh_nodes: int) -> tuple[np.ndarray, np.ndarray]:
-    """Padded neighbour lists of the attention mask (gather-attention layout).
-
-    Returns:
-      idx: [num_mesh_nodes, K_max] int32, the keys node i attends to (ascending);
-        padding slots hold i itself.
-      valid: [num_mesh_nodes, K_max] bool, False on padding.
-    """
-    rows = np.asarray(rows)
-    if np.any(np.diff(rows) < 0):
-        raise ValueError("attention mask rows must be sorted (as build_graphs returns them).")
-    counts = np.bincount(rows, minlength=num_mesh_nodes)
-    k_max = int(counts.max()) if counts.size else 0
-    # Row i holds its counts[i] keys in the first slots; a boolean mask assignment fills
-    # them in row-major order, which is exactly the order of the sorted COO.
-    valid = np.arange(k_max)[None, :] < counts[:, None]
-    idx = np.repeat(np.arange(num_mesh_nodes, dtype=np.int32)[:, None], k_max, axis=1)
-    idx[valid] = cols
-    return idx, valid
-
-
-def dense_attention_mask(rows, cols, num_mesh_nodes: int) -> np.ndarray:
-    """[num_mesh_nodes, num_mesh_nodes] bool mask (mask[i, j]: query i sees key j)."""
-    mask = np.zeros((num_mesh_nodes, num_mesh_nodes), dtype=bool)
-    mask[rows, cols] = True
-    return mask
-
-
-def tri_block_size(rows, cols) -> int:
-    """Block size b of the tri-block-diagonal layout: 1 + the bandwidth max|i - j|.
-
-    With the RCM order every query block of b nodes only sees its own and the two
-    adjacent key blocks (docs/design.md §7).
-    """
-    return int(np.abs(np.asarray(rows, np.int64) - cols).max()) + 1
 
 
 # ----------------------------------------------------------------------------- build

@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from minigencast import graphs, icosahedral_mesh, network
+from minigencast import transformer as transformer_lib
 
 
 def attention_memory_bytes(num_mesh_nodes, k_max, nnz, num_heads, tri_block) -> dict[str, int]:
@@ -59,7 +60,7 @@ def info(cfg, grid=None) -> dict:
     n_mesh = len(g["mesh_vertices"])
     rows, cols = g["attention_mask_rows"], g["attention_mask_cols"]
     per_node = np.bincount(rows, minlength=n_mesh)
-    block = graphs.tri_block_size(rows, cols)
+    block = transformer_lib.tri_block_size(rows, cols)
     g2m_in = np.bincount(g["grid2mesh_receivers"], minlength=n_mesh)
     max_edge = icosahedral_mesh.max_edge_length(
         icosahedral_mesh.TriangularMesh(g["mesh_vertices"], g["mesh_faces"])

@@ -264,7 +264,9 @@ print("conditional LayerNorm by hand == nn.conditional_layer_norm")
 G = graphs.build_graphs(
     LAT, LON, ARCH.mesh_size, ARCH.radius_query_fraction_edge_length, ST.attention_k_hop
 )  # cached: the arrays build_structure used
-mask = graphs.dense_attention_mask(G["attention_mask_rows"], G["attention_mask_cols"], n_m)
+mask = transformer.build_attention(
+    G["attention_mask_rows"], G["attention_mask_cols"], n_m, "mha"
+).mask
 heads, dk = ST.num_heads, d // ST.num_heads
 q = (by_hand @ block0["mha_proj_q"]["w"]).reshape(n_m, heads, dk)
 k = (by_hand @ block0["mha_proj_k"]["w"]).reshape(n_m, heads, dk)
