@@ -90,8 +90,6 @@ def aggregate(messages, receivers, num_nodes, dtype=jnp.float32):
 # --------------------------------------------------------------------------
 # Grid2Mesh (encoder).
 
-GRID2MESH_EDGES = "grid2mesh"
-
 
 def init_grid2mesh(
     key, num_node_features: int, latent: int, cond_size: int, hidden_layers: int = 1

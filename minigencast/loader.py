@@ -181,9 +181,3 @@ class WindowLoader:
                 yield after, batch
         finally:
             stop.set()
-
-
-def batches_in_order(windows: np.ndarray, fetch: Callable, batch_size: int):
-    """Yields fetch(frames) for consecutive, unshuffled batches (validation); keeps the rest."""
-    for start in range(0, len(windows), batch_size):
-        yield fetch(windows[start : start + batch_size])

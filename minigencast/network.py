@@ -46,7 +46,6 @@ from minigencast import channel_order, gnn, noise_encoder, preconditioning, tran
 
 Params = dict
 NUM_STRUCTURAL_FEATURES = 3
-EDGE_FEATURES = 4
 
 
 class Structure(NamedTuple):

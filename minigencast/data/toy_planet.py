@@ -64,7 +64,6 @@ import os
 import time as time_lib
 
 import numpy as np
-import pandas as pd
 import xarray
 
 from minigencast import data as data_lib
@@ -480,12 +479,6 @@ def _diagnose(traj, out_grid, coords, specs, ref_temps, lat, lon, config):
     }
     ds = xarray.Dataset(data, coords=coords_)
     return variables.add_cf_attrs(ds)
-
-
-def times_for(config: ToyPlanetConfig):
-    """The 12-hourly output times of a configuration."""
-    start = pd.Timestamp(config.start)
-    return pd.date_range(start, periods=config.output_steps(), freq="12h")
 
 
 # --------------------------------------------------------------------------- writing
