@@ -197,7 +197,7 @@ class TrainConfig:
     clipping the global gradient norm to max_grad_norm. ema_decay > 0 keeps an
     exponential moving average of the weights, used for evaluation and saved as
     the model part of checkpoints. random_longitude_roll turns every training window
-    about the polar axis by a random number of grid columns (`windows.roll_longitude`):
+    about the polar axis by a random number of grid columns (`arrays.roll_longitude`):
     data augmentation for a small dataset (GenCast does not use it).
     """
 

@@ -2,7 +2,7 @@
 
 A forecast from two analyses (t - 12 h, t) repeats (docs/design.md §8):
 
-  inputs  = normalise(frames t-12h, t) + forcings + static           (windows.py)
+  inputs  = normalise(frames t-12h, t) + forcings + static           (arrays.py)
   r       ~ GenCast(. | inputs, forcings at t + 12 h)                (sampler.py, 39 calls)
   frame   = r * diffs_std + frame_t  (residual variables), r * std + mean (others)
   output  = frame with SST set back to NaN where the input SST was NaN
@@ -37,7 +37,7 @@ import numpy as np
 import xarray
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from minigencast import channel_order, network, preconditioning, sampler, windows
+from minigencast import arrays, channel_order, network, preconditioning, sampler
 
 STEP = np.timedelta64(12, "h")
 SAMPLE_AXIS = "sample"
@@ -53,7 +53,7 @@ def forecast_step(params, structure, cfg, layout, static, frames, forcings, key,
       static: [lat, lon, C_s] normalised static fields.
       noise_fn: noise_fn(key, template [lat, lon, C_t]) -> unit noise (spherical).
     """
-    inputs = windows.build_inputs(jnp, frames, forcings[:-1], static, layout)
+    inputs = arrays.build_inputs(jnp, frames, forcings[:-1], static, layout)
 
     def raw_fn(scaled_noisy_targets, sigma):
         return network.raw_denoiser(
@@ -64,7 +64,7 @@ def forecast_step(params, structure, cfg, layout, static, frames, forcings, key,
     residual = sampler.sample(
         preconditioning.make_denoise_fn(raw_fn), key, template, cfg.sampler_config, noise_fn
     )
-    return windows.from_residual(jnp, residual, frames[-1], layout)
+    return arrays.from_residual(jnp, residual, frames[-1], layout)
 
 
 def _rollout_chunk(
@@ -87,7 +87,7 @@ def _rollout_chunk(
             frame = forecast_step(
                 params, structure, cfg, layout, static, frames, forcings, step_key, noise_fn
             )
-            fed = jnp.where(nan_mask, windows.per_channel(jnp.asarray(layout.fill), frame), frame)
+            fed = jnp.where(nan_mask, arrays.per_channel(jnp.asarray(layout.fill), frame), frame)
             frames = jnp.concatenate([frames[1:], fed[None]], axis=0)
             return (frames, key), jnp.where(nan_mask, jnp.nan, frame)
 
@@ -150,10 +150,10 @@ def rollout(
     n_init = init_frames.shape[0]
     if forcings.shape[:2] != (n_init, t_in + num_steps):
         raise ValueError(f"forcings are {forcings.shape[:2]}, need ({n_init}, {t_in + num_steps})")
-    nan_mask = np.any(np.isnan(init_frames), axis=1) & windows.per_channel(
+    nan_mask = np.any(np.isnan(init_frames), axis=1) & arrays.per_channel(
         np.asarray(layout.nan_fillable), init_frames[:, 0]
     )
-    frames = windows.fill_nans(np, init_frames, layout)
+    frames = arrays.fill_nans(np, init_frames, layout)
     frames = np.broadcast_to(frames[:, None], (n_init, num_members) + frames.shape[1:])
     keys = member_keys(seed, num_members)
     # The carry is placed (and committed) up front, exactly as the chunk function returns
@@ -449,7 +449,7 @@ def run(
     from minigencast import train
 
     task = cfg.task_config
-    data = windows.prepare(dataset, task, stats)
+    data = arrays.prepare(dataset, task, stats)
     check_grid_matches(metadata, data.lat, data.lon)
     t_in = data.layout.num_input_times
     idx = init_indices(data.times, init_times, t_in)
@@ -474,7 +474,7 @@ def run(
     # Forcings from the first input frame to the last lead time, per init: [I, T_in + N, ...].
     offsets = np.arange(-(t_in - 1), num_steps + 1) * STEP
     valid = (init_times[:, None] + offsets[None]).ravel()
-    forcings = windows.future_forcings(valid, data.lon, task, data.layout)
+    forcings = arrays.future_forcings(valid, data.lon, task, data.layout)
     forcings = np.broadcast_to(
         forcings.reshape((len(idx), len(offsets)) + forcings.shape[1:]),
         (len(idx), len(offsets)) + data.forcings.shape[1:],

@@ -4,7 +4,7 @@ A training example for GenCast is a *window* of three valid times
 (t - 12 h, t, t + 12 h): the two input frames and the 12 h target (docs/design.md §1.3).
 This module only decides *which* windows, in *which order*, and fetches them in a
 background thread; turning a window into arrays is the job of a `fetch(indices)`
-function (see `windows.make_fetch`), so the same loader serves any dataset.
+function (see `arrays.make_fetch`), so the same loader serves any dataset.
 
   * Windows are found by time lookup, not by position: a window exists at t when
     t - 12 h and t + 12 h are both in the dataset. Gaps and 6-hourly data are
@@ -13,7 +13,7 @@ function (see `windows.make_fetch`), so the same loader serves any dataset.
     is held out; a window belongs to a split only if all three of its times do.
   * The shuffle of epoch e is `default_rng([seed, e]).permutation(...)`, so the order
     depends only on (seed, epoch) and a run can resume at any (epoch, batch).
-  * Optional augmentation `augment(batch, rng)` (e.g. `windows.roll_longitude`) draws
+  * Optional augmentation `augment(batch, rng)` (e.g. `arrays.roll_longitude`) draws
     from `default_rng([seed, epoch, batch, 1])`, so it too is fixed by the position.
   * A daemon thread fills a bounded queue (`prefetch` batches ahead) so the
     accelerator (or the CPU's XLA threads) never waits for NumPy gathering.

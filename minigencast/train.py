@@ -39,6 +39,7 @@ import xarray
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from minigencast import (
+    arrays,
     channel_order,
     forecast,
     geometry,
@@ -49,7 +50,6 @@ from minigencast import (
     noise,
     preconditioning,
     training_state,
-    windows,
 )
 from minigencast import config as config_lib
 
@@ -229,7 +229,7 @@ def make_example_loss(cfg, lat, noise_fn):
     """GenCast's loss for one example (docs/design.md §3.3-3.4), for `make_train_step`.
 
     example_loss(params, structure, example, key) with example = {"inputs" [lat, lon,
-    C_in], "forcings" [lat, lon, C_f], "targets" [lat, lon, C_t]} (windows.make_fetch):
+    C_in], "forcings" [lat, lon, C_f], "targets" [lat, lon, C_t]} (arrays.make_fetch):
 
       sigma ~ training distribution (preconditioning.sample_noise_levels)
       x     = y + sigma * eps,  eps spherical white noise per channel (noise_fn)
@@ -395,7 +395,7 @@ def train(
     Args:
       dataset: canonical xarray Dataset (time, [level,] lat, lon) with the task's
         variables (progress forcings are added if absent).
-      stats: {"mean", "stddev", "diffs_stddev", "min"} Datasets (`windows.read_stats`).
+      stats: {"mean", "stddev", "diffs_stddev", "min"} Datasets (`arrays.read_stats`).
       cfg: GenCastConfig; tc: TrainConfig.
       run_dir: output folder: checkpoints/, stats/, log.csv, log.jsonl, loss_curve.png.
         If it holds a checkpoint, training resumes from the newest one (the run then
@@ -409,13 +409,13 @@ def train(
       {"state", "history" (list of log rows), "checkpoint" (path of the last one)}.
     """
     os.makedirs(run_dir, exist_ok=True)
-    data = windows.prepare(dataset, cfg.task_config, stats)
+    data = arrays.prepare(dataset, cfg.task_config, stats)
     grid = {"lat": data.lat, "lon": data.lon}
     ckpt_dir = os.path.join(run_dir, "checkpoints")
     last = training_state.latest(ckpt_dir)
     if last is not None:  # Refuse a run dir of another config/grid before any heavy work.
         training_state.check_compatible(last, cfg, grid)
-    windows.write_stats(stats, os.path.join(run_dir, "stats"))
+    arrays.write_stats(stats, os.path.join(run_dir, "stats"))
     train_windows, val_windows = loader.split_by_time(data.times, tc.validation_fraction)
     if len(train_windows) == 0:
         raise ValueError("no training windows: the dataset needs 3 consecutive 12-hourly times")
@@ -426,7 +426,7 @@ def train(
         )
     noise_fn = noise_function(data.lat, data.lon)
     structure = replicate(network.build_structure(cfg, data.lat, data.lon), mesh)
-    fetch = windows.make_fetch(data.frames, data.forcings, data.static, data.layout)
+    fetch = arrays.make_fetch(data.frames, data.forcings, data.static, data.layout)
 
     base_key = jax.random.key(tc.seed)
     if init_params is None:
@@ -452,7 +452,7 @@ def train(
         seed=tc.seed,
         prefetch=tc.prefetch,
         position=position,
-        augment=windows.roll_longitude if tc.random_longitude_roll else None,
+        augment=arrays.roll_longitude if tc.random_longitude_roll else None,
     )
 
     def save(step):

@@ -7,7 +7,7 @@ a cycle from the interpreter). The layers, from the bottom:
     sphere      geometry, icosahedral_mesh, graphs, spherical_harmonics, noise
     diffusion   preconditioning, sampler, losses
     network     nn, gnn, transformer, noise_encoder, network
-    training    windows, loader, training_state, train
+    training    loader, training_state, train
     forecasting forecast
     scoring     metrics, plotting
     cli         cli (imported by nothing)
@@ -33,7 +33,7 @@ def _group(*names):
 SPHERE = _group("geometry", "icosahedral_mesh", "graphs", "spherical_harmonics", "noise")
 DIFFUSION = _group("preconditioning", "sampler", "losses")
 NETWORK = _group("nn", "gnn", "transformer", "noise_encoder", "network")
-TRAINING = _group("windows", "loader", "training_state", "train")
+TRAINING = _group("loader", "training_state", "train")
 FORECASTING = _group("forecast")
 SCORING = _group("metrics", "plotting")
 CLI = _group("cli")

@@ -10,6 +10,7 @@ import synthetic_data
 import xarray
 
 from minigencast import (
+    arrays,
     channel_order,
     checkpoint,
     config,
@@ -17,7 +18,6 @@ from minigencast import (
     network,
     train,
     training_state,
-    windows,
 )
 
 STEP = np.timedelta64(12, "h")
@@ -41,7 +41,7 @@ def setup():
 
 def _rollout(setup, num_steps=10, members=2, chunk=5):
     cfg, ds, stats, params = setup
-    data = windows.prepare(ds, cfg.task_config, stats)
+    data = arrays.prepare(ds, cfg.task_config, stats)
     structure = network.build_structure(cfg, data.lat, data.lon)
     noise_fn = train.noise_function(data.lat, data.lon)
     forcings = data.forcings[None, : 2 + num_steps]
@@ -226,7 +226,7 @@ def test_layout_never_feeds_back_target_only_variables():
     task = config.gencast_task(levels)
     ds = synthetic.sample(num_times=4, levels=levels)
     stats = normalization.compute_stats(ds, chunks=None)
-    layout = windows.build_layout(task, stats)
+    layout = arrays.build_layout(task, stats)
     targets = channel_order.target_channels(task)
     precip = [i for i, c in enumerate(targets) if c.variable == variables.PRECIPITATION]
     n_block = len(targets) + len(channel_order.forcing_channels(task))
@@ -236,10 +236,10 @@ def test_layout_never_feeds_back_target_only_variables():
     sst = [i for i, c in enumerate(targets) if c.variable == "sea_surface_temperature"]
     assert layout.nan_fillable[sst].all() and layout.nan_fillable.sum() == 1
     # Residual round trip, and SST NaNs filled before use.
-    prep = windows.prepare(ds, task, stats)
+    prep = arrays.prepare(ds, task, stats)
     assert np.isnan(prep.raw_frames[..., sst]).any() and not np.isnan(prep.frames).any()
-    r = windows.to_residual(np, prep.frames[2], prep.frames[1], layout)
-    back = windows.from_residual(np, r, prep.frames[1], layout)
+    r = arrays.to_residual(np, prep.frames[2], prep.frames[1], layout)
+    back = arrays.from_residual(np, r, prep.frames[1], layout)
     np.testing.assert_allclose(back, prep.frames[2], rtol=1e-5, atol=1e-3)
 
 

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import synthetic_data
 
-from minigencast import channel_order, config, loader, train, training_state, windows
+from minigencast import arrays, channel_order, config, loader, train, training_state
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -137,7 +137,7 @@ def test_loader_augmentation_is_fixed_by_the_position():
         x = np.broadcast_to(lon[:, None] + 100 * w[:, :1, None, None], (len(w), 2, 8, 1))
         return {k: x.copy() for k in ("inputs", "forcings", "targets")}
 
-    kw = dict(seed=3, augment=windows.roll_longitude)
+    kw = dict(seed=3, augment=arrays.roll_longitude)
     it = iter(loader.WindowLoader(wins, fetch, 4, prefetch=2, **kw))
     first = [next(it) for _ in range(10)]
     resumed = iter(loader.WindowLoader(wins, fetch, 4, prefetch=0, position=first[4][0], **kw))
@@ -171,7 +171,7 @@ def test_longitude_roll_is_a_rotation_of_the_planet():
     np.testing.assert_allclose(rolled, shifted, atol=1e-6)
 
     example = {"inputs": np.arange(2 * 3 * 8 * 2.0).reshape(2, 3, 8, 2)}
-    out = windows.roll_longitude(example, np.random.default_rng(0))["inputs"]
+    out = arrays.roll_longitude(example, np.random.default_rng(0))["inputs"]
     for b in range(2):
         s = int(np.argmax(out[b, 0, :, 0] == example["inputs"][b, 0, 0, 0]))
         np.testing.assert_array_equal(out[b], np.roll(example["inputs"][b], s, axis=-2))
@@ -198,8 +198,8 @@ def test_fetch_matches_the_data_layers_pipeline():
     stats = normalization.compute_stats(
         synthetic.sample(num_times=6, levels=levels, seed=1), chunks=None
     )
-    prep = windows.prepare(ds, task, stats)
-    fetch = windows.make_fetch(prep.frames, prep.forcings, prep.static, prep.layout)
+    prep = arrays.prepare(ds, task, stats)
+    fetch = arrays.make_fetch(prep.frames, prep.forcings, prep.static, prep.layout)
     ex = fetch(np.array([[0, 1, 2]]))
     inputs, targets, forcings = dwin.window(ds, task, 1, 1)
     ref_in, ch = stacking.dataset_to_array(normalization.normalize_inputs(inputs, stats))
@@ -404,7 +404,7 @@ def test_one_and_four_devices_give_the_same_training(tmp_path):
 def test_dataset_with_gaps_trains_on_complete_windows_only(tmp_path):
     ds = synthetic_data.dataset(num_times=24)
     ds = ds.isel(time=[i for i in range(24) if i not in (5, 11, 17)])
-    prep = windows.prepare(ds, config.tiny().task_config, synthetic_data.stats(ds))
+    prep = arrays.prepare(ds, config.tiny().task_config, synthetic_data.stats(ds))
     tr, va = loader.split_by_time(prep.times, 0.15)
     t = prep.times
     assert all((np.diff(t[w]) == np.timedelta64(12, "h")).all() for w in tr)
