@@ -32,8 +32,6 @@ import numpy as np
 
 from minigencast import channel_order, stacking, variables
 
-SST = "sea_surface_temperature"
-
 
 class Layout(NamedTuple):
     """Static per-channel data for one task and set of statistics (NumPy).
@@ -85,10 +83,10 @@ def build_layout(task, stats: dict) -> Layout:
         return stacking.channel_vector(channels, stats[name], default=default).astype(np.float32)
 
     is_residual = np.array([c.variable in task.input_variables for c in targets])
-    nan_fillable = np.array([c.variable == SST for c in targets])
+    nan_fillable = np.array([c.variable == variables.SST for c in targets])
     fill = np.zeros(len(targets), np.float32)
     if nan_fillable.any():
-        fill[nan_fillable] = vec([c for c in targets if c.variable == SST], "min", None)
+        fill[nan_fillable] = vec([c for c in targets if c.variable == variables.SST], "min", None)
 
     t_pos = {(c.variable, c.level): i for i, c in enumerate(targets)}
     f_pos = {c.variable: i for i, c in enumerate(forcings)}

@@ -36,12 +36,12 @@ import os
 import numpy as np
 import xarray
 
+from minigencast import variables
 from minigencast.data import forcings as forcings_lib
 
 log = logging.getLogger(__name__)
 
 STATS_NAMES = ("mean", "stddev", "diffs_stddev", "min")
-SST = "sea_surface_temperature"
 
 
 def stats_filename(name: str) -> str:
@@ -170,7 +170,9 @@ def _stat(stats_ds: xarray.Dataset, name: str, da: xarray.DataArray):
     return s
 
 
-def fill_nans(ds: xarray.Dataset, min_stats: xarray.Dataset, variable: str = SST) -> xarray.Dataset:
+def fill_nans(
+    ds: xarray.Dataset, min_stats: xarray.Dataset, variable: str = variables.SST
+) -> xarray.Dataset:
     """Replace NaNs of `variable` by its scalar minimum (DeepMind's NaNCleaner)."""
     if variable not in ds:
         return ds
@@ -239,9 +241,10 @@ def unnormalize_targets(norm: xarray.Dataset, inputs: xarray.Dataset, stats: dic
             m, s = _stat(stats["mean"], name, y), _stat(stats["stddev"], name, y)
             out[name] = (y * s + m).astype(y.dtype)
     res = norm.assign(out)
-    if SST in res and SST in inputs:
-        land = inputs[SST].isnull().any("time")
-        res[SST] = res[SST].where(~land)
+    sst = variables.SST
+    if sst in res and sst in inputs:
+        land = inputs[sst].isnull().any("time")
+        res[sst] = res[sst].where(~land)
     return res
 
 

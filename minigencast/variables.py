@@ -16,6 +16,8 @@ SURFACE_INPUT_VARIABLES = (
 )
 # Predicted but never an input (a 12 h accumulation).
 PRECIPITATION = "total_precipitation_12hr"
+# NaN over land; filled with its minimum and re-inserted (docs/design.md §2.2).
+SST = "sea_surface_temperature"
 SURFACE_TARGET_VARIABLES = SURFACE_INPUT_VARIABLES[:4] + (PRECIPITATION, SURFACE_INPUT_VARIABLES[4])
 ATMOSPHERIC_VARIABLES = (
     "temperature",
