@@ -520,7 +520,7 @@ def _add_evaluate(sub):
     p = sub.add_parser(
         "evaluate",
         help="Verify a forecast and draw the paper's figures.",
-        description="API twin: minigencast.figures.evaluate(). Prints a score table (CRPS, "
+        description="API twin: minigencast.evaluation.evaluate(). Prints a score table (CRPS, "
         "ensemble-mean RMSE, spread/skill per variable, level and lead time), writes "
         "scores.csv, one PNG per figure and numbers.json with each figure's numbers and "
         "caption. Figures: crps_vs_lead, rmse_vs_lead, scorecard, spread_skill, "
@@ -559,17 +559,10 @@ def _add_evaluate(sub):
 def _run_evaluate(args):
     import pandas as pd
 
-    from minigencast import figures
+    from minigencast import evaluation
 
-    forecast = figures.to_forecast_layout(figures.open_dataset(args.forecast))
-    if args.truth == "embedded":
-        truth = figures.embedded_truth()
-    else:
-        truth = figures.open_dataset(args.truth)
-        if not {"time", "lat", "lon"} <= set(truth.dims):  # DeepMind / WB2 / ERA5 layouts
-            from minigencast.data import layouts
-
-            truth = layouts.to_canonical(truth, nan_check=False)
+    forecast = evaluation.open_forecast(args.forecast)
+    truth = evaluation.open_truth(args.truth)
     baselines = None
     if args.baseline:
         baselines = {}
@@ -577,10 +570,10 @@ def _run_evaluate(args):
             name, sep, path = item.partition("=")
             if not sep:
                 raise ValueError(f"--baseline expects NAME=PATH, got {item!r}.")
-            baselines[name] = figures.to_forecast_layout(figures.open_dataset(path))
+            baselines[name] = evaluation.open_forecast(path)
     names = args.figure or ["all"]
     names = [] if names == ["none"] else ("all" if "all" in names else names)
-    table, results = figures.evaluate(forecast, truth, baselines, names, args.out)
+    table, results = evaluation.evaluate(forecast, truth, baselines, names, args.out)
     with pd.option_context("display.max_rows", 500, "display.width", 120):
         print(table.to_string(index=False, float_format=lambda x: f"{x:.4g}"))
     for r in results:

@@ -7,7 +7,7 @@
    one resumed);
 2. forecasts an ensemble (8 members, 5 days, 12-hourly) from init times spread over
    the held-out test split (Nov-Dec) and scores it against persistence and the
-   climatological ensemble (quickstart.evaluate_model);
+   climatological ensemble (evaluation.evaluate_model);
 3. prints training wall time and CRPS at 1, 3, 5 days for z500 and t850 (model /
    persistence / climatology) with the spread/skill ratio, and writes
    RUN_DIR/benchmark.json; with --copy_to, copies the final model (model.npz,
@@ -68,7 +68,7 @@ def main(argv=None):
     p.add_argument("--copy_to", default=None)
     args = p.parse_args(argv)
 
-    from minigencast import cli, data, forecast, quickstart, training_state
+    from minigencast import cli, data, evaluation, forecast, quickstart, training_state
 
     # The CLI's CPU setting (cli.CPU_XLA_FLAGS unless XLA_FLAGS is set), for training and
     # for the verification below alike: set before JAX's first computation.
@@ -86,7 +86,7 @@ def main(argv=None):
     params, cfg, metadata = forecast.load_model(final)
     test = data.load_embedded("test").load()
     t1 = time.perf_counter()
-    fc, refs, scores = quickstart.evaluate_model(
+    fc, refs, scores = evaluation.evaluate_model(
         params,
         cfg,
         test,
@@ -104,7 +104,7 @@ def main(argv=None):
         f"\ntraining: {steps} steps in {wall / 60:.1f} min (wall, from log.csv); "
         f"evaluation {eval_s:.0f} s; {args.num_members} members x {args.num_inits} inits"
     )
-    print(quickstart.skill_table({k: scores[k] for k in ("z500", "t850") if k in scores}))
+    print(evaluation.skill_table({k: scores[k] for k in ("z500", "t850") if k in scores}))
     goal = all(
         s["crps_model"] < min(s["crps_persistence"], s["crps_climatology"])
         and 0.8 <= s["spread_skill"] <= 1.2

@@ -7,7 +7,8 @@ import pandas as pd
 import pytest
 import xarray as xr
 
-from minigencast import config, figures, metrics, variables
+from minigencast import config, data, figures, metrics, variables
+from minigencast.data import forecasts, synthetic
 
 
 def toy_truth(n_time=24, n_lat=9, n_lon=16, seed=0):
@@ -42,7 +43,7 @@ def toy_truth(n_time=24, n_lat=9, n_lon=16, seed=0):
 def setup():
     truth = toy_truth()
     init = truth["time"].values[[2, 6, 10]]
-    forecast = figures.synthetic_forecast(truth, init, lead_steps=[1, 2, 4, 10], num_members=6)
+    forecast = synthetic.forecast(truth, init, lead_steps=[1, 2, 4, 10], num_members=6)
     return forecast, truth
 
 
@@ -61,7 +62,7 @@ def test_figure_writes_png_and_numbers(setup, tmp_path, name):
 def test_synthetic_forecast_is_reliable():
     truth = toy_truth(n_time=60, seed=1)
     init = truth["time"].values[2:40:2]
-    fc = figures.synthetic_forecast(truth, init, [1, 2, 3], num_members=9, seed=3)
+    fc = synthetic.forecast(truth, init, [1, 2, 3], num_members=9, seed=3)
     ssr = metrics.spread_skill_ratio(fc, truth).compute()
     for v in ssr.data_vars:
         assert ssr[v].item() == pytest.approx(1.0, abs=0.1)
@@ -73,7 +74,7 @@ def test_synthetic_forecast_error_grows_as_sqrt_of_the_lead_step():
     truth = toy_truth(n_time=60, seed=1)
     init = truth["time"].values[2:40:2]
     steps = [1, 4, 9]  # not 1, 2, 3: the growth must follow the step, not the list index
-    fc = figures.synthetic_forecast(truth, init, steps, num_members=9, seed=3)
+    fc = synthetic.forecast(truth, init, steps, num_members=9, seed=3)
     name = "2m_temperature"
     s = float(truth[name].diff("time").std()) / np.sqrt(2)
     member_error = (fc[name] - fc[name].mean("sample")).std(["sample", "init_time", "lat", "lon"])
@@ -117,7 +118,7 @@ def test_score_table_and_run_all(setup, tmp_path):
 def test_embedded_grid_size(tmp_path):
     # The embedded dataset's 33 x 64 grid.
     truth = toy_truth(n_time=16, n_lat=33, n_lon=64, seed=2)
-    fc = figures.synthetic_forecast(truth, truth["time"].values[[2, 4]], [1, 2], num_members=4)
+    fc = synthetic.forecast(truth, truth["time"].values[[2, 4]], [1, 2], num_members=4)
     for name in ("pooled_crps", "maps", "rev"):
         res = figures.FIGURES[name](fc, truth, None, str(tmp_path))
         assert res.png.endswith(f"{name}.png")
@@ -165,7 +166,7 @@ def test_embedded_truth_joins_splits(tmp_path, monkeypatch):
     truth.isel(time=slice(10, 15)).to_netcdf(folder / "validation.nc")
     truth.isel(time=slice(14, 20)).to_netcdf(folder / "test.nc")  # one duplicated time
     monkeypatch.setenv("MINIGENCAST_DATA_DIR", str(tmp_path))
-    joined = figures.embedded_truth()
+    joined = data.embedded_truth()
     np.testing.assert_array_equal(joined["time"].values, truth["time"].values)
     xr.testing.assert_allclose(joined.compute(), truth.astype(np.float32), rtol=1e-6)
 
@@ -181,26 +182,26 @@ def test_to_forecast_layout_from_weatherbench_and_deepmind(setup):
         lat="latitude",
         lon="longitude",
     ).isel(latitude=slice(None, None, -1))
-    back = figures.to_forecast_layout(wb2)
+    back = forecasts.to_forecast_layout(wb2)
     xr.testing.assert_identical(back.drop_vars("valid_time"), ours)
     # DeepMind rollout: (sample, batch, time = lead) with a datetime (batch, time) coord.
     dm = ours.rename(init_time="batch", lead_time="time").drop_vars("batch")
     dm = dm.assign_coords(datetime=(("batch", "time"), forecast["valid_time"].values))
-    back = figures.to_forecast_layout(dm)
+    back = forecasts.to_forecast_layout(dm)
     xr.testing.assert_identical(back.drop_vars("valid_time"), ours)
     np.testing.assert_array_equal(back["valid_time"].values, forecast["valid_time"].values)
     with pytest.raises(ValueError, match="not a forecast layout"):
-        figures.to_forecast_layout(ours.isel(init_time=0, drop=True))
+        forecasts.to_forecast_layout(ours.isel(init_time=0, drop=True))
 
 
 def test_cli_on_the_embedded_dataset(tmp_path, capsys):
     # The real embedded toy planet (33 x 64, 250/500/850 hPa) as truth, via --truth embedded.
     from minigencast import cli
 
-    truth = figures.embedded_truth()
+    truth = data.embedded_truth()
     assert (truth.sizes["lat"], truth.sizes["lon"]) == (33, 64)
     init = truth["time"].values[[-20, -12]]
-    fc = figures.synthetic_forecast(truth, init, [1, 2, 10], num_members=4, seed=5)
+    fc = synthetic.forecast(truth, init, [1, 2, 10], num_members=4, seed=5)
     assert set(fc.data_vars) == set(config.TOY_PLANET_TASK.target_variables)
     fc.to_netcdf(tmp_path / "fc.nc")
     argv = [

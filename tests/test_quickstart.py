@@ -8,7 +8,7 @@ import pytest
 import synthetic_data
 import xarray
 
-from minigencast import baselines, cli, quickstart
+from minigencast import baselines, cli, evaluation, quickstart
 
 STEP = np.timedelta64(12, "h")
 KEYS = {"crps_model", "crps_persistence", "crps_climatology", "rmse_model", "spread_skill"}
@@ -33,7 +33,7 @@ def _fake_forecast(truth, inits, leads, members=4, noise=1.0, seed=0):
 
 def test_report_shape_and_skill_table():
     truth = synthetic_data.dataset(num_times=80)
-    inits = quickstart.choose_init_times(truth["time"].values, 3, 4)
+    inits = evaluation.choose_init_times(truth["time"].values, 3, 4)
     leads = np.arange(1, 5) * STEP
     fc = _fake_forecast(truth, inits, leads)
     refs = {
@@ -42,7 +42,7 @@ def test_report_shape_and_skill_table():
             truth, inits, leads, num_members=4, window_days=10, exclude_days=3
         ),
     }
-    scores = quickstart.score(fc, truth, refs)
+    scores = evaluation.score(fc, truth, refs)
     assert set(scores) == {"z500", "t850", "t2m", "msl", "u850"}
     assert set(scores["z500"]) == {"12", "24", "36", "48"}
     for per_lead in scores.values():
@@ -51,17 +51,17 @@ def test_report_shape_and_skill_table():
     # A near-perfect ensemble beats persistence and has a finite spread/skill.
     assert scores["z500"]["48"]["crps_model"] < scores["z500"]["48"]["crps_persistence"]
     json.dumps({"scores": scores})  # JSON-ready
-    table = quickstart.skill_table(scores, leads_hours=(24, 48))
+    table = evaluation.skill_table(scores, leads_hours=(24, 48))
     assert "z500" in table and "t850" in table and len(table.splitlines()) == 1 + 5 * 2
 
 
 def test_init_times_have_truth_for_every_lead():
     t = synthetic_data.dataset(num_times=30)["time"].values
-    inits = quickstart.choose_init_times(t, 4, 10)
+    inits = evaluation.choose_init_times(t, 4, 10)
     assert len(set(inits.tolist())) == 4
     assert all((i - STEP) in t and (i + 10 * STEP) in t for i in inits)
     with pytest.raises(ValueError, match="init times"):
-        quickstart.choose_init_times(t, 40, 10)
+        evaluation.choose_init_times(t, 40, 10)
 
 
 @pytest.mark.parametrize("command", ["quickstart", "train", "forecast"])

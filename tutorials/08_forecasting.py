@@ -41,6 +41,7 @@ from minigencast import (
     channel_order,
     config,
     data,
+    evaluation,
     forecast,
     metrics,
     network,
@@ -119,7 +120,7 @@ print(
 # (`lax.scan`), and returns the forecast layout that the metrics of tutorial 09 read.
 
 # %%
-init_times = quickstart.choose_init_times(test.time.values, NUM_INITS, NUM_STEPS)
+init_times = evaluation.choose_init_times(test.time.values, NUM_INITS, NUM_STEPS)
 fc = forecast.run(
     params,
     CFG,
