@@ -135,8 +135,8 @@ def _add_data(sub):
     t.add_argument("--resolution", type=float, default=5.625, help="Grid, deg (%(default)s).")
     t.add_argument("--levels", default="250,500,850", help="Pressure levels, hPa (%(default)s).")
     t.add_argument("--seed", type=int, default=0, help="Initial-perturbation seed (%(default)s).")
-    t.add_argument("--spinup-days", type=float, default=200.0, help="Spin-up days (%(default)s).")
-    t.add_argument("--num-steps", type=int, default=None, help="12 h outputs (overrides --years).")
+    _add_flag(t, "--spinup_days", type=float, default=200.0, help="Spin-up days (%(default)s).")
+    _add_flag(t, "--num_steps", type=int, default=None, help="12 h outputs (overrides --years).")
     t.set_defaults(run=_run_data_toy_planet)
     w = dsub.add_parser(
         "weatherbench",
@@ -151,6 +151,20 @@ def _add_data(sub):
     w.add_argument("--levels", default=None, help="Comma-separated hPa (default: the task's).")
     w.add_argument("--subsample", type=int, default=1, help="Point subsampling (4: 0.25->1 deg).")
     w.set_defaults(run=_run_data_weatherbench)
+
+
+def _add_flag(parser, flag, **kwargs):
+    """One spelling for every flag, words joined by "_" (`--run_dir`, `--spinup_days`); the
+    "-" spelling (`--spinup-days`) still parses, as a hidden alias."""
+    parser.add_argument(flag, **kwargs)
+    alias = {k: v for k, v in kwargs.items() if k == "type"}
+    parser.add_argument(
+        flag.replace("_", "-"),
+        dest=flag[2:],
+        default=argparse.SUPPRESS,
+        help=argparse.SUPPRESS,
+        **alias,
+    )
 
 
 def _levels(text):
@@ -208,7 +222,7 @@ def _add_download(sub):
     )
     p.add_argument("names", nargs="*", default=["stats"], help="What to fetch (default: stats).")
     p.add_argument("--list", action="store_true", help="List the registry, pins and URLs.")
-    p.add_argument("--base-url", default=None, help="Mirror replacing DeepMind's bucket URL.")
+    _add_flag(p, "--base_url", default=None, help="Mirror replacing DeepMind's bucket URL.")
     p.set_defaults(run=_run_download)
 
 
@@ -269,8 +283,8 @@ def _add_info(sub):
     )
     p.add_argument("--preset", required=True, help="Preset name, e.g. gencast_1p0deg_mini.")
     p.add_argument("--grid", help="NLATxNLON, equiangular with poles (default: the preset's).")
-    p.add_argument("--mesh-size", type=int, help="Icosahedral splits (default: the preset's).")
-    p.add_argument("--attention-k-hop", type=int, help="Attention hops (default: the preset's).")
+    _add_flag(p, "--mesh_size", type=int, help="Icosahedral splits (default: the preset's).")
+    _add_flag(p, "--attention_k_hop", type=int, help="Attention hops (default: the preset's).")
     p.set_defaults(run=_run_info)
 
 

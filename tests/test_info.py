@@ -40,8 +40,8 @@ def test_info_reproduces_parity_graph_facts(capsys):
     k = arch["sparse_transformer_config"]["attention_k_hop"]
     grid = f"{meta['grid']['n_lat']}x{meta['grid']['n_lon']}"
     out = _run(
-        capsys, "--preset", "tiny", "--grid", grid, "--mesh-size", str(arch["mesh_size"]),
-        "--attention-k-hop", str(k),
+        capsys, "--preset", "tiny", "--grid", grid, "--mesh_size", str(arch["mesh_size"]),
+        "--attention_k_hop", str(k),
     )  # fmt: skip
     assert out["grid"] == [meta["grid"]["n_lat"], meta["grid"]["n_lon"]]
     assert out["grid_nodes"] == facts["num_grid_nodes"]
@@ -83,3 +83,18 @@ def test_info_api_twin_equals_cli(capsys):
 def test_info_bad_grid(capsys):
     assert cli.main(["info", "--preset", "tiny", "--grid", "13by24"]) == 2
     assert "181x360" in capsys.readouterr().err
+
+
+def test_flags_have_one_spelling_and_the_dashed_one_is_a_hidden_alias():
+    parser = cli.build_parser()
+    for argv in (
+        ["--mesh_size", "3", "--attention_k_hop", "2"],
+        ["--mesh-size", "3", "--attention-k-hop", "2"],
+    ):
+        args = parser.parse_args(["info", "--preset", "tiny", *argv])
+        assert (args.mesh_size, args.attention_k_hop) == (3, 2)
+    args = parser.parse_args(["info", "--preset", "tiny"])
+    assert args.mesh_size is None and args.attention_k_hop is None
+    info_parser = parser._subparsers._group_actions[0].choices["info"]
+    assert "--mesh_size" in info_parser.format_help()
+    assert "--mesh-size" not in info_parser.format_help()

@@ -496,7 +496,7 @@ def split_by_time(ds: xarray.Dataset) -> dict[str, xarray.Dataset]:
     if np.any(np.diff(edges) < 3):
         raise ValueError(
             f"{n} time steps are too few for three splits of >= 3 steps each "
-            "(one window). Fix: ask for at least 18 steps (--num-steps 18 or more)."
+            "(one window). Fix: ask for at least 18 steps (--num_steps 18 or more)."
         )
     return {
         name: ds.isel(time=slice(int(edges[i]), int(edges[i + 1]))) for i, name in enumerate(SPLITS)
@@ -556,10 +556,10 @@ def command_line(config: ToyPlanetConfig, out_dir: str) -> str:
     cmd = (
         f"minigencast data toy-planet --out {out_dir} --years {config.years:g} "
         f"--resolution {config.resolution:g} --levels {levels} --seed {config.seed} "
-        f"--spinup-days {config.spinup_days:g}"
+        f"--spinup_days {config.spinup_days:g}"
     )
     if config.num_steps is not None:
-        cmd += f" --num-steps {config.num_steps}"
+        cmd += f" --num_steps {config.num_steps}"
     return cmd
 
 
