@@ -92,12 +92,9 @@ def _open_data(spec, split="train"):
 
             return quickstart.training_data(), data.embedded_stats()
         return data.load_embedded(split), data.embedded_stats()
-    import xarray
+    from minigencast.data import files, layouts
 
-    from minigencast.data import layouts
-
-    ds = xarray.open_zarr(spec) if spec.rstrip("/").endswith(".zarr") else xarray.open_dataset(spec)
-    return layouts.to_canonical(ds), None
+    return layouts.to_canonical(files.open_path(spec)), None
 
 
 def _stats(args, default):
@@ -140,16 +137,27 @@ def _add_data(sub):
     t.set_defaults(run=_run_data_toy_planet)
     w = dsub.add_parser(
         "weatherbench",
-        help="Write a canonical local zarr subset of a WeatherBench-2 ERA5 store.",
-        description="API twin: minigencast.data.weatherbench.subset_to_zarr().",
+        help="Write a canonical local zarr subset of a WeatherBench-2 ERA5 or forecast store.",
+        description="API twins: minigencast.data.weatherbench.subset_to_zarr() (ERA5), "
+        "subset_forecast_to_zarr() (forecast stores such as IFS ENS: dims time, number, "
+        "prediction_timedelta; written in the forecast layout that `evaluate --baseline` "
+        "reads).",
     )
-    w.add_argument("store", help="Path/URL of the zarr store, or 1440x721, 240x121, 64x32.")
+    w.add_argument(
+        "store",
+        help="Path/URL of the zarr store, or 1440x721, 240x121, 64x32 (ERA5), "
+        "ifs_ens/240x121, ifs_ens/64x32 (IFS ENS).",
+    )
     w.add_argument("--out", required=True, help="Output zarr path.")
     w.add_argument("--start", default=None, help="First time, e.g. 2019-01-01.")
     w.add_argument("--end", default=None, help="Last time, e.g. 2019-12-31T12.")
     w.add_argument("--task", choices=["gencast", "toy-planet"], default="gencast")
     w.add_argument("--levels", default=None, help="Comma-separated hPa (default: the task's).")
     w.add_argument("--subsample", type=int, default=1, help="Point subsampling (4: 0.25->1 deg).")
+    w.add_argument(
+        "--max-lead", default=None, help="Forecast stores: longest lead kept, e.g. 360h."
+    )
+    w.add_argument("--members", type=int, default=None, help="Forecast stores: first N members.")
     w.set_defaults(run=_run_data_weatherbench)
 
 
@@ -200,14 +208,23 @@ def _run_data_toy_planet(args):
 def _run_data_weatherbench(args):
     from minigencast.data import weatherbench
 
-    out = weatherbench.subset_to_zarr(
-        args.store,
-        args.out,
-        _task(args.task, _levels(args.levels)),
-        start=args.start,
-        end=args.end,
-        subsample_factor=args.subsample,
-    )
+    task = _task(args.task, _levels(args.levels))
+    if weatherbench.is_forecast_store(args.store):
+        out = weatherbench.subset_forecast_to_zarr(
+            args.store,
+            args.out,
+            task,
+            start=args.start,
+            end=args.end,
+            levels=_levels(args.levels),
+            max_lead=args.max_lead,
+            members=args.members,
+        )
+    else:
+        out = weatherbench.subset_to_zarr(
+            args.store, args.out, task, start=args.start, end=args.end,
+            subsample_factor=args.subsample,
+        )  # fmt: skip
     print(out)
 
 
@@ -244,7 +261,11 @@ def _add_stats(sub):
         description="API twin: minigencast.normalization.compute_stats() + write_stats(). "
         "Writes mean/stddev/diffs_stddev/min_by_level.nc in DeepMind's layout.",
     )
-    p.add_argument("dataset", help="NetCDF or zarr path (any supported layout), or 'embedded'.")
+    p.add_argument(
+        "dataset",
+        help="NetCDF, zarr or GRIB path, a glob or folder of files (any supported layout), "
+        "or 'embedded'.",
+    )
     p.add_argument("--out", required=True, help="Output folder.")
     p.add_argument(
         "--task",
@@ -257,20 +278,20 @@ def _add_stats(sub):
 
 
 def _run_stats(args):
-    import xarray
-
     from minigencast import data, normalization
-    from minigencast.data import layouts
+    from minigencast.data import files, layouts
 
     if args.dataset == "embedded":
         ds = data.load_embedded("train")
-    elif args.dataset.rstrip("/").endswith(".zarr"):
-        ds = xarray.open_zarr(args.dataset)
     else:
-        ds = xarray.open_dataset(args.dataset, chunks={})
+        ds = files.open_path(args.dataset)
     task = None if args.task == "all" else _task(args.task, _levels(args.levels))
     ds = layouts.to_canonical(ds, task, levels=_levels(args.levels), nan_check=False)
-    for path in normalization.write_stats(normalization.compute_stats(ds), args.out):
+    from dask.diagnostics import ProgressBar
+
+    with ProgressBar(out=sys.stderr):  # the statistics are one dask computation
+        stats = normalization.compute_stats(ds)
+    for path in normalization.write_stats(stats, args.out):
         print(path)
 
 

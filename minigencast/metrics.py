@@ -19,7 +19,9 @@ Scores (M = ensemble size, x_i members, y truth, x_(i) sorted members):
   value (Richardson's cost/loss model [4]), spatially pooled CRPS [1], power spectra.
 
 wmean is a weighted mean over `reduce_dims` (all dims by default) with GenCast's loss
-latitude weights (docs/design.md §3.4), skipping NaNs.
+latitude weights (docs/design.md §3.4), skipping NaNs. The latitude dim may be called `lat`,
+`latitude` or anything the caller names (`weights="y"`); `weights=False` is unweighted.
+Any ensemble dim name works (`ensemble_dim=`, e.g. WeatherBench-2's `number`).
 
 References:
   [1] Price et al. 2025, "Probabilistic weather forecasting with machine learning",
@@ -67,16 +69,33 @@ def latitude_weights(lat) -> np.ndarray:
         return w / w.mean()
 
 
-def area_weights(data) -> xr.DataArray:
-    """Latitude weights of `data`'s `lat` coordinate as a DataArray [lat]."""
+def area_weights(data, lat_dim: str = "lat") -> xr.DataArray:
+    """Latitude weights of `data`'s latitude coordinate `lat_dim` as a DataArray [lat_dim]."""
     return xr.DataArray(
-        latitude_weights(data["lat"].values), dims=["lat"], coords={"lat": data["lat"]}
+        latitude_weights(data[lat_dim].values), dims=[lat_dim], coords={lat_dim: data[lat_dim]}
     )
+
+
+# Names of a latitude dimension recognised without being told (ours, ERA5/WeatherBench-2).
+LATITUDE_DIMS = ("lat", "latitude")
+
+
+def latitude_dim(data, dims) -> str | None:
+    """The latitude dimension among `dims`: `lat`, `latitude`, or one whose coordinate is
+    CF latitude (standard_name "latitude" or units "degrees_north"); None if there is none."""
+    for d in dims:
+        if d in LATITUDE_DIMS:
+            return d
+    for d in dims:
+        attrs = data[d].attrs if d in data.coords else {}
+        if attrs.get("standard_name") == "latitude" or attrs.get("units") == "degrees_north":
+            return d
+    return None
 
 
 # --------------------------------------------------------------------------- alignment
 def _check_same_grid(a, b):
-    for dim in ("lat", "lon", "level"):
+    for dim in ("lat", "lon", "level", "latitude", "longitude"):
         if dim in a.dims and dim in b.dims:
             va, vb = np.asarray(a[dim].values), np.asarray(b[dim].values)
             if va.shape != vb.shape or not np.allclose(va, vb):
@@ -146,7 +165,8 @@ def align(forecast, truth, ensemble_dim: str | None = "sample"):
             )
         truth = truth.sel(time=vt.drop_vars([c for c in vt.coords if c not in vt.dims]))
         truth = truth.drop_vars("time", errors="ignore")
-    for dim in (set(forecast.dims) & set(truth.dims)) - {"lat", "lon", "level"}:
+    grid = {"lat", "lon", "level", "latitude", "longitude"}
+    for dim in (set(forecast.dims) & set(truth.dims)) - grid:
         a, b = forecast[dim].values, truth[dim].values
         if a.shape != b.shape or not (a == b).all():
             raise ValueError(
@@ -178,16 +198,26 @@ def _resolve_dims(data, reduce_dims, preserve_dims):
 def weighted_mean(score, weights=None, reduce_dims=None, preserve_dims=None):
     """NaN-skipping weighted mean of a per-point score over dims.
 
-    sum(w s) / sum(w [s not NaN]). weights=None: latitude weights when `lat` is
-    reduced; weights=False: unweighted; else a DataArray broadcast against `score`.
+    sum(w s) / sum(w [s not NaN]). weights: None = area (latitude) weights when a
+    latitude dim is reduced, whatever it is called (`latitude_dim`); a str = the name of
+    the latitude dim to area-weight; False = unweighted (only when asked for); else a
+    DataArray broadcast against `score`.
     """
     dims = _resolve_dims(score, reduce_dims, preserve_dims)
     if isinstance(score, xr.Dataset):  # per variable, over the dims each one has
         return score.map(lambda da: weighted_mean(da, weights, [d for d in dims if d in da.dims]))
     if not dims:
         return score
-    if weights is None:
-        weights = area_weights(score) if "lat" in dims else False
+    if isinstance(weights, str):
+        if weights not in dims:
+            raise ValueError(
+                f"weights={weights!r} names no reduced dim (reducing over {dims}); pass the "
+                "latitude dim's name, None to detect it, or False for an unweighted mean."
+            )
+        weights = area_weights(score, weights)
+    elif weights is None:
+        lat_dim = latitude_dim(score, dims)
+        weights = False if lat_dim is None else area_weights(score, lat_dim)
     if weights is False:
         return score.mean(dims, skipna=True)
     return score.weighted(weights.fillna(0)).mean(dims, skipna=True)
@@ -276,7 +306,8 @@ def crps(
       forecast: [sample, ...] DataArray or Dataset.
       truth: canonical truth or [...] in the forecast's layout.
       fair: the unbiased (ensemble-size independent) estimate; needs M >= 2.
-      weights: None = latitude weights when `lat` is reduced; False = none; or a DataArray.
+      weights: None = area weights when a latitude dim (`lat`, `latitude`, CF latitude)
+        is reduced; a str names the latitude dim; False = none; or a DataArray.
       reduce_dims / preserve_dims: dims to average over / keep (default: all reduced).
     """
     skill, spread = crps_skill_spread(

@@ -2,6 +2,8 @@
 
 Modules:
   layouts      canonical layout, DeepMind example layout, automatic fixes, clear errors
+  files        open NetCDF / zarr / GRIB, one file or many (bad files named)
+  screening    training windows with NaN outside SST: refuse or skip and log
   forcings     year/day progress features (docs/design.md §1.5)
   windows      (inputs, targets, forcings) windows, as DeepMind's data_utils
   weatherbench WeatherBench-2 ERA5 zarr opener / subsetter
@@ -72,20 +74,19 @@ def open_dataset(spec: str, task=None, **kwargs) -> xarray.Dataset:
     """Open anything the data layer reads, lazily, in the canonical layout.
 
     Args:
-      spec: "embedded" / "embedded:SPLIT" (the toy planet), a `.zarr` store, or a
-        NetCDF file (DeepMind example layout, ERA5 / WeatherBench-2 layouts, canonical).
+      spec: "embedded" / "embedded:SPLIT" (the toy planet), a `.zarr` store, a NetCDF
+        or GRIB file, or a glob/folder/list of files (`files.open_path`), in any layout
+        `layouts.to_canonical` reads (DeepMind, cfgrib, CDS, WeatherBench-2, canonical).
       task: optional TaskConfig (variables and levels selected, missing ones named).
       **kwargs: passed to `layouts.to_canonical` (levels, subsample_factor, nan_check).
     """
-    from minigencast.data import layouts
+    from minigencast.data import files, layouts
 
     if spec.startswith("embedded"):
         split = spec.split(":", 1)[1] if ":" in spec else "train"
         ds = load_embedded(split)
-    elif spec.rstrip("/").endswith(".zarr"):
-        ds = xarray.open_zarr(spec)
     else:
-        ds = xarray.open_dataset(spec, chunks={})
+        ds = files.open_path(spec)
     return layouts.to_canonical(ds, task, **kwargs)
 
 

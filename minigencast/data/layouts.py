@@ -9,8 +9,14 @@ Canonical layout (CONTRACTS.md, used by everything downstream):
 
 DeepMind's example-file layout (docs/design.md §10.1) adds a `batch` dim, has `time` as
 a timedelta (0, 12 h, ...) and the valid times in a `datetime` (batch, time) coord.
-WeatherBench-2 ERA5 zarr stores use `latitude`/`longitude`, 6-hourly steps and a
-6 h precipitation accumulation; ERA5 NetCDF from the CDS uses short names.
+WeatherBench-2 ERA5 zarr stores use `latitude`/`longitude` (in either axis order),
+6-hourly steps and a 6 h precipitation accumulation; ERA5 NetCDF from the CDS uses
+short names, and since 2024 `valid_time`/`pressure_level` with scalar `number` and
+`expver` (before 2024: `time`/`level`, and an `expver` dim when ERA5T is mixed in);
+cfgrib reads GRIB with `time` = reference time, `step`, `valid_time`, `isobaricInhPa`
+and an ensemble dim `number`. `normalise_source` and `_check_ensemble`/`_fix_levels`
+handle these: levels become ascending int hPa, and an ensemble dim is an error unless
+the caller keeps it with `ensemble_dim=`.
 
 `to_canonical` applies, in order, each fix below; fixes that change data order
 (descending latitudes, longitudes from -180) are applied and logged; everything
@@ -66,6 +72,126 @@ def to_deepmind(ds: xarray.Dataset) -> xarray.Dataset:
         new[name] = da.expand_dims("batch") if "time" in da.dims else da
     out = xarray.Dataset(new, coords=out.coords, attrs=ds.attrs)
     return out.assign_coords(datetime=(("batch", "time"), times[None]))
+
+
+# --------------------------------------------------------------------------- sources
+# Dims that name ensemble members in the layouts we read (cfgrib/CDS `number`,
+# WeatherBench-2/CF `realization`, ours `sample`).
+ENSEMBLE_DIMS = ("number", "realization", "member", "ensemble", "sample")
+# Scalar bookkeeping coordinates that cfgrib and the CDS attach (nothing downstream reads them).
+_SCALAR_COORDS = ("number", "step", "surface", "expver", "heightAboveGround", "meanSea")
+
+
+def _from_cfgrib(ds: xarray.Dataset) -> xarray.Dataset:
+    """cfgrib/ecCodes layout -> one `time` dim of valid times.
+
+    cfgrib [1] names the reference (initial) time `time`, the lead `step` and their sum
+    `valid_time`. Analyses (ERA5: step 0) have `valid_time` along `time`; forecasts and
+    accumulations have `time` x `step`, stacked here into one valid-time axis (which must
+    then be unique). [1] github.com/ecmwf/cfgrib, README "Dataset / Variable / Coordinate".
+    """
+    if "valid_time" not in ds.coords or "time" not in ds.variables:
+        return ds
+    vt = ds["valid_time"]
+    if "step" in ds.dims:
+        keep = [d for d in ("time", "step") if d in ds.dims]
+        ds = ds.stack(_valid=keep)
+        times = ds["valid_time"].values
+        ds = ds.drop_vars(["_valid", "time", "step", "valid_time"], errors="ignore")
+        ds = ds.assign_coords(_valid=("_valid", times)).rename(_valid="time")
+        if len(np.unique(times)) != len(times):
+            raise ValueError(
+                "cfgrib dataset: (time, step) give repeated valid times. Fix: select one "
+                "`step` per valid time (e.g. ds.isel(step=0)) before converting."
+            )
+        return ds.sortby("time")
+    if vt.dims == ("time",):
+        ds = ds.drop_vars("step", errors="ignore").swap_dims(time="valid_time")
+        return ds.drop_vars("time").rename(valid_time="time")
+    if vt.ndim == 0 and "time" not in ds.dims:  # one field: a time dim of length 1
+        ds = ds.drop_vars(["time", "step"], errors="ignore").rename(valid_time="time")
+        return ds.expand_dims("time")
+    return ds
+
+
+def _from_cds(ds: xarray.Dataset) -> xarray.Dataset:
+    """CDS NetCDF -> single experiment version, no bookkeeping coordinates.
+
+    Pre-2024 CDS files that mix ERA5 and ERA5T have an `expver` dim (1, 5) where each
+    time is valid in exactly one; they are merged. The 2024 CDS converter writes
+    `valid_time`, `pressure_level`, a scalar `number` and `expver` per time (ECMWF,
+    "GRIB to netCDF conversion on new CDS and ADS systems"); the renames handle the names.
+    """
+    if "expver" in ds.dims:
+        merged = ds.isel(expver=0, drop=True)
+        for i in range(1, ds.sizes["expver"]):
+            merged = merged.combine_first(ds.isel(expver=i, drop=True))
+        log.info("merged %d ERA5/ERA5T experiment versions (`expver`)", ds.sizes["expver"])
+        ds = merged
+    drop = [c for c in _SCALAR_COORDS if c in ds.coords and c not in ds.dims]
+    return ds.drop_vars(drop)
+
+
+def _check_ensemble(ds: xarray.Dataset, ensemble_dim: str | None) -> xarray.Dataset:
+    """A single state is expected: refuse an ensemble dim unless the caller names it."""
+    known = {"time", "level", "lat", "lon", "batch", "datetime"}
+    if ensemble_dim is not None:
+        if ensemble_dim not in ds.dims:
+            raise ValueError(
+                f"ensemble_dim={ensemble_dim!r} is not a dim of the dataset "
+                f"(dims: {dict(ds.sizes)})."
+            )
+        known.add(ensemble_dim)
+    bounds = {c.attrs["bounds"] for c in ds.variables.values() if "bounds" in c.attrs}
+    ds = ds.drop_vars([b for b in bounds if b in ds.variables])  # CF cell bounds (time_bnds)
+    used = dict.fromkeys(d for da in ds.data_vars.values() for d in da.dims)
+    extra = [d for d in used if d not in known]
+    for d in extra:
+        if ds.sizes[d] == 1 and d in ENSEMBLE_DIMS + ("expver",):
+            ds = ds.isel({d: 0}, drop=True)
+            continue
+        if d in ENSEMBLE_DIMS:
+            what, fix = "an ensemble dimension", "select one member"
+        else:
+            what, fix = "an extra dimension", "select one value"
+        raise ValueError(
+            f"The dataset has {what} `{d}` ({ds.sizes[d]} values) where a single state is "
+            f"expected. Fix: {fix}, e.g. ds.isel({d}=0), or, if it holds ensemble members, "
+            f"pass ensemble_dim={d!r} to keep the members."
+        )
+    return ds
+
+
+def _fix_levels(ds: xarray.Dataset) -> xarray.Dataset:
+    """Pressure levels ascending, as int64 hPa (cfgrib and the 2024 CDS give float, descending)."""
+    if "level" not in ds.dims:
+        return ds
+    values = np.asarray(ds["level"].values, dtype=np.float64)
+    if str(ds["level"].attrs.get("units", "")).strip() == "Pa":
+        values = values / 100.0
+    if not np.allclose(values, np.round(values)):
+        raise ValueError(
+            f"Pressure levels {values.tolist()} are not whole hPa. Fix: give levels in hPa "
+            "(GenCast's are 50..1000 hPa)."
+        )
+    attrs = {k: v for k, v in ds["level"].attrs.items() if k != "stored_direction"}
+    ds = ds.assign_coords(level=("level", np.round(values).astype(np.int64), attrs))
+    ds["level"].attrs["units"] = "hPa"
+    if len(values) > 1 and np.any(np.diff(ds["level"].values) <= 0):
+        ds = ds.sortby("level")
+    return ds
+
+
+def normalise_source(ds: xarray.Dataset) -> xarray.Dataset:
+    """Source-layout fixes applied before renaming: DeepMind, cfgrib, CDS, Pa levels."""
+    if is_deepmind_layout(ds):
+        ds = from_deepmind(ds)
+    ds = _from_cfgrib(ds)
+    ds = _from_cds(ds)
+    if "isobaricInPa" in ds.dims:
+        ds = ds.rename(isobaricInPa="level")
+        ds["level"].attrs["units"] = "Pa"
+    return ds
 
 
 # --------------------------------------------------------------------------- names
@@ -274,6 +400,7 @@ def to_canonical(
     subsample_factor: int = 1,
     nan_check: str | bool = "auto",
     hours=(0, 12),
+    ensemble_dim: str | None = None,
 ) -> xarray.Dataset:
     """Bring any supported layout to the canonical one (module docstring).
 
@@ -286,13 +413,16 @@ def to_canonical(
       nan_check: True, False or "auto" (check when the data are < 200 MB); the check
         reads all data.
       hours: UTC hours kept when going from sub-12-hourly data to 12 h steps.
+      ensemble_dim: the name of an ensemble (member) dim to keep, placed first; without
+        it an ensemble dim is an error (a single state is expected).
 
     Returns:
       A lazy (if the input was lazy) canonical dataset.
     """
-    if is_deepmind_layout(ds):
-        ds = from_deepmind(ds)
+    ds = normalise_source(ds)
     ds = _rename(ds)
+    ds = _check_ensemble(ds, ensemble_dim)
+    ds = _fix_levels(ds)
     ds = _fix_grid(ds)
     if "time" not in ds.dims:
         raise ValueError("Dataset has no `time` dimension. Fix: add valid times as `time`.")
@@ -324,7 +454,7 @@ def to_canonical(
         ds = select_levels(ds, levels)
     if "geopotential" in ds:
         check_geopotential_units(ds["geopotential"])
-    order = [d for d in ("time", "level", "lat", "lon") if d in ds.dims]
+    order = [d for d in (ensemble_dim, "time", "level", "lat", "lon") if d in ds.dims]
     ds = ds.transpose(*order, ...)
     if nan_check == "auto":
         nan_check = ds.nbytes < 200e6
