@@ -44,6 +44,7 @@ from minigencast import (
     graphs,
     network,
     nn,
+    noise_encoder,
     preconditioning,
     transformer,
 )
@@ -151,7 +152,7 @@ print("...")
 
 # %%
 sigmas = np.geomspace(0.02, 90, 200)
-enc = preconditioning.noise_encoder(
+enc = noise_encoder.noise_encoder(
     params["fourier_features_mlp"], CFG.noise_encoder_config, jnp.asarray(sigmas)
 )
 fig, ax = plt.subplots(figsize=(7, 3))
