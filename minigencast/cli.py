@@ -92,9 +92,7 @@ def _open_data(spec, split="train"):
 
             return quickstart.training_data(), data.embedded_stats()
         return data.load_embedded(split), data.embedded_stats()
-    from minigencast.data import files, layouts
-
-    return layouts.to_canonical(files.open_path(spec)), None
+    return data.open_dataset(spec), None
 
 
 def _stats(args, default):
@@ -279,14 +277,9 @@ def _add_stats(sub):
 
 def _run_stats(args):
     from minigencast import data, normalization
-    from minigencast.data import files, layouts
 
-    if args.dataset == "embedded":
-        ds = data.load_embedded("train")
-    else:
-        ds = files.open_path(args.dataset)
     task = None if args.task == "all" else _task(args.task, _levels(args.levels))
-    ds = layouts.to_canonical(ds, task, levels=_levels(args.levels), nan_check=False)
+    ds = data.open_dataset(args.dataset, task, levels=_levels(args.levels), nan_check=False)
     from dask.diagnostics import ProgressBar
 
     with ProgressBar(out=sys.stderr):  # the statistics are one dask computation

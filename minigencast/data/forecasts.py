@@ -8,9 +8,7 @@ layouts to it; `open_file` opens a NetCDF file or a zarr store.
 
 from __future__ import annotations
 
-import os
-
-import xarray
+from minigencast.data import files
 
 # Dimension names of other forecast layouts -> ours (WeatherBench-2, CF, ECMWF).
 _FORECAST_RENAMES = {
@@ -51,12 +49,8 @@ def to_forecast_layout(ds):
 
 
 def open_file(path, load_below_bytes=2e9):
-    """Open a NetCDF file or a zarr store; load it into memory when smaller than
-    `load_below_bytes` (each figure re-reads a lazy dataset), else keep it lazy (dask)."""
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"no such forecast/truth file: {path}")
-    if path.rstrip("/").endswith(".zarr"):
-        ds = xarray.open_zarr(path)
-    else:
-        ds = xarray.open_dataset(path, chunks={})
+    """Open a forecast or truth file (`files.open_path`: NetCDF, zarr, GRIB, or several
+    files); load it into memory when smaller than `load_below_bytes` (each figure re-reads
+    a lazy dataset), else keep it lazy (dask)."""
+    ds = files.open_path(path)
     return ds.load() if ds.nbytes < load_below_bytes else ds
