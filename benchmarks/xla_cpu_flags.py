@@ -37,7 +37,7 @@ def run_one(repeats: int, mean: str) -> dict:
         mean
     ]
 
-    cfg, tc = config.cpu(), quickstart.QUICKSTART_TRAIN
+    cfg, tc = config.cpu(), config.cpu_training()
     d = arrays.prepare(quickstart.training_data(), cfg.task_config, data.embedded_stats())
     mesh = train.data_mesh()
     noise_fn = train.noise_function(d.lat, d.lon)
@@ -104,11 +104,11 @@ def main(argv=None):
             )
             rows.append((flags, mean, json.loads(out.stdout.strip().splitlines()[-1])))
     sys.path.insert(0, ROOT)
-    from minigencast.quickstart import QUICKSTART_TRAIN
+    from minigencast import config
 
     print(
         f"cpu preset, {args.repeats} calls per setting: train step (batch "
-        f"{QUICKSTART_TRAIN.batch_size} windows) and "
+        f"{config.cpu_training().batch_size} windows) and "
         f"12 h forecast step ({NUM_MEMBERS} members); wall ms per call, CPU ms (all "
         "threads), ratio of wall time to the first setting"
     )

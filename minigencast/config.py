@@ -301,6 +301,24 @@ def wb2_cpu() -> GenCastConfig:
     )
 
 
+def cpu_training() -> TrainConfig:
+    """The training recipe of data/pretrained/ and of `quickstart` without --pretrained:
+    `cpu()` on the embedded toy planet, under an hour on 2 cores. How each value was
+    chosen: data/pretrained/README.md."""
+    return TrainConfig(
+        batch_size=4,
+        num_steps=12000,
+        peak_learning_rate=2e-3,
+        warmup_steps=50,
+        weight_decay=0.1,
+        ema_decay=0.99,
+        validation_fraction=0.05,
+        eval_every=3000,
+        checkpoint_every=500,
+        random_longitude_roll=True,
+    )
+
+
 def _deepmind(mesh_size: int, attention_k_hop: int, grid: tuple[int, int]) -> GenCastConfig:
     """The released GenCast models share widths: 512 latent, 16 blocks, 4 heads, 2048 FFN."""
     return GenCastConfig(

@@ -26,20 +26,6 @@ import time
 
 from minigencast import config, evaluation, forecast, train
 
-# The recipe of data/pretrained/ and of `quickstart` without --pretrained.
-QUICKSTART_TRAIN = config.TrainConfig(
-    batch_size=4,
-    num_steps=12000,
-    peak_learning_rate=2e-3,
-    warmup_steps=50,
-    weight_decay=0.1,
-    ema_decay=0.99,
-    validation_fraction=0.05,
-    eval_every=3000,
-    checkpoint_every=500,
-    random_longitude_roll=True,
-)
-
 
 def repo_data_dir() -> str:
     """data/ of the repository (or $MINIGENCAST_DATA_DIR)."""
@@ -109,10 +95,10 @@ def quickstart(
         run_dir = os.path.join(out, "training_run")
         print(
             f"Training the CPU preset on the embedded dataset into {run_dir} "
-            f"({QUICKSTART_TRAIN.num_steps} steps)"
+            f"({config.cpu_training().num_steps} steps)"
         )
         result = train.train(
-            train_ds, stats, config.cpu(), QUICKSTART_TRAIN, run_dir, progress=progress
+            train_ds, stats, config.cpu(), config.cpu_training(), run_dir, progress=progress
         )
         model_dir = result["checkpoint"]
     params, cfg, metadata = forecast.load_model(model_dir)

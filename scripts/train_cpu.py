@@ -31,18 +31,17 @@ import time
 # Runnable from a clone without installing: the repository root on the path.
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from minigencast.config import TrainConfig  # noqa: E402
-from minigencast.quickstart import QUICKSTART_TRAIN  # noqa: E402
+from minigencast import config  # noqa: E402
 
-# The recipe is quickstart's (one source): its TrainConfig fields that differ from the
+# The recipe is config.cpu_training() (one source): its TrainConfig fields that differ from the
 # defaults become CLI flags, so a new recipe field cannot be left out of the command.
 RECIPE_FIELDS = tuple(
     f.name
-    for f in dataclasses.fields(TrainConfig)
-    if getattr(QUICKSTART_TRAIN, f.name) != f.default
+    for f in dataclasses.fields(config.TrainConfig)
+    if getattr(config.cpu_training(), f.name) != f.default
 )
 RECIPE = ["--preset", "cpu", "--data", "embedded"] + [
-    word for f in RECIPE_FIELDS for word in (f"--{f}", str(getattr(QUICKSTART_TRAIN, f)))
+    word for f in RECIPE_FIELDS for word in (f"--{f}", str(getattr(config.cpu_training(), f)))
 ]
 
 

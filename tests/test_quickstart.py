@@ -173,8 +173,8 @@ def test_shipped_model_is_the_cpu_preset_trained_by_the_recipe():
     args = cli.build_parser().parse_args(["train", *train_cpu.RECIPE, "--run_dir", "r"])
     fields = dataclasses.fields(config.TrainConfig)
     assert config.TrainConfig(**{f.name: getattr(args, f.name) for f in fields}) == (
-        quickstart.QUICKSTART_TRAIN
-    ), "the benchmark's command must train exactly quickstart's recipe"
+        config.cpu_training()
+    ), "the benchmark's command must train exactly the cpu_training recipe"
     recipe = dict(zip(train_cpu.RECIPE[::2], train_cpu.RECIPE[1::2], strict=True))
     for flag, value in recipe.items():
         try:
