@@ -104,16 +104,21 @@ def main(argv=None):
         f"evaluation {eval_s:.0f} s; {args.num_members} members x {args.num_inits} inits"
     )
     print(evaluation.skill_table({k: scores[k] for k in ("z500", "t850") if k in scores}))
-    goal = all(
+    # The goal: within 60 minutes (training + verification), at every 12-hourly lead from
+    # 1 to 5 days, z500 and t850 beat both baselines with spread/skill in 0.8-1.2.
+    in_time = wall + eval_s <= 3600
+    skilful = all(
         s["crps_model"] < min(s["crps_persistence"], s["crps_climatology"])
         and 0.8 <= s["spread_skill"] <= 1.2
         for k in ("z500", "t850")
         for h, s in scores[k].items()
-        if int(h) in (24, 72, 120)
+        if 24 <= int(h) <= 120
     )
+    goal = in_time and skilful
     print(
-        f"goal (beat both baselines, spread/skill 0.8-1.2 at 1, 3, 5 days): "
-        f"{'MET' if goal else 'NOT MET'}"
+        f"goal (within 60 min: {wall / 60 + eval_s / 60:.1f} min; beat both baselines with "
+        f"spread/skill 0.8-1.2 at every 12-hourly lead of 1-5 days: "
+        f"{'yes' if skilful else 'no'}): {'MET' if goal else 'NOT MET'}"
     )
     out = {
         "training_wall_s": wall,
