@@ -20,12 +20,14 @@ inserts them back by rule:
 
 Loading is strict: every key must be understood and used, every parameter shape must be
 what the stored config implies (`network.param_shapes`); errors name the first offending
-keys. An unreadable file (truncated, corrupt, not an .npz) raises `CheckpointError`.
+keys. An unreadable file (truncated, corrupt, not an .npz) raises `CheckpointError`, as
+does a parameter holding NaN or Inf (named), which would turn every forecast into NaN.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import os
 import typing
 import zipfile
 from typing import NamedTuple
@@ -128,6 +130,10 @@ def from_haiku(haiku_params: dict) -> dict:
 
 
 def _read_npz(path) -> dict:
+    if os.path.isfile(path) and not zipfile.is_zipfile(path):
+        raise CheckpointError(
+            f"{path} is not a .npz checkpoint (no zip archive: truncated or corrupt file?)"
+        )
     try:
         with np.load(path, allow_pickle=False) as f:
             return {k: f[k] for k in f.files}
@@ -232,6 +238,49 @@ def check_params(params: dict, cfg) -> None:
         )
 
 
+def check_finite(flat: dict, path) -> None:
+    """Raises CheckpointError naming the first parameters that hold NaN or Inf."""
+    bad = []
+    for key, value in flat.items():
+        if key.startswith("params:") and np.issubdtype(value.dtype, np.floating):
+            finite = np.isfinite(value)
+            if not finite.all():
+                bad.append(f"{key} ({value.size - int(finite.sum())} of {value.size} NaN/Inf)")
+    if bad:
+        raise CheckpointError(
+            f"{path}: non-finite weights in {', '.join(bad[:_MAX_NAMED])}"
+            f"{' ...' if len(bad) > _MAX_NAMED else ''}; the checkpoint is unusable "
+            "(a diverged training?): use an earlier one"
+        )
+
+
+def check_same_architecture(stored, cfg, path) -> None:
+    """Raises CheckpointError unless the weights of config `stored` fit config `cfg`.
+
+    Compares everything that decides parameter shapes (task channels, denoiser
+    architecture, noise encoder), e.g. before fine-tuning a checkpoint with a preset.
+    """
+    names = ("task_config", "denoiser_architecture_config", "noise_encoder_config")
+    a = {n: dataclasses.asdict(getattr(stored, n)) for n in names}
+    b = {n: dataclasses.asdict(getattr(cfg, n)) for n in names}
+
+    def leaves(tree, prefix=""):
+        for k, v in tree.items():
+            if isinstance(v, dict):
+                yield from leaves(v, f"{prefix}{k}.")
+            else:
+                yield f"{prefix}{k}", v
+
+    ours, theirs = dict(leaves(a)), dict(leaves(b))
+    diff = [k for k in ours if ours[k] != theirs.get(k)]
+    if diff:
+        shown = "; ".join(f"{k}: checkpoint {ours[k]}, preset {theirs.get(k)}" for k in diff[:5])
+        raise CheckpointError(
+            f"{path} has another architecture than the preset ({len(diff)} settings differ: "
+            f"{shown}{' ...' if len(diff) > 5 else ''}); pick the preset it was trained with"
+        )
+
+
 def load(path, strict: bool = True) -> Checkpoint:
     """Reads DeepMind's .npz checkpoint: params (nested dict of float32 NumPy arrays) and
     configs. With `strict`, checks every parameter key and shape against the config."""
@@ -251,6 +300,7 @@ def load(path, strict: bool = True) -> Checkpoint:
             haiku.setdefault(parts[1], {})[parts[2]] = value
         else:
             rest[key] = value
+    check_finite(flat, path)
     params = from_haiku(haiku)
     cfg = config_from_flat(rest)
     if strict:

@@ -40,6 +40,69 @@ def use_cpu_xla_flags() -> str:
     return os.environ.setdefault("XLA_FLAGS", CPU_XLA_FLAGS)
 
 
+# --------------------------------------------------------------------------- validation
+def in_range(kind, low=None, high=None, *, low_open=False, high_open=False):
+    """An argparse `type=`: `kind(text)` within [low, high] (open ends if told).
+
+    argparse reports a failure as "argument --flag: <message>", so the error names the
+    flag and the allowed range.
+    """
+    parts = []
+    if low is not None:
+        parts.append(f"{'>' if low_open else '>='} {low}")
+    if high is not None:
+        parts.append(f"{'<' if high_open else '<='} {high}")
+    noun = "an integer" if kind is int else "a number"
+    allowed = f"{noun} {' and '.join(parts)}".strip()
+
+    def parse(text):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {allowed}, got {text!r}") from None
+        too_low = low is not None and (value <= low if low_open else value < low)
+        too_high = high is not None and (value >= high if high_open else value > high)
+        if too_low or too_high or value != value:  # value != value: NaN
+            raise argparse.ArgumentTypeError(f"must be {allowed}, got {text}")
+        return value
+
+    return parse
+
+
+def grid_shape(text):
+    """argparse `type=` for NLATxNLON (e.g. 181x360): two integers >= 2."""
+    try:
+        n_lat, n_lon = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected NLATxNLON like 181x360, got {text!r}") from None
+    if n_lat < 2 or n_lon < 2:
+        raise argparse.ArgumentTypeError(f"NLAT and NLON must be integers >= 2, got {text!r}")
+    return n_lat, n_lon
+
+
+POSITIVE = in_range(int, 1)
+NON_NEGATIVE = in_range(int, 0)
+
+
+def _datetime(text):
+    """argparse `type=` for a date and time such as 2000-11-15T12 (numpy datetime64)."""
+    import numpy as np
+
+    try:
+        return np.datetime64(text, "ns")
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a time like 2000-11-15T12, got {text!r}"
+        ) from None
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line on stderr (exit 2), as all CLI errors."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 # --------------------------------------------------------------------------- quickstart
 def _add_quickstart(sub):
     p = sub.add_parser(
@@ -61,9 +124,9 @@ def _add_quickstart(sub):
         action="store_true",
         help="Load the small checkpoint shipped in data/pretrained/ instead of training.",
     )
-    p.add_argument("--num_samples", type=int, default=8, help="Ensemble members.")
-    p.add_argument("--num_inits", type=int, default=4, help="Initialisation times verified.")
-    p.add_argument("--num_steps", type=int, default=10, help="12 h steps (10 = 5 days).")
+    p.add_argument("--num_samples", type=in_range(int, 2), default=8, help="Ensemble members.")
+    p.add_argument("--num_inits", type=POSITIVE, default=4, help="Initialisation times verified.")
+    p.add_argument("--num_steps", type=POSITIVE, default=10, help="12 h steps (10 = 5 days).")
     p.add_argument("--seed", type=int, default=0, help="Ensemble seed.")
     p.set_defaults(run=_run_quickstart)
 
@@ -126,12 +189,30 @@ def _add_data(sub):
         "`toy-planet` extra (dinosaur). Writes splits, stats, manifest and data card.",
     )
     t.add_argument("--out", default="data/toy_planet", help="Output folder (%(default)s).")
-    t.add_argument("--years", type=float, default=1.0, help="Simulated years (%(default)s).")
-    t.add_argument("--resolution", type=float, default=5.625, help="Grid, deg (%(default)s).")
+    t.add_argument(
+        "--years",
+        type=in_range(float, 0, low_open=True),
+        default=1.0,
+        help="Simulated years (%(default)s).",
+    )
+    t.add_argument(
+        "--resolution",
+        type=in_range(float, 0, low_open=True),
+        default=5.625,
+        help="Grid, deg (%(default)s).",
+    )
     t.add_argument("--levels", default="250,500,850", help="Pressure levels, hPa (%(default)s).")
     t.add_argument("--seed", type=int, default=0, help="Initial-perturbation seed (%(default)s).")
-    _add_flag(t, "--spinup_days", type=float, default=200.0, help="Spin-up days (%(default)s).")
-    _add_flag(t, "--num_steps", type=int, default=None, help="12 h outputs (overrides --years).")
+    _add_flag(
+        t,
+        "--spinup_days",
+        type=in_range(float, 0),
+        default=200.0,
+        help="Spin-up days (%(default)s).",
+    )
+    _add_flag(
+        t, "--num_steps", type=POSITIVE, default=None, help="12 h outputs (overrides --years)."
+    )
     t.set_defaults(run=_run_data_toy_planet)
     w = dsub.add_parser(
         "weatherbench",
@@ -151,11 +232,15 @@ def _add_data(sub):
     w.add_argument("--end", default=None, help="Last time, e.g. 2019-12-31T12.")
     w.add_argument("--task", choices=["gencast", "toy-planet"], default="gencast")
     w.add_argument("--levels", default=None, help="Comma-separated hPa (default: the task's).")
-    w.add_argument("--subsample", type=int, default=1, help="Point subsampling (4: 0.25->1 deg).")
+    w.add_argument(
+        "--subsample", type=POSITIVE, default=1, help="Point subsampling (4: 0.25->1 deg)."
+    )
     w.add_argument(
         "--max-lead", default=None, help="Forecast stores: longest lead kept, e.g. 360h."
     )
-    w.add_argument("--members", type=int, default=None, help="Forecast stores: first N members.")
+    w.add_argument(
+        "--members", type=POSITIVE, default=None, help="Forecast stores: first N members."
+    )
     w.set_defaults(run=_run_data_weatherbench)
 
 
@@ -296,9 +381,15 @@ def _add_info(sub):
         description="API twin: minigencast.info.info(cfg, grid).",
     )
     p.add_argument("--preset", required=True, help="Preset name, e.g. gencast_1p0deg_mini.")
-    p.add_argument("--grid", help="NLATxNLON, equiangular with poles (default: the preset's).")
-    _add_flag(p, "--mesh_size", type=int, help="Icosahedral splits (default: the preset's).")
-    _add_flag(p, "--attention_k_hop", type=int, help="Attention hops (default: the preset's).")
+    p.add_argument(
+        "--grid", type=grid_shape, help="NLATxNLON, equiangular with poles (default: the preset's)."
+    )
+    _add_flag(
+        p, "--mesh_size", type=NON_NEGATIVE, help="Icosahedral splits (default: the preset's)."
+    )
+    _add_flag(
+        p, "--attention_k_hop", type=NON_NEGATIVE, help="Attention hops (default: the preset's)."
+    )
     p.set_defaults(run=_run_info)
 
 
@@ -318,20 +409,13 @@ def _run_info(args):
     if args.mesh_size is not None:
         arch = dataclasses.replace(arch, mesh_size=args.mesh_size)
     cfg = dataclasses.replace(cfg, denoiser_architecture_config=arch)
-    grid = None
-    if args.grid:
-        try:
-            n_lat, n_lon = (int(v) for v in args.grid.lower().split("x"))
-        except ValueError:
-            raise ValueError(f"--grid must look like 181x360, got {args.grid!r}.") from None
-        grid = (n_lat, n_lon)
-    print(json.dumps(info.info(cfg, grid)))
+    print(json.dumps(info.info(cfg, args.grid)))
 
 
 # --------------------------------------------------------------------------- train
 _TRAIN_HELP = {
     "batch_size": "windows per step (divisible by the number of devices)",
-    "num_steps": "optimiser steps in total (a resumed run continues up to this)",
+    "num_steps": "optimiser steps in total (changing it when resuming needs --force)",
     "peak_learning_rate": "AdamW learning rate after warm-up",
     "warmup_steps": "linear warm-up steps from 0 to the peak",
     "final_learning_rate_fraction": "cosine decay ends at peak * this",
@@ -351,6 +435,26 @@ _TRAIN_HELP = {
 }
 
 
+# Allowed values of TrainConfig's numbers: (low, high, low_open, high_open); None: any.
+_TRAIN_RANGES = {
+    "batch_size": (1, None, False, False),
+    "num_steps": (1, None, False, False),
+    "peak_learning_rate": (0, None, True, False),
+    "warmup_steps": (0, None, False, False),
+    "final_learning_rate_fraction": (0, 1, False, False),
+    "weight_decay": (0, None, False, False),
+    "adam_b1": (0, 1, False, True),
+    "adam_b2": (0, 1, False, True),
+    "max_grad_norm": (0, None, True, False),
+    "ema_decay": (0, 1, False, True),
+    "validation_fraction": (0, 1, False, True),
+    "eval_every": (1, None, False, False),
+    "checkpoint_every": (1, None, False, False),
+    "keep_checkpoints": (0, None, False, False),  # 0: keep all
+    "prefetch": (0, None, False, False),  # 0: no loader thread
+}
+
+
 def _add_config_flags(p, cls):
     import dataclasses
 
@@ -358,6 +462,9 @@ def _add_config_flags(p, cls):
         kind = {"int": int, "float": float, "bool": _bool}[
             f.type if isinstance(f.type, str) else f.type.__name__
         ]
+        if f.name in _TRAIN_RANGES:
+            low, high, low_open, high_open = _TRAIN_RANGES[f.name]
+            kind = in_range(kind, low, high, low_open=low_open, high_open=high_open)
         p.add_argument(
             f"--{f.name}",
             type=kind,
@@ -413,6 +520,11 @@ def _add_train(sub):
         "--init_checkpoint", default=None, help="fine-tune from this model.npz (DeepMind's or ours)"
     )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="resume even with other training settings than the run's (recorded in log.jsonl)",
+    )
     _add_config_flags(p, config.TrainConfig)
     p.set_defaults(run=_run_train)
 
@@ -423,6 +535,7 @@ def _run_train(args):
     import shlex
 
     from minigencast import checkpoint, config, train
+    from minigencast.data import layouts
 
     cfg = config.preset(args.preset)
     tc = config.TrainConfig(
@@ -430,11 +543,11 @@ def _run_train(args):
     )
     ds, default_stats = _open_data(args.data, "train")
     stats = _stats(args, default_stats)
+    layouts.check_units_and_ranges(ds, stats)
     init = None
     if args.init_checkpoint:
         ck = checkpoint.load(args.init_checkpoint)
-        if ck.config.task_config != cfg.task_config:
-            raise ValueError(f"{args.init_checkpoint} was trained for another task config")
+        checkpoint.check_same_architecture(ck.config, cfg, args.init_checkpoint)
         init = ck.params
     os.makedirs(args.run_dir, exist_ok=True)
     # The full command with every value spelled out (defaults included): rerunning it
@@ -457,7 +570,14 @@ def _run_train(args):
     with open(os.path.join(args.run_dir, "command.txt"), "a") as f:
         f.write(" ".join(shlex.quote(w) for w in words) + "\n")
     result = train.train(
-        ds, stats, cfg, tc, args.run_dir, init_params=init, progress=not args.quiet
+        ds,
+        stats,
+        cfg,
+        tc,
+        args.run_dir,
+        init_params=init,
+        progress=not args.quiet,
+        force=args.force,
     )
     print(f"final checkpoint: {result['checkpoint']}")
 
@@ -473,7 +593,7 @@ def _add_forecast(sub):
             "on the ensemble size. Output (sample, init_time, lead_time, [level,] lat, lon) "
             "with CF attributes, written chunk by chunk to --out (.nc or .zarr). Example: "
             "minigencast forecast --checkpoint data/pretrained --data embedded:test "
-            "--init_time 2001-03-01T12 --num_steps 30 --num_samples 8 --out fc.nc. "
+            "--init_time 2000-11-15T12 --num_steps 30 --num_samples 8 --out fc.nc. "
             "API twin: minigencast.forecast.run()."
         ),
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
@@ -495,18 +615,24 @@ def _add_forecast(sub):
         "--init_time",
         action="append",
         required=True,
+        type=_datetime,
         help="time of the last input frame; repeat for several",
     )
-    p.add_argument("--num_steps", type=int, default=30, help="12 h steps (30 = 15 days)")
-    p.add_argument("--num_samples", type=int, default=8, help="ensemble members")
+    p.add_argument("--num_steps", type=POSITIVE, default=30, help="12 h steps (30 = 15 days)")
+    p.add_argument("--num_samples", type=POSITIVE, default=8, help="ensemble members")
     p.add_argument("--seed", type=int, default=0, help="ensemble seed")
     p.add_argument(
         "--chunk_steps",
-        type=int,
+        type=POSITIVE,
         default=4,
         help="steps per compiled chunk (memory ~ this, not num_steps)",
     )
     p.add_argument("--out", required=True, help="output file, .nc or .zarr")
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace an earlier forecast at --out (never any other file)",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(run=_run_forecast)
 
@@ -516,15 +642,21 @@ def _run_forecast(args):
 
     import numpy as np
 
-    from minigencast import forecast, normalization
+    from minigencast import forecast, normalization, safe_output
+    from minigencast.data import layouts
 
+    folder = args.checkpoint if os.path.isdir(args.checkpoint) else os.path.dirname(args.checkpoint)
+    protect = [os.path.join(folder, "model.npz") if folder == args.checkpoint else args.checkpoint]
+    if not args.data.startswith("embedded"):
+        protect.append(args.data)
+    safe_output.check_output_path(args.out, overwrite=args.overwrite, protect=protect)
     params, cfg, metadata = forecast.load_model(args.checkpoint)
     ds, default_stats = _open_data(args.data, "test")
-    folder = args.checkpoint if os.path.isdir(args.checkpoint) else os.path.dirname(args.checkpoint)
     for candidate in (os.path.join(folder, "stats"), os.path.join(folder, "..", "..", "stats")):
         if not args.stats and default_stats is None and os.path.isdir(candidate):
             default_stats = normalization.load_stats(candidate)
     stats = _stats(args, default_stats)
+    layouts.check_units_and_ranges(ds, stats)
     init_times = np.asarray(args.init_time, "datetime64[ns]")
     path = forecast.run(
         params,
@@ -539,6 +671,8 @@ def _run_forecast(args):
         chunk_steps=args.chunk_steps,
         metadata=metadata,
         progress=not args.quiet,
+        overwrite=args.overwrite,
+        protect=protect,
     )
     print(f"wrote {path}")
 
@@ -623,24 +757,33 @@ _ADDERS = [
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="minigencast",
         description="GenCast, the diffusion ensemble weather forecaster, in readable JAX.",
     )
+    debug = {"action": "store_true", "help": "show the traceback of an error"}
+    parser.add_argument("--debug", **debug)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for add in _ADDERS:
         add(sub)
+    for p in sub.choices.values():  # Also accepted after the subcommand.
+        p.add_argument("--debug", **debug, default=argparse.SUPPRESS)
     return parser
 
 
 def main(argv=None) -> int:
+    """Runs the CLI. An error the user can fix (bad input, a refused path, a file
+    system problem) is one line on stderr and exit code 2; tracebacks only with --debug."""
     args = build_parser().parse_args(argv)
     use_cpu_xla_flags()
     try:
         args.run(args)
-    except (ValueError, FileNotFoundError, KeyError) as e:
-        print(f"minigencast {args.command}: error: {e}", file=sys.stderr)
+    except (ValueError, OSError, KeyError) as e:
+        if args.debug:
+            raise
+        message = " ".join(str(e).split()) or type(e).__name__
+        print(f"minigencast {args.command}: error: {message}", file=sys.stderr)
         return 2
     return 0
 

@@ -247,48 +247,46 @@ def add_cf_attributes(ds: xarray.Dataset) -> xarray.Dataset:
 class ForecastWriter:
     """Writes a forecast chunk by chunk to NetCDF (.nc) or zarr (.zarr).
 
-    The file is created under a temporary name next to `path` and renamed into
-    place by `close()`, so an interrupted or failed forecast never replaces an
-    earlier output. The target folder is checked for writability at construction,
-    before any expensive work (clear error instead of a crash at the end).
+    Follows `safe_output`'s rules: the path is checked before any expensive work
+    (never an existing folder, the input data or the checkpoint; an existing file
+    only if it is one of our forecasts and `overwrite` is set), locked against a
+    concurrent writer, written under a temporary name beside it and moved into
+    place by `close()`, so an interrupted or failed forecast replaces nothing.
     Each chunk is a Dataset in the forecast layout covering all init times and some
     lead times (`write(ds, lead_index)`); the full coordinates are fixed up front by
     `template` (a Dataset with the final shape, values unused).
     """
 
-    def __init__(self, path: str, template: xarray.Dataset):
-        self.path = os.path.abspath(path)
-        folder = os.path.dirname(self.path)
-        try:
-            os.makedirs(folder, exist_ok=True)
-        except OSError as e:
-            raise PermissionError(f"cannot create output folder {folder}: {e}") from e
-        if not os.access(folder, os.W_OK):
-            raise PermissionError(f"output folder {folder} is not writable")
-        self.format = "zarr" if self.path.endswith(".zarr") else "netcdf"
-        self.tmp = f"{self.path}.tmp-{os.getpid()}"
-        self._remove(self.tmp)
-        if self.format == "netcdf":
-            self._open_netcdf(template)
-        else:
-            import dask.array as da
+    def __init__(self, path: str, template: xarray.Dataset, *, overwrite=False, protect=()):
+        from minigencast import safe_output
 
-            lazy = template.copy()
-            for name in lazy.data_vars:
-                v = lazy[name]
-                lazy[name] = v.copy(
-                    data=da.full(v.shape, np.nan, dtype=np.float32, chunks=(1,) * 3 + v.shape[3:])
-                )
-            lazy.to_zarr(self.tmp, compute=False, mode="w")
+        self.path = safe_output.check_output_path(path, overwrite=overwrite, protect=protect)
+        self.overwrite, self.protect = overwrite, tuple(protect)
+        self._lock = safe_output.acquire_lock(self.path)
+        try:  # Under the lock: check again, clear dead writers' leftovers, start.
+            safe_output.check_output_path(path, overwrite=overwrite, protect=protect)
+            safe_output.remove_orphans(self.path)
+            self.format = "zarr" if self.path.endswith(".zarr") else "netcdf"
+            self.tmp = safe_output.temporary_path(self.path)
+            safe_output.remove(self.tmp)
+            if self.format == "netcdf":
+                self._open_netcdf(template)
+            else:
+                self._open_zarr(template)
+        except BaseException:
+            safe_output.release_lock(self.path, self._lock)
+            raise
 
-    @staticmethod
-    def _remove(path):
-        import shutil
+    def _open_zarr(self, template):
+        import dask.array as da
 
-        if os.path.isdir(path):
-            shutil.rmtree(path)
-        elif os.path.exists(path):
-            os.remove(path)
+        lazy = template.copy()
+        for name in lazy.data_vars:
+            v = lazy[name]
+            lazy[name] = v.copy(
+                data=da.full(v.shape, np.nan, dtype=np.float32, chunks=(1,) * 3 + v.shape[3:])
+            )
+        lazy.to_zarr(self.tmp, compute=False, mode="w")
 
     def _open_netcdf(self, template):
         import netCDF4
@@ -352,18 +350,34 @@ class ForecastWriter:
 
     def close(self):
         """Finishes the file and moves it to `path` (replacing an older one only now)."""
-        if self.format == "netcdf":
-            self._nc.close()
-        self._remove(self.path)
-        os.replace(self.tmp, self.path)
+        from minigencast import safe_output
+
+        try:
+            if self.format == "netcdf":
+                self._nc.close()
+            try:  # The user may have put something there since we started.
+                safe_output.check_output_path(
+                    self.path, overwrite=self.overwrite, protect=self.protect
+                )
+            except (OSError, ValueError) as e:
+                kept = safe_output.keep_aside(self.tmp, self.path)
+                raise FileExistsError(f"{e}; the forecast is kept at {kept}") from None
+            safe_output.move_into_place(self.tmp, self.path)
+        finally:
+            safe_output.release_lock(self.path, self._lock)
 
     def abort(self):
+        from minigencast import safe_output
+
         if self.format == "netcdf":
             try:
                 self._nc.close()
             except Exception:  # noqa: BLE001 -- already closed
                 pass
-        self._remove(self.tmp)
+        try:
+            safe_output.remove(self.tmp)
+        finally:
+            safe_output.release_lock(self.path, self._lock)
 
 
 # ----------------------------------------------------------------------------- end to end
@@ -407,9 +421,11 @@ def init_indices(times, init_times, num_input_times: int = 2) -> np.ndarray:
         needed = [t - k * STEP for k in range(num_input_times)]
         missing = [str(x) for x in needed if x not in times]
         if missing:
+            span = f"{times[0]} .. {times[-1]}" if len(times) else "no times"
             raise ValueError(
                 f"cannot start a forecast at {t}: the data lack the input frame(s) {missing} "
-                "(a forecast needs the analyses at init_time - 12 h and init_time)"
+                "(a forecast needs the analyses at init_time - 12 h and init_time); the data "
+                f"span {span}"
             )
         out.append(int(np.searchsorted(times, t)))
     return np.asarray(out)
@@ -429,6 +445,8 @@ def run(
     chunk_steps: int = 4,
     metadata=None,
     progress: bool = True,
+    overwrite: bool = False,
+    protect=(),
 ):
     """Ensemble forecasts from `init_times`; the API twin of `minigencast forecast`.
 
@@ -439,7 +457,10 @@ def run(
       init_times: datetimes of the last input frame t.
       num_steps: 12 h steps (30 = 15 days); num_members: ensemble size.
       out: None to return an in-memory Dataset; a path ending in .nc or .zarr to
-        write chunk by chunk (the file appears only when complete).
+        write chunk by chunk (the file appears only when complete; `ForecastWriter`).
+      overwrite: replace an earlier forecast of ours at `out` (nothing else is ever
+        replaced); protect: paths `out` must not be (the input data, the checkpoint;
+        the dataset's own source file is added).
     Returns:
       The forecast Dataset (sample, init_time, lead_time, [level,] lat, lon), or the
       path written.
@@ -448,6 +469,11 @@ def run(
 
     from minigencast import train
 
+    if out is not None:  # Refuse a bad output path before any work.
+        from minigencast import safe_output
+
+        protect = (*protect, dataset.encoding.get("source"))
+        safe_output.check_output_path(out, overwrite=overwrite, protect=protect)
     task = cfg.task_config
     data = arrays.prepare(dataset, task, stats)
     check_grid_matches(metadata, data.lat, data.lon)
@@ -470,7 +496,7 @@ def run(
             data.lon,
             attrs,
         )
-        writer = ForecastWriter(out, template)
+        writer = ForecastWriter(out, template, overwrite=overwrite, protect=protect)
     # Forcings from the first input frame to the last lead time, per init: [I, T_in + N, ...].
     offsets = np.arange(-(t_in - 1), num_steps + 1) * STEP
     valid = (init_times[:, None] + offsets[None]).ravel()

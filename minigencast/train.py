@@ -376,6 +376,7 @@ def plot_loss_curve(run_dir) -> str | None:
     return out
 
 
+@training_state.exclusive_run_dir
 def train(
     dataset,
     stats,
@@ -389,6 +390,7 @@ def train(
     eval_members=4,
     eval_inits=4,
     devices=None,
+    force=False,
 ):
     """Trains (or resumes training of) a GenCast denoiser; returns the final state dict.
 
@@ -404,6 +406,9 @@ def train(
       callback: callback(step, state, metrics) after every step (e.g. early stop).
       eval_members, eval_inits: size of the on-line validation CRPS (0 disables).
       devices: devices for data parallelism (default: all).
+      force: resume even if `tc` differs from the checkpoint's settings (recorded in
+        log.jsonl); otherwise that is refused (`training_state.check_resume`). One
+        training at a time per run_dir (`training_state.exclusive_run_dir`).
 
     Returns:
       {"state", "history" (list of log rows), "checkpoint" (path of the last one)}.
@@ -415,6 +420,7 @@ def train(
     last = training_state.latest(ckpt_dir)
     if last is not None:  # Refuse a run dir of another config/grid before any heavy work.
         training_state.check_compatible(last, cfg, grid)
+        training_state.check_resume(last, tc, run_dir, force=force)
     arrays.write_stats(stats, os.path.join(run_dir, "stats"))
     train_windows, val_windows = loader.split_by_time(data.times, tc.validation_fraction)
     if len(train_windows) == 0:

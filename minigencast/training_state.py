@@ -24,8 +24,12 @@ structure of a freshly initialised template and checks every key and shape.
 
 from __future__ import annotations
 
+import csv
 import dataclasses
+import functools
+import inspect
 import json
+import logging
 import os
 import re
 import shutil
@@ -34,7 +38,9 @@ from typing import Any
 import jax
 import numpy as np
 
-from minigencast import checkpoint
+from minigencast import checkpoint, safe_output
+
+log = logging.getLogger(__name__)
 
 _STEP_DIR = re.compile(r"^step_(\d{8})$")
 _FORMAT_VERSION = 1
@@ -293,3 +299,101 @@ def restore(path: str, template_state: dict, config, grid: dict | None = None) -
         "loader_position": json.loads(str(arrays["loader_position_json"])),
         "train_config": json.loads(str(arrays["train_config_json"])),
     }
+
+
+# ----------------------------------------------------------------------------- resuming
+# TrainConfig fields that do not change what a step computes: free to change on resume
+# (remat recomputes the same numbers; test_train.py checks it).
+RESUME_FREE_SETTINGS = ("eval_every", "checkpoint_every", "keep_checkpoints", "prefetch", "remat")
+
+
+def check_resume(path: str, train_config, run_dir: str, force: bool = False) -> dict:
+    """Refuses to resume checkpoint `path` with other training settings unless `force`.
+
+    A resumed run reproduces the uninterrupted one only with the same batch size, seed,
+    schedule and recipe; otherwise the optimiser state no longer fits (e.g. a loss that
+    jumps). Returns {setting: [stored, current]}; with `force` the differences are
+    logged and recorded as an event row in `<run_dir>/log.jsonl`.
+    """
+    with np.load(os.path.join(path, "train_state.npz")) as z:
+        stored = json.loads(str(z["train_config_json"]))
+        step = int(z["step"])
+    current = json.loads(config_json(train_config))
+    diff = {
+        k: [stored.get(k), current.get(k)]
+        for k in sorted(set(stored) | set(current))
+        if k not in RESUME_FREE_SETTINGS and stored.get(k) != current.get(k)
+    }
+    if not diff:
+        return diff
+    listed = ", ".join(f"{k} {a} -> {b}" for k, (a, b) in diff.items())
+    if not force:
+        raise CheckpointMismatchError(
+            f"resuming {path} with other training settings ({listed}); rerun with the "
+            "run's settings (see command.txt in the run folder), or pass --force to "
+            "continue with the new ones knowingly"
+        )
+    log.warning("resuming step %d with changed settings (--force): %s", step, listed)
+    with open(os.path.join(run_dir, "log.jsonl"), "a") as f:
+        f.write(json.dumps({"event": "forced_resume", "at_step": step, "changed": diff}) + "\n")
+    return diff
+
+
+def drop_log_rows_after(run_dir: str, step: int) -> int:
+    """Removes rows of log.csv / log.jsonl with step > `step` (steps to be redone).
+
+    Rows logged after the newest checkpoint belong to steps a resumed run recomputes;
+    kept, they would appear twice. Returns the number of log.csv rows dropped.
+    """
+    dropped = 0
+    path = os.path.join(run_dir, "log.csv")
+    if os.path.exists(path):
+        with open(path, newline="") as f:
+            reader = csv.DictReader(f)
+            fields, rows = reader.fieldnames, list(reader)
+        keep = [r for r in rows if int(r["step"]) <= step]
+        dropped = len(rows) - len(keep)
+        if dropped:
+            with open(path + ".tmp", "w", newline="") as f:
+                writer = csv.DictWriter(f, fieldnames=fields)
+                writer.writeheader()
+                writer.writerows(keep)
+            os.replace(path + ".tmp", path)
+    path = os.path.join(run_dir, "log.jsonl")
+    if os.path.exists(path):
+        with open(path) as f:
+            lines = f.readlines()
+        keep = [ln for ln in lines if json.loads(ln).get("step", 0) <= step]
+        if len(keep) != len(lines):
+            with open(path + ".tmp", "w") as f:
+                f.writelines(keep)
+            os.replace(path + ".tmp", path)
+    return dropped
+
+
+def exclusive_run_dir(train_fn):
+    """Decorator of `train.train(dataset, stats, cfg, tc, run_dir, ...)`.
+
+    Holds the lock `<run_dir>/run.lock` (`safe_output.acquire_lock`) while training, so
+    a second training in the same folder stops at once with a clear error, and first
+    drops the log rows after the newest checkpoint (`drop_log_rows_after`).
+    """
+    signature = inspect.signature(train_fn)
+
+    @functools.wraps(train_fn)
+    def wrapper(*args, **kwargs):
+        run_dir = signature.bind(*args, **kwargs).arguments["run_dir"]
+        os.makedirs(run_dir, exist_ok=True)
+        busy = (
+            f"run folder {run_dir} is in use by another training (pid {{pid}}); wait for it "
+            "or use another --run_dir"
+        )
+        lock = safe_output.acquire_lock(os.path.join(run_dir, "run"), busy)
+        try:
+            last = list_checkpoints(os.path.join(run_dir, "checkpoints"))
+            drop_log_rows_after(run_dir, last[-1][0] if last else 0)
+            return train_fn(*args, **kwargs)
+        finally:
+            safe_output.release_lock(os.path.join(run_dir, "run"), lock)
+
+    return wrapper

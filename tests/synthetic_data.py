@@ -7,11 +7,14 @@ depend on the embedded dataset.
 
 from __future__ import annotations
 
+import dataclasses
+
+import jax
 import numpy as np
 import pandas as pd
 import xarray
 
-from minigencast import variables
+from minigencast import config, network, variables
 
 SCALE = {
     "2m_temperature": (280.0, 10.0),
@@ -69,3 +72,13 @@ def stats(ds):
     std = std.where(std > 0, 1.0)
     diffs = diffs.where(diffs > 0, 1.0)
     return {"mean": mean, "stddev": std, "diffs_stddev": diffs, "min": ds.min(dims)}
+
+
+def tiny_model(num_noise_levels=4):
+    """(cfg, params): `config.tiny()` with a short sampler and freshly initialised weights."""
+    cfg = config.tiny()
+    cfg = dataclasses.replace(
+        cfg,
+        sampler_config=dataclasses.replace(cfg.sampler_config, num_noise_levels=num_noise_levels),
+    )
+    return cfg, network.init_denoiser(jax.random.key(0), cfg, *network.channel_counts(cfg))

@@ -25,13 +25,9 @@ STEP = np.timedelta64(12, "h")
 
 @pytest.fixture(scope="module")
 def setup():
-    cfg = config.tiny()
-    cfg = dataclasses.replace(
-        cfg, sampler_config=dataclasses.replace(cfg.sampler_config, num_noise_levels=4)
-    )
+    cfg, params = synthetic_data.tiny_model()
     ds = synthetic_data.dataset(num_times=16)
     stats = synthetic_data.stats(ds)
-    params = network.init_denoiser(jax.random.key(0), cfg, *network.channel_counts(cfg))
     # Perturb the zero-initialised output layers so the network is not an identity.
     params = jax.tree_util.tree_map(
         lambda p: p + 0.05 * jax.random.normal(jax.random.key(1), p.shape), params
@@ -119,7 +115,8 @@ def test_run_writes_cf_files_equal_to_memory(setup, tmp_path, suffix):
 def test_failed_forecast_keeps_previous_output(setup, tmp_path, monkeypatch):
     cfg, ds, stats, params = setup
     path = tmp_path / "fc.nc"
-    path.write_bytes(b"an earlier forecast")
+    xarray.Dataset(attrs={"source": "minigencast (an earlier forecast)"}).to_netcdf(path)
+    earlier = path.read_bytes()
 
     def boom(*a, **k):
         raise RuntimeError("interrupted")
@@ -128,9 +125,18 @@ def test_failed_forecast_keeps_previous_output(setup, tmp_path, monkeypatch):
     monkeypatch.setattr(forecast, "rollout", boom)
     with pytest.raises(RuntimeError, match="interrupted"):
         forecast.run(
-            params, cfg, ds, stats, ds["time"].values[[1]], 2, 2, out=str(path), progress=False
+            params,
+            cfg,
+            ds,
+            stats,
+            ds["time"].values[[1]],
+            2,
+            2,
+            out=str(path),
+            progress=False,
+            overwrite=True,
         )
-    assert path.read_bytes() == b"an earlier forecast"
+    assert path.read_bytes() == earlier
     assert os.listdir(tmp_path) == ["fc.nc"]
 
 

@@ -81,7 +81,9 @@ def test_info_api_twin_equals_cli(capsys):
 
 
 def test_info_bad_grid(capsys):
-    assert cli.main(["info", "--preset", "tiny", "--grid", "13by24"]) == 2
+    with pytest.raises(SystemExit) as e:  # argparse-level: usage error, exit 2
+        cli.main(["info", "--preset", "tiny", "--grid", "13by24"])
+    assert e.value.code == 2
     assert "181x360" in capsys.readouterr().err
 
 

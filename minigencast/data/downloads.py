@@ -169,7 +169,19 @@ def fetch(
     expected = sha256 or pinned_hashes().get(name)
     url = url_for(name, base)
     if not os.path.exists(path):
-        os.makedirs(os.path.dirname(path), exist_ok=True)
+        folder = os.path.dirname(path)
+        try:
+            os.makedirs(folder, exist_ok=True)
+        except OSError as e:
+            raise PermissionError(
+                f"cannot create the cache folder {folder} ({e.strerror}); "
+                "set MINIGENCAST_CACHE_DIR to a writable folder"
+            ) from e
+        if not os.access(folder, os.W_OK):
+            raise PermissionError(
+                f"the cache folder {folder} is not writable; "
+                "set MINIGENCAST_CACHE_DIR to a writable folder"
+            )
         tmp = path + ".part"
         try:
             if url.startswith("file://"):
@@ -207,7 +219,14 @@ def fetch(
 
 
 def fetch_many(names, **kwargs) -> list[str]:
-    """Fetch several names or aliases ("stats", "example", "mini")."""
+    """Fetch several registry names or aliases ("stats", "example", "mini"); others are
+    refused with the list (`fetch` itself takes any path below the base URL)."""
+    unknown = [n for n in names if n not in ALIASES and n not in REGISTRY]
+    if unknown:
+        raise ValueError(
+            f"unknown name(s) {unknown}; choose from the aliases {sorted(ALIASES)} or the "
+            f"registry: {', '.join(REGISTRY)}"
+        )
     expanded = []
     for n in names:
         expanded.extend(ALIASES.get(n, [n]))

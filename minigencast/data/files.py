@@ -30,24 +30,38 @@ def _is_grib(path: str) -> bool:
 
 
 def open_one(path: str, chunks: dict | None = None) -> xarray.Dataset:
-    """Open one NetCDF file, zarr store or GRIB file lazily (dask with `chunks`, default {})."""
+    """Open one NetCDF file, zarr store or GRIB file lazily (dask with `chunks`, default {}).
+
+    Raises FileNotFoundError for a missing path and ValueError "not a NetCDF/zarr
+    dataset" naming the path for an empty, text or otherwise unreadable file.
+    """
     chunks = {} if chunks is None else chunks
-    if path.rstrip("/").endswith(".zarr"):
+    if "://" in path:  # a remote store (gs://...): zarr, read lazily
         return xarray.open_zarr(path, chunks=chunks)
     if not os.path.exists(path):
         raise FileNotFoundError(f"No such dataset file: {path}")
     if _is_grib(path):
-        try:
-            import cfgrib  # noqa: F401
-        except ImportError as e:
-            raise ValueError(
-                f"Reading GRIB ({path}) needs cfgrib and ecCodes. "
-                'Fix: pip install -e ".[grib]" (or convert the file to NetCDF).'
-            ) from e
-        return xarray.open_dataset(
-            path, engine="cfgrib", chunks=chunks, backend_kwargs={"indexpath": ""}
-        )
-    return xarray.open_dataset(path, chunks=chunks)
+        return _open_grib(path, chunks)
+    try:
+        if path.rstrip("/").endswith(".zarr") or os.path.isdir(path):
+            return xarray.open_zarr(path, chunks=chunks)
+        return xarray.open_dataset(path, chunks=chunks)
+    except (ValueError, OSError, KeyError, TypeError) as e:
+        reason = " ".join(str(e).split())[:200]
+        raise ValueError(f"{path} is not a NetCDF/zarr dataset ({reason})") from e
+
+
+def _open_grib(path: str, chunks: dict) -> xarray.Dataset:
+    try:
+        import cfgrib  # noqa: F401
+    except ImportError as e:
+        raise ValueError(
+            f"Reading GRIB ({path}) needs cfgrib and ecCodes. "
+            'Fix: pip install -e ".[grib]" (or convert the file to NetCDF).'
+        ) from e
+    return xarray.open_dataset(
+        path, engine="cfgrib", chunks=chunks, backend_kwargs={"indexpath": ""}
+    )
 
 
 def expand_paths(spec) -> list[str]:

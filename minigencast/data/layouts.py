@@ -344,6 +344,60 @@ def check_geopotential_units(da: xarray.DataArray) -> None:
             )
 
 
+# Units found in the wild that are not GenCast's: (spellings, fix).
+WRONG_UNITS = {
+    "temperature": (("degc", "c", "°c", "deg_c", "celsius", "degrees_celsius"), "add 273.15"),
+    "pressure": (("hpa", "mbar", "mb"), "multiply by 100 (hPa -> Pa)"),
+}
+
+
+def check_units_and_ranges(ds: xarray.Dataset, stats=None, values: bool = True) -> None:
+    """Raise if a variable's units are not GenCast's or its values are implausible.
+
+    Units are checked where given (`units` attribute: degC -> "add 273.15"). Values of
+    the first and last time (cheap for lazy data) are compared with the physical
+    ranges `variables.PLAUSIBLE_RANGES` widened by 10 % of their span on each side
+    (temperature 150-350 K -> 130-370 K), and,
+    with `stats` (DeepMind-layout statistics), with the statistics' min per level:
+    a value below min - 5 stddev is implausible for data the statistics describe.
+    That also catches a mislabelled file (degC values labelled K). `values=False`
+    checks the units only (reads no data).
+    """
+    for name, da in ds.data_vars.items():
+        units = str(da.attrs.get("units", "")).strip().lower()
+        kind = "temperature" if "temperature" in name else "pressure" if "pressure" in name else ""
+        if kind and units in WRONG_UNITS[kind][0]:
+            raise ValueError(
+                f"`{name}` has units '{da.attrs['units']}'; GenCast uses "
+                f"{'K' if kind == 'temperature' else 'Pa'}. Fix: {WRONG_UNITS[kind][1]} and set "
+                f"units to '{'K' if kind == 'temperature' else 'Pa'}'."
+            )
+    sample = ds.isel(time=[0, -1]) if "time" in ds.dims else ds
+    for name, da in sample.data_vars.items() if values else ():
+        if not np.issubdtype(da.dtype, np.floating):
+            continue
+        low, high = variables.PLAUSIBLE_RANGES.get(name, (-np.inf, np.inf))
+        if np.isfinite(high - low):  # typical values: widen by 10 % of the span each side
+            low, high = low - 0.1 * (high - low), high + 0.1 * (high - low)
+        floor = xarray.DataArray(low)
+        if stats is not None and name in stats["min"] and name in stats["stddev"]:
+            bound = stats["min"][name] - 5 * stats["stddev"][name]
+            floor = xarray.where(bound > low, bound, low)
+        values = da.load()
+        if bool(values.isnull().all()):
+            continue
+        reduce = [d for d in da.dims if d != "level"]
+        vmin, vmax = values.min(reduce, skipna=True), values.max(reduce, skipna=True)
+        if bool((vmin < floor).any()) or bool((vmax > high).any()):
+            units = da.attrs.get("units", "?")
+            raise ValueError(
+                f"`{name}` spans {float(vmin.min()):.6g} .. {float(vmax.max()):.6g} {units}, "
+                f"outside the plausible {float(floor.min()):.6g} .. {high:.6g} (another unit "
+                "or a wrong scale?). Fix: convert it to GenCast's SI units (K, Pa, m s-1, "
+                "kg kg-1, m)."
+            )
+
+
 def check_variables(ds: xarray.Dataset, names) -> None:
     missing = [n for n in names if n not in ds]
     if missing:
@@ -354,6 +408,13 @@ def check_variables(ds: xarray.Dataset, names) -> None:
                 hints.append(f"{n} (ERA5 short name '{short}')")
             else:
                 hints.append(n)
+        height = [h for h in ("geopotential_height", "gh") if h in ds]
+        if "geopotential" in missing and height:
+            raise ValueError(
+                f"Missing variable `geopotential`, but `{height[0]}` is present: GenCast "
+                "uses geopotential (m2 s-2). Fix: multiply it by g = 9.80665 m s-2 and "
+                "rename it to `geopotential`."
+            )
         raise ValueError(
             f"Missing variable(s): {', '.join(hints)}. Present: {sorted(ds.data_vars)}. "
             "Fix: add them to the dataset, or use a task config without them "
@@ -416,6 +477,9 @@ def to_canonical(
       ensemble_dim: the name of an ensemble (member) dim to keep, placed first; without
         it an ensemble dim is an error (a single state is expected).
 
+    Units and the values of the first and last time are checked for plausibility
+    (`check_units_and_ranges`; values only when those two times are < 200 MB).
+
     Returns:
       A lazy (if the input was lazy) canonical dataset.
     """
@@ -454,6 +518,11 @@ def to_canonical(
         ds = select_levels(ds, levels)
     if "geopotential" in ds:
         check_geopotential_units(ds["geopotential"])
+    # Values of two times: read unless that is big (e.g. a remote 0.25 deg store).
+    sample_bytes = ds.isel(time=[0, -1]).nbytes
+    if sample_bytes >= 200e6:
+        log.info("values not range-checked (%.0f MB to read); units checked", sample_bytes / 1e6)
+    check_units_and_ranges(ds, values=sample_bytes < 200e6)
     order = [d for d in (ensemble_dim, "time", "level", "lat", "lon") if d in ds.dims]
     ds = ds.transpose(*order, ...)
     if nan_check == "auto":

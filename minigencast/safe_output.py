@@ -1,0 +1,192 @@
+"""Output files that never cost the user a file: refuse, lock, write aside, move in.
+
+The rules every file the package writes for a user follows (`forecast.ForecastWriter`):
+
+  refuse   a path that is an existing folder (other than a forecast .zarr store), the
+           input data or the checkpoint, a name without a known suffix, and an existing
+           file unless it is one of our forecasts and `overwrite` is set;
+  lock     `<path>.lock`, held with `fcntl.flock` while writing, so two forecasts to one
+           path cannot both "succeed" (the kernel drops the lock if the process dies);
+  aside    the data go to `<path>.tmp-<pid>` beside the target, then one `os.replace`
+           moves it into place (atomic on POSIX), so an interrupted write leaves the
+           old file untouched;
+  clean    `<path>.tmp-<pid>` left by a process that no longer runs (killed mid-way)
+           is removed by the next writer of that path: names that only we create.
+
+Nothing else is ever deleted: no `rmtree` of a path the user named.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+
+SUFFIXES = (".nc", ".zarr")
+SOURCE_PREFIX = "minigencast"  # the `source` attribute of every forecast we write
+
+
+def _same_file(a: str, b: str) -> bool:
+    return os.path.realpath(a) == os.path.realpath(b)
+
+
+def is_own_forecast(path: str) -> bool:
+    """True if `path` is a NetCDF file or zarr store whose `source` attribute is ours."""
+    try:
+        if os.path.isdir(path):
+            import zarr
+
+            source = zarr.open_group(path, mode="r").attrs.get("source", "")
+        else:
+            import netCDF4
+
+            with netCDF4.Dataset(path, "r") as nc:
+                source = getattr(nc, "source", "")
+    except Exception:  # noqa: BLE001 -- unreadable means "not one of ours"
+        return False
+    return str(source).startswith(SOURCE_PREFIX)
+
+
+def check_output_path(out: str, *, overwrite: bool = False, protect=()) -> str:
+    """Absolute path of `out` if the program may write a forecast there; raises otherwise.
+
+    Raises:
+      ValueError: `out` is one of the `protect` paths (input data, checkpoint) or has
+        no .nc / .zarr suffix.
+      FileExistsError: `out` is an existing folder, a file that is not one of our
+        forecasts, or one of our forecasts while `overwrite` is False.
+      PermissionError: the target folder cannot be created or written.
+    """
+    path = os.path.abspath(out)
+    for p in protect:
+        if p and os.path.exists(p) and _same_file(path, p):
+            raise ValueError(f"--out {out} is an input of this forecast ({p}); choose another file")
+    if os.path.isdir(path) and not (path.endswith(".zarr") and is_own_forecast(path)):
+        raise FileExistsError(
+            f"--out {out} is an existing folder; it names the forecast file to write, e.g. "
+            f"{os.path.join(out, 'forecast.nc')}"
+        )
+    if not path.endswith(SUFFIXES):
+        raise ValueError(f"--out {out}: the forecast file name must end in .nc or .zarr")
+    if os.path.lexists(path):
+        if not is_own_forecast(path):
+            raise FileExistsError(
+                f"--out {out} exists and is not a minigencast forecast; not replacing it"
+            )
+        if not overwrite:
+            raise FileExistsError(
+                f"--out {out} exists (an earlier forecast); pass --overwrite to replace it"
+            )
+    folder = os.path.dirname(path)
+    try:
+        os.makedirs(folder, exist_ok=True)
+    except OSError as e:
+        raise PermissionError(f"cannot create output folder {folder}: {e.strerror}") from e
+    if not os.access(folder, os.W_OK):
+        raise PermissionError(f"output folder {folder} is not writable")
+    return path
+
+
+# ----------------------------------------------------------------------------- lock
+BUSY = (
+    "{path} is being written by another forecast (pid {pid}); wait for it or choose another --out"
+)
+
+
+def acquire_lock(path: str, busy: str = BUSY) -> int:
+    """Exclusive lock on `<path>.lock` (a file descriptor); raises BlockingIOError if held.
+
+    `busy` is the error message, formatted with `path` and the holder's `pid`.
+
+    After locking, the descriptor must still be the file at that name: a holder
+    unlinks it on release, and a waiter may have opened the old inode meanwhile.
+    """
+    import fcntl
+
+    lock = path + ".lock"
+    while True:
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 32).decode(errors="replace").strip() or "?"
+            os.close(fd)
+            raise BlockingIOError(busy.format(path=path, pid=holder)) from None
+        try:
+            same = os.stat(lock).st_ino == os.fstat(fd).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:
+            os.ftruncate(fd, 0)
+            os.write(fd, str(os.getpid()).encode())
+            return fd
+        os.close(fd)
+
+
+def release_lock(path: str, fd: int) -> None:
+    try:
+        os.unlink(path + ".lock")
+    finally:
+        os.close(fd)
+
+
+# ----------------------------------------------------------------------------- temporaries
+def temporary_path(path: str) -> str:
+    return f"{path}.tmp-{os.getpid()}"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
+
+
+def remove(path: str) -> None:
+    """Deletes a file or folder that this module named (a temporary), if present."""
+    if os.path.isdir(path) and not os.path.islink(path):
+        shutil.rmtree(path)
+    elif os.path.lexists(path):
+        os.remove(path)
+
+
+def remove_orphans(path: str) -> list[str]:
+    """Removes `<path>.tmp-<pid>` / `<path>.old-<pid>` of processes no longer running."""
+    folder, base = os.path.split(path)
+    pattern = re.compile(re.escape(base) + r"\.(tmp|old)-(\d+)$")
+    removed = []
+    for name in os.listdir(folder):
+        m = pattern.match(name)
+        if m and int(m.group(2)) != os.getpid() and not _alive(int(m.group(2))):
+            remove(os.path.join(folder, name))
+            removed.append(name)
+    return removed
+
+
+def move_into_place(tmp: str, path: str) -> None:
+    """Atomically replaces `path` (absent, or a checked forecast of ours) by `tmp`.
+
+    A file is replaced by one `os.replace`; a zarr folder cannot be, so the old one is
+    first renamed aside (`<path>.old-<pid>`) and deleted after the new one is in place.
+    """
+    if os.path.isdir(path) and not os.path.islink(path):
+        old = f"{path}.old-{os.getpid()}"
+        os.replace(path, old)
+        os.replace(tmp, path)
+        shutil.rmtree(old)
+    else:
+        os.replace(tmp, path)
+
+
+def keep_aside(tmp: str, path: str) -> str:
+    """Renames a finished `tmp` to a free `<stem>.kept-<pid>[-n]<suffix>` (not an orphan)."""
+    stem, suffix = os.path.splitext(path)
+    kept, n = f"{stem}.kept-{os.getpid()}{suffix}", 0
+    while os.path.lexists(kept):
+        n += 1
+        kept = f"{stem}.kept-{os.getpid()}-{n}{suffix}"
+    os.replace(tmp, kept)
+    return kept

@@ -1,0 +1,263 @@
+"""Forecast output safety: no user file is ever deleted or replaced (docs/errors.md).
+
+Each case goes through `forecast.run` (the API) and the `minigencast forecast` CLI:
+by subprocess where the refusal comes before any model work, by `cli.main` in this
+process where the same code path needs the model loaded (one JAX import, not ten).
+"""
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import synthetic_data
+import xarray
+
+from minigencast import (
+    channel_order,
+    checkpoint,
+    cli,
+    forecast,
+    normalization,
+    safe_output,
+)
+
+STEP = np.timedelta64(12, "h")
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    """Tiny model (as model.npz), a synthetic dataset (as data.nc) and its statistics.
+
+    Sampler and shapes as test_forecast.py's, so one pytest run compiles the rollout once.
+    """
+    root = tmp_path_factory.mktemp("safety")
+    cfg, params = synthetic_data.tiny_model()
+    ds = synthetic_data.dataset(num_times=6)
+    stats = synthetic_data.stats(ds)
+    (root / "ck").mkdir()
+    checkpoint.save(str(root / "ck" / "model.npz"), params, cfg)
+    ds.to_netcdf(root / "data.nc")
+    normalization.write_stats(stats, str(root / "stats"))
+    return {"root": root, "cfg": cfg, "ds": ds, "stats": stats, "params": params}
+
+
+def _run(setup, out, **kw):
+    s = setup
+    return forecast.run(
+        s["params"], s["cfg"], s["ds"], s["stats"], s["ds"]["time"].values[[1]], 1, 2,
+        out=str(out), progress=False, chunk_steps=5, **kw,
+    )  # fmt: skip
+
+
+def _args(setup, out, *extra):
+    r = setup["root"]
+    return [
+        "forecast", "--checkpoint", str(r / "ck"), "--data", str(r / "data.nc"),
+        "--stats", str(r / "stats"), "--init_time", "2000-01-01T12", "--num_steps", "1",
+        "--num_samples", "2", "--chunk_steps", "5", "--quiet", "--out", str(out), *extra,
+    ]  # fmt: skip
+
+
+def cli_subprocess(args, cwd=None):
+    """(exit code, stderr) of `python -m minigencast.cli ARGS`."""
+    env = dict(os.environ, PYTHONPATH=REPO + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    p = subprocess.run(
+        [sys.executable, "-m", "minigencast.cli", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    return p.returncode, p.stderr
+
+
+def cli_main(args, capsys):
+    """(exit code, stderr) of `cli.main(ARGS)` in this process."""
+    capsys.readouterr()
+    try:
+        rc = cli.main(args)
+    except SystemExit as e:  # argparse errors
+        rc = e.code
+    return rc, capsys.readouterr().err
+
+
+def assert_one_line_error(rc, err, *words):
+    assert rc == 2, err
+    assert len(err.strip().splitlines()) == 1, err
+    for w in words:
+        assert w in err, err
+
+
+def _user_folder(path):
+    path.mkdir()
+    (path / "thesis.tex").write_text("years of work")
+    return path
+
+
+def _intact(path):
+    return (path / "thesis.tex").read_text() == "years of work"
+
+
+def _own_forecast(path, note="earlier"):
+    """A small file in our forecast format (its `source` attribute is ours)."""
+    xarray.Dataset({"x": ("a", [1.0])}, attrs={"source": f"minigencast ({note})"}).to_netcdf(path)
+    return path
+
+
+# ----------------------------------------------------------------------------- folders
+def test_out_folder_with_a_user_file_survives_the_api(setup, tmp_path):
+    folder = _user_folder(tmp_path / "results")
+    for overwrite in (False, True):
+        with pytest.raises(FileExistsError, match="existing folder"):
+            _run(setup, folder, overwrite=overwrite)
+    assert _intact(folder)
+    zarr_like = _user_folder(tmp_path / "mine.zarr")  # a folder that is not our zarr store
+    with pytest.raises(FileExistsError, match="existing folder"):
+        _run(setup, zarr_like, overwrite=True)
+    assert _intact(zarr_like)
+
+
+def test_out_folder_with_a_user_file_survives_the_cli(setup, tmp_path):
+    folder = _user_folder(tmp_path / "results")
+    rc, err = cli_subprocess(_args(setup, folder, "--overwrite"))
+    assert_one_line_error(rc, err, "existing folder", "forecast.nc")
+    assert _intact(folder)
+    # `--out .` names the folder one stands in.
+    rc, err = cli_subprocess(_args(setup, "."), cwd=folder)
+    assert_one_line_error(rc, err, "existing folder")
+    assert _intact(folder) and os.listdir(folder) == ["thesis.tex"]
+
+
+# ----------------------------------------------------------------------------- inputs
+def test_inputs_are_refused_as_outputs(setup, tmp_path):
+    r = setup["root"]
+    data, model = r / "data.nc", r / "ck" / "model.npz"
+    before = data.read_bytes(), model.read_bytes()
+    # API: the dataset's own file (xarray records it) is protected automatically.
+    with xarray.open_dataset(data) as opened:
+        with pytest.raises(ValueError, match="input"):
+            forecast.run(
+                setup["params"], setup["cfg"], opened, setup["stats"],
+                opened["time"].values[[1]], 1, 2, out=str(data), overwrite=True, progress=False,
+            )  # fmt: skip
+    with pytest.raises(ValueError, match="input"):
+        _run(setup, model, overwrite=True, protect=[str(model)])
+    # CLI: --data and --checkpoint (folder or file) are protected.
+    rc, err = cli_subprocess(_args(setup, data, "--overwrite"))
+    assert_one_line_error(rc, err, "input", str(data))
+    rc, err = cli_subprocess(_args(setup, model, "--overwrite"))
+    assert_one_line_error(rc, err, "input")
+    assert (data.read_bytes(), model.read_bytes()) == before
+
+
+def test_foreign_file_is_never_replaced(setup, tmp_path, capsys):
+    notes = tmp_path / "notes.nc"
+    notes.write_text("not a forecast")
+    with pytest.raises(FileExistsError, match="not a minigencast forecast"):
+        _run(setup, notes, overwrite=True)
+    rc, err = cli_main(_args(setup, notes, "--overwrite"), capsys)
+    assert_one_line_error(rc, err, "not a minigencast forecast")
+    assert notes.read_text() == "not a forecast"
+    rc, err = cli_main(_args(setup, tmp_path / "fc.txt"), capsys)
+    assert_one_line_error(rc, err, ".nc or .zarr")
+
+
+# ----------------------------------------------------------------------------- overwrite
+def test_earlier_forecast_is_replaced_only_with_overwrite(setup, tmp_path, capsys):
+    path = _own_forecast(tmp_path / "fc.nc")
+    earlier = path.read_bytes()
+    with pytest.raises(FileExistsError, match="--overwrite"):
+        _run(setup, path)
+    rc, err = cli_main(_args(setup, path), capsys)
+    assert_one_line_error(rc, err, "--overwrite")
+    assert path.read_bytes() == earlier
+    # A writer killed by SIGKILL leaves its temporary file and lock file behind.
+    script = textwrap.dedent(
+        f"""
+        import os, numpy as np, xarray
+        from minigencast import forecast
+        t = xarray.Dataset({{"x": (("sample", "init_time", "lead_time", "lat", "lon"),
+                                   np.zeros((1, 1, 1, 2, 2), np.float32))}})
+        w = forecast.ForecastWriter({str(path)!r}, t, overwrite=True)
+        os.kill(os.getpid(), 9)
+        """
+    )
+    env = dict(os.environ, PYTHONPATH=REPO + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    killed = subprocess.run([sys.executable, "-c", script], env=env, timeout=300)
+    assert killed.returncode == -9
+    orphans = [n for n in os.listdir(tmp_path) if ".tmp-" in n]
+    assert len(orphans) == 1 and os.path.exists(f"{path}.lock")
+    live = tmp_path / "fc.nc.tmp-1"  # pid 1 runs: not an orphan, not ours to delete
+    live.write_text("someone's")
+    # With --overwrite the CLI forecasts, replaces our file and removes the dead orphan.
+    rc, err = cli_main(_args(setup, path, "--overwrite"), capsys)
+    assert rc == 0, err
+    assert sorted(os.listdir(tmp_path)) == ["fc.nc", "fc.nc.tmp-1"]
+    with xarray.open_dataset(path) as fc:
+        assert fc.sizes["sample"] == 2 and fc.attrs["source"].startswith("minigencast")
+        assert np.isfinite(fc["2m_temperature"].values).all()
+    # The API twin too.
+    assert _run(setup, path, overwrite=True) == str(path)
+    assert sorted(os.listdir(tmp_path)) == ["fc.nc", "fc.nc.tmp-1"]
+
+
+def test_concurrent_writers_are_refused(setup, tmp_path, capsys):
+    path = tmp_path / "fc.zarr"
+    template = forecast.chunk_to_dataset(
+        np.zeros((1, 2, 1, 13, 24, len(channel_order.target_channels(setup["cfg"].task_config)))),
+        setup["cfg"].task_config,
+        setup["ds"]["time"].values[[1]],
+        [np.timedelta64(12, "h")],
+        setup["ds"]["lat"].values,
+        setup["ds"]["lon"].values,
+    )
+    first = forecast.ForecastWriter(str(path), template)
+    try:
+        with pytest.raises(BlockingIOError, match=f"another forecast \\(pid {os.getpid()}\\)"):
+            _run(setup, path)
+        rc, err = cli_main(_args(setup, path), capsys)
+        assert_one_line_error(rc, err, "being written by another forecast")
+    finally:
+        first.close()
+    assert is_zarr_forecast(path)
+    assert sorted(os.listdir(tmp_path)) == ["fc.zarr"]  # no lock, no temporary left
+    # Our own zarr store is replaced (with --overwrite) like a file.
+    assert _run(setup, path, overwrite=True) == str(path)
+    assert sorted(os.listdir(tmp_path)) == ["fc.zarr"]
+
+
+def test_file_appearing_during_the_forecast_is_kept(setup, tmp_path):
+    path = tmp_path / "fc.nc"
+    template = xarray.Dataset(
+        {"x": (("sample", "init_time", "lead_time", "lat"), np.zeros((1, 1, 1, 2), np.float32))},
+        coords={"init_time": [np.datetime64("2000-01-01", "ns")], "lead_time": [STEP]},
+    )
+    writer = forecast.ForecastWriter(str(path), forecast.add_cf_attributes(template))
+    path.write_text("saved by the user meanwhile")
+    with pytest.raises(FileExistsError, match="not a minigencast forecast.*kept at"):
+        writer.close()
+    assert path.read_text() == "saved by the user meanwhile"
+    (kept,) = [n for n in os.listdir(tmp_path) if n != "fc.nc"]
+    assert kept == f"fc.kept-{os.getpid()}.nc"
+    assert safe_output.is_own_forecast(str(tmp_path / kept))
+
+
+def is_zarr_forecast(path):
+    return safe_output.is_own_forecast(str(path))
+
+
+def test_unwritable_folder_is_one_line(setup, tmp_path, capsys):
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    try:
+        target = "/proc/minigencast/fc.nc" if os.access(locked, os.W_OK) else locked / "fc.nc"
+        rc, err = cli_main(_args(setup, target), capsys)
+        assert_one_line_error(rc, err, "output folder")
+    finally:
+        locked.chmod(0o700)
