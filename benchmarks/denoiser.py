@@ -8,7 +8,7 @@ measured before backward). CPU-seconds per call (process time, all threads) are 
 too: on a shared machine they are a steadier figure than wall time. Each preset runs in
 its own process so that peak memory is per preset.
 
-DeepMind's reference on this class of 2-core CPU (spec sec. 11; official d39de19 code,
+DeepMind's reference on this class of 2-core CPU (docs/design.md §11; official d39de19 code,
 Mini at 1 deg, float32, batch 1, dense attention): ~11 s per call, ~18 s compile,
 4.2 GB peak RSS. Goal: <= 7.4 s per call, no more memory.
 

@@ -43,7 +43,7 @@ def _since(start):
 def _graphs_case(name, queue):
     import numpy as np
 
-    from minigencast import graphs
+    from minigencast import graphs, transformer
 
     n_lat, n_lon, splits, k = CASES[name]
     lat, lon = np.linspace(-90, 90, n_lat), np.arange(n_lon) * (360.0 / n_lon)
@@ -65,7 +65,7 @@ def _graphs_case(name, queue):
         rows, cols = g["attention_mask_rows"], g["attention_mask_cols"]
         n = len(g["mesh_vertices"])
         start = _clock()
-        idx, _ = graphs.attention_neighbours(rows, cols, n)
+        idx, _ = transformer.build_attention(rows, cols, n, "splash_mha")
         neighbours = _since(start)
     queue.put(
         {

@@ -56,30 +56,30 @@ def embedded(rounds: int, batches: int, steps: int, workdir: str) -> dict:
     import numpy as np
     import xarray
 
-    from minigencast import config, data, loader, network, quickstart, train, windows
+    from minigencast import arrays, config, data, loader, network, train
 
-    cfg, tc = config.cpu(), quickstart.QUICKSTART_TRAIN
+    cfg, tc = config.cpu(), config.cpu_training()
     stats = data.embedded_stats()
     path = os.path.join(data.embedded_dir(), "train.nc")
     chunked = _time_chunked_copy(path, os.path.join(workdir, "train_time_chunked.nc"))
     task = cfg.task_config
-    memory = windows.prepare(xarray.open_dataset(path).load(), task, stats)
+    memory = arrays.prepare(xarray.open_dataset(path).load(), task, stats)
     sources = {
         "memory": memory,
-        "xarray in memory": windows.prepare(
+        "xarray in memory": arrays.prepare(
             xarray.open_dataset(path).load(), task, stats, streaming=True
         ),
-        "disk (1 time per chunk)": windows.prepare(
+        "disk (1 time per chunk)": arrays.prepare(
             xarray.open_dataset(chunked), task, stats, streaming=True
         ),
-        "disk (shipped train.nc)": windows.prepare(
+        "disk (shipped train.nc)": arrays.prepare(
             xarray.open_dataset(path), task, stats, streaming=True
         ),
     }
     wins, _ = loader.split_by_time(memory.times, tc.validation_fraction)
 
     def loader_of(d, prefetch):
-        fetch = windows.make_fetch(d.frames, d.forcings, d.static, d.layout, d.times)
+        fetch = arrays.make_fetch(d.frames, d.forcings, d.static, d.layout, d.times)
         return iter(loader.WindowLoader(wins, fetch, tc.batch_size, seed=0, prefetch=prefetch))
 
     fetch_rate = {k: [] for k in sources}

@@ -3,7 +3,7 @@ LayerNorm means (`nn.mean_last_axis`: a reduction, or the matvec our CPU path us
 
 XLA reads XLA_FLAGS once, when JAX creates its CPU backend, so every setting runs in its
 own process. Each process builds the real train step (`train.make_train_step`, a batch
-of the `benchmarks/train_cpu.py` recipe from the embedded toy planet) and the real 12 h
+of the `scripts/train_cpu.py` recipe from the embedded toy planet) and the real 12 h
 forecast step (`forecast.forecast_step`, vmapped over 8 members, the preset's sampler),
 warms them up, then times `--repeats` calls of each. The table puts the settings side by
 side with the ratio to the first (XLA's defaults and a plain reduction).
@@ -31,18 +31,18 @@ def run_one(repeats: int, mean: str) -> dict:
     import jax
 
     sys.path.insert(0, ROOT)
-    from minigencast import config, data, forecast, loader, network, nn, quickstart, train, windows
+    from minigencast import arrays, config, data, forecast, loader, network, nn, quickstart, train
 
     nn.mean_last_axis = {"reduce": nn.mean_last_axis_reduce, "matvec": nn.mean_last_axis_matvec}[
         mean
     ]
 
-    cfg, tc = config.cpu(), quickstart.QUICKSTART_TRAIN
-    d = windows.prepare(quickstart.training_data(), cfg.task_config, data.embedded_stats())
+    cfg, tc = config.cpu(), config.cpu_training()
+    d = arrays.prepare(quickstart.training_data(), cfg.task_config, data.embedded_stats())
     mesh = train.data_mesh()
     noise_fn = train.noise_function(d.lat, d.lon)
     structure = train.replicate(network.build_structure(cfg, d.lat, d.lon), mesh)
-    fetch = windows.make_fetch(d.frames, d.forcings, d.static, d.layout)
+    fetch = arrays.make_fetch(d.frames, d.forcings, d.static, d.layout)
     train_windows, _ = loader.split_by_time(d.times, tc.validation_fraction)
     batches = iter(loader.WindowLoader(train_windows, fetch, tc.batch_size, seed=0, prefetch=0))
     batch = train.shard_batch(next(batches)[1], mesh)
@@ -104,11 +104,11 @@ def main(argv=None):
             )
             rows.append((flags, mean, json.loads(out.stdout.strip().splitlines()[-1])))
     sys.path.insert(0, ROOT)
-    from minigencast.quickstart import QUICKSTART_TRAIN
+    from minigencast import config
 
     print(
         f"cpu preset, {args.repeats} calls per setting: train step (batch "
-        f"{QUICKSTART_TRAIN.batch_size} windows) and "
+        f"{config.cpu_training().batch_size} windows) and "
         f"12 h forecast step ({NUM_MEMBERS} members); wall ms per call, CPU ms (all "
         "threads), ratio of wall time to the first setting"
     )

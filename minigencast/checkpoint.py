@@ -1,4 +1,4 @@
-"""DeepMind's GenCast checkpoint container (.npz), read and written exactly (spec sec. 9.1).
+"""DeepMind's GenCast checkpoint container (.npz), read and written exactly (docs/design.md §9.1).
 
 DeepMind's `checkpoint.dump` writes an uncompressed `np.savez` archive of the flattened
 `gencast.CheckPoint` dataclass: nested keys joined with ":", tuples as "0", "1", ...,

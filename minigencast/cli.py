@@ -155,9 +155,7 @@ def _open_data(spec, split="train"):
 
             return quickstart.training_data(), data.embedded_stats()
         return data.load_embedded(split), data.embedded_stats()
-    from minigencast.data import files, layouts
-
-    return layouts.to_canonical(files.open_path(spec)), None
+    return data.open_dataset(spec), None
 
 
 def _stats(args, default):
@@ -205,11 +203,15 @@ def _add_data(sub):
     )
     t.add_argument("--levels", default="250,500,850", help="Pressure levels, hPa (%(default)s).")
     t.add_argument("--seed", type=int, default=0, help="Initial-perturbation seed (%(default)s).")
-    t.add_argument(
-        "--spinup-days", type=in_range(float, 0), default=200.0, help="Spin-up days (%(default)s)."
+    _add_flag(
+        t,
+        "--spinup_days",
+        type=in_range(float, 0),
+        default=200.0,
+        help="Spin-up days (%(default)s).",
     )
-    t.add_argument(
-        "--num-steps", type=POSITIVE, default=None, help="12 h outputs (overrides --years)."
+    _add_flag(
+        t, "--num_steps", type=POSITIVE, default=None, help="12 h outputs (overrides --years)."
     )
     t.set_defaults(run=_run_data_toy_planet)
     w = dsub.add_parser(
@@ -242,16 +244,30 @@ def _add_data(sub):
     w.set_defaults(run=_run_data_weatherbench)
 
 
+def _add_flag(parser, flag, **kwargs):
+    """One spelling for every flag, words joined by "_" (`--run_dir`, `--spinup_days`); the
+    "-" spelling (`--spinup-days`) still parses, as a hidden alias."""
+    parser.add_argument(flag, **kwargs)
+    alias = {k: v for k, v in kwargs.items() if k == "type"}
+    parser.add_argument(
+        flag.replace("_", "-"),
+        dest=flag[2:],
+        default=argparse.SUPPRESS,
+        help=argparse.SUPPRESS,
+        **alias,
+    )
+
+
 def _levels(text):
     return None if text is None else tuple(int(x) for x in text.split(","))
 
 
 def _task(name, levels=None):
-    from minigencast import variables
+    from minigencast import config, variables
 
     if name == "toy-planet":
-        return variables.toy_planet_task(levels or variables.TOY_PLANET_LEVELS)
-    return variables.gencast_task(levels or variables.PRESSURE_LEVELS_WEATHERBENCH_13)
+        return config.toy_planet_task(levels or variables.TOY_PLANET_LEVELS)
+    return config.gencast_task(levels or variables.PRESSURE_LEVELS_WEATHERBENCH_13)
 
 
 def _run_data_toy_planet(args):
@@ -306,7 +322,7 @@ def _add_download(sub):
     )
     p.add_argument("names", nargs="*", default=["stats"], help="What to fetch (default: stats).")
     p.add_argument("--list", action="store_true", help="List the registry, pins and URLs.")
-    p.add_argument("--base-url", default=None, help="Mirror replacing DeepMind's bucket URL.")
+    _add_flag(p, "--base_url", default=None, help="Mirror replacing DeepMind's bucket URL.")
     p.set_defaults(run=_run_download)
 
 
@@ -346,14 +362,9 @@ def _add_stats(sub):
 
 def _run_stats(args):
     from minigencast import data, normalization
-    from minigencast.data import files, layouts
 
-    if args.dataset == "embedded":
-        ds = data.load_embedded("train")
-    else:
-        ds = files.open_path(args.dataset)
     task = None if args.task == "all" else _task(args.task, _levels(args.levels))
-    ds = layouts.to_canonical(ds, task, levels=_levels(args.levels), nan_check=False)
+    ds = data.open_dataset(args.dataset, task, levels=_levels(args.levels), nan_check=False)
     from dask.diagnostics import ProgressBar
 
     with ProgressBar(out=sys.stderr):  # the statistics are one dask computation
@@ -367,17 +378,17 @@ def _add_info(sub):
     p = sub.add_parser(
         "info",
         help="Print a JSON description of a configuration: graph sizes, parameters, memory.",
-        description="API twin: minigencast.graphs.info(cfg, grid).",
+        description="API twin: minigencast.info.info(cfg, grid).",
     )
     p.add_argument("--preset", required=True, help="Preset name, e.g. gencast_1p0deg_mini.")
     p.add_argument(
         "--grid", type=grid_shape, help="NLATxNLON, equiangular with poles (default: the preset's)."
     )
-    p.add_argument(
-        "--mesh-size", type=NON_NEGATIVE, help="Icosahedral splits (default: the preset's)."
+    _add_flag(
+        p, "--mesh_size", type=NON_NEGATIVE, help="Icosahedral splits (default: the preset's)."
     )
-    p.add_argument(
-        "--attention-k-hop", type=NON_NEGATIVE, help="Attention hops (default: the preset's)."
+    _add_flag(
+        p, "--attention_k_hop", type=NON_NEGATIVE, help="Attention hops (default: the preset's)."
     )
     p.set_defaults(run=_run_info)
 
@@ -386,7 +397,7 @@ def _run_info(args):
     import dataclasses
     import json
 
-    from minigencast import config, graphs
+    from minigencast import config, info
 
     cfg = config.preset(args.preset)
     arch = cfg.denoiser_architecture_config
@@ -398,7 +409,7 @@ def _run_info(args):
     if args.mesh_size is not None:
         arch = dataclasses.replace(arch, mesh_size=args.mesh_size)
     cfg = dataclasses.replace(cfg, denoiser_architecture_config=arch)
-    print(json.dumps(graphs.info(cfg, args.grid)))
+    print(json.dumps(info.info(cfg, args.grid)))
 
 
 # --------------------------------------------------------------------------- train
@@ -499,7 +510,7 @@ def _add_train(sub):
         "train",
         help="Train a GenCast denoiser (resumes automatically from --run_dir).",
         description=(
-            "Train GenCast's denoiser with its loss (spec sec. 3.3-3.4): AdamW, linear "
+            "Train GenCast's denoiser with its loss (docs/design.md §3.3-3.4): AdamW, linear "
             "warm-up then cosine decay, gradient clipping, optional EMA; data-parallel over "
             "all local devices. Writes --run_dir/checkpoints/step_N/{model.npz (DeepMind's "
             "format), train_state.npz}, log.csv, loss_curve.png. Running the same command "
@@ -700,7 +711,7 @@ def _add_evaluate(sub):
     p = sub.add_parser(
         "evaluate",
         help="Verify a forecast and draw the paper's figures.",
-        description="API twin: minigencast.figures.evaluate(). Prints a score table (CRPS, "
+        description="API twin: minigencast.evaluation.evaluate(). Prints a score table (CRPS, "
         "ensemble-mean RMSE, spread/skill per variable, level and lead time), writes "
         "scores.csv, one PNG per figure and numbers.json with each figure's numbers and "
         "caption. Figures: crps_vs_lead, rmse_vs_lead, scorecard, spread_skill, "
@@ -739,17 +750,10 @@ def _add_evaluate(sub):
 def _run_evaluate(args):
     import pandas as pd
 
-    from minigencast import figures
+    from minigencast import evaluation
 
-    forecast = figures.to_forecast_layout(figures.open_dataset(args.forecast))
-    if args.truth == "embedded":
-        truth = figures.embedded_truth()
-    else:
-        truth = figures.open_dataset(args.truth)
-        if not {"time", "lat", "lon"} <= set(truth.dims):  # DeepMind / WB2 / ERA5 layouts
-            from minigencast.data import layouts
-
-            truth = layouts.to_canonical(truth, nan_check=False)
+    forecast = evaluation.open_forecast(args.forecast)
+    truth = evaluation.open_truth(args.truth)
     baselines = None
     if args.baseline:
         baselines = {}
@@ -757,10 +761,10 @@ def _run_evaluate(args):
             name, sep, path = item.partition("=")
             if not sep:
                 raise ValueError(f"--baseline expects NAME=PATH, got {item!r}.")
-            baselines[name] = figures.to_forecast_layout(figures.open_dataset(path))
+            baselines[name] = evaluation.open_forecast(path)
     names = args.figure or ["all"]
     names = [] if names == ["none"] else ("all" if "all" in names else names)
-    table, results = figures.evaluate(forecast, truth, baselines, names, args.out)
+    table, results = evaluation.evaluate(forecast, truth, baselines, names, args.out)
     with pd.option_context("display.max_rows", 500, "display.width", 120):
         print(table.to_string(index=False, float_format=lambda x: f"{x:.4g}"))
     for r in results:

@@ -49,9 +49,46 @@ class TaskConfig:
     input_duration: str = "24h"
 
 
+def _task(surface_inputs, surface_targets, atmospheric, levels) -> TaskConfig:
+    return TaskConfig(
+        input_variables=tuple(surface_inputs)
+        + tuple(atmospheric)
+        + variables.FORCING_VARIABLES
+        + variables.STATIC_VARIABLES,
+        target_variables=tuple(surface_targets) + tuple(atmospheric),
+        forcing_variables=variables.FORCING_VARIABLES,
+        pressure_levels=tuple(levels),
+        input_duration="24h",
+    )
+
+
+def gencast_task(levels=variables.PRESSURE_LEVELS_WEATHERBENCH_13) -> TaskConfig:
+    """GenCast's task, exactly as DeepMind's `gencast.TASK` (84 target channels, 13 levels)."""
+    return _task(
+        variables.SURFACE_INPUT_VARIABLES,
+        variables.SURFACE_TARGET_VARIABLES,
+        variables.ATMOSPHERIC_VARIABLES,
+        levels,
+    )
+
+
+def toy_planet_task(levels=variables.TOY_PLANET_LEVELS) -> TaskConfig:
+    """The embedded toy planet's dry task: no humidity, vertical velocity, precipitation, SST."""
+    return _task(
+        variables.TOY_PLANET_SURFACE_VARIABLES,
+        variables.TOY_PLANET_SURFACE_VARIABLES,
+        variables.TOY_PLANET_ATMOSPHERIC_VARIABLES,
+        levels,
+    )
+
+
+GENCAST_TASK = gencast_task()
+TOY_PLANET_TASK = toy_planet_task()
+
+
 @dataclasses.dataclass(frozen=True)
 class SamplerConfig:
-    """DPM-Solver++(2S) with stochastic churn (spec sec. 5; [2] Alg. 2).
+    """DPM-Solver++(2S) with stochastic churn (docs/design.md §5; [2] Alg. 2).
 
     Noise levels sigma_i = (max^(1/rho) + i/(N-1) (min^(1/rho) - max^(1/rho)))^rho,
     i = 0..N-1, then 0. Churn gamma_i = min(stochastic_churn_rate / N, sqrt(2) - 1)
@@ -71,7 +108,7 @@ class SamplerConfig:
 
 @dataclasses.dataclass(frozen=True)
 class NoiseConfig:
-    """Training noise-level distribution (spec sec. 3.3).
+    """Training noise-level distribution (docs/design.md §3.3).
 
     sigma = (min^(1/rho) + u (max^(1/rho) - min^(1/rho)))^rho, u ~ U[0, 1).
     """
@@ -83,7 +120,7 @@ class NoiseConfig:
 
 @dataclasses.dataclass(frozen=True)
 class NoiseEncoderConfig:
-    """Fourier features of ln(sigma) followed by an MLP (spec sec. 3.2)."""
+    """Fourier features of ln(sigma) followed by an MLP (docs/design.md §3.2)."""
 
     apply_log_first: bool = True
     base_period: float = 16.0
@@ -93,7 +130,7 @@ class NoiseEncoderConfig:
 
 @dataclasses.dataclass(frozen=True)
 class SparseTransformerConfig:
-    """The mesh transformer (spec sec. 6.1, 6.7, 7).
+    """The mesh transformer (docs/design.md §6.1, §6.7, §7).
 
     attention_type is DeepMind's stored field: "splash_mha" (TPU kernel; here it
     selects our memory-efficient path), "triblockdiag_mha" or "mha" (dense). All
@@ -121,7 +158,7 @@ class SparseTransformerConfig:
 
 @dataclasses.dataclass(frozen=True)
 class DenoiserArchitectureConfig:
-    """Encoder-processor-decoder sizes (spec sec. 6.1)."""
+    """Encoder-processor-decoder sizes (docs/design.md §6.1)."""
 
     sparse_transformer_config: SparseTransformerConfig
     mesh_size: int
@@ -156,11 +193,11 @@ class TrainConfig:
 
     Learning rate: linear warm-up 0 -> peak_learning_rate over warmup_steps, then
     cosine decay to peak_learning_rate * final_learning_rate_fraction at num_steps
-    (GenCast: 1k warm-up steps then cosine decay, spec sec. 3.4). AdamW after
+    (GenCast: 1k warm-up steps then cosine decay, docs/design.md §3.4). AdamW after
     clipping the global gradient norm to max_grad_norm. ema_decay > 0 keeps an
     exponential moving average of the weights, used for evaluation and saved as
     the model part of checkpoints. random_longitude_roll turns every training window
-    about the polar axis by a random number of grid columns (`windows.roll_longitude`):
+    about the polar axis by a random number of grid columns (`arrays.roll_longitude`):
     data augmentation for a small dataset (GenCast does not use it). streaming reads
     each batch from the dataset (lazily opened, e.g. from disk) instead of holding it
     all in memory, with the same windows in the same order (docs/scaling.md).
@@ -214,7 +251,7 @@ def _architecture(
 def tiny() -> GenCastConfig:
     """A few thousand weights on a 15 deg grid: for tests and CI (seconds)."""
     return GenCastConfig(
-        task_config=variables.TOY_PLANET_TASK,
+        task_config=TOY_PLANET_TASK,
         denoiser_architecture_config=_architecture(
             mesh_size=1, k_hop=2, width=16, layers=2, heads=2, ffw=32, attention_type="mha"
         ),
@@ -229,25 +266,13 @@ def cpu() -> GenCastConfig:
     Sized so that training to skill takes under an hour on 2 cores and the quickstart's
     ensemble forecast a minute or two: mesh splits 2 (162 nodes, ~15 deg, i.e. 2.7x the
     grid spacing, as GenCast Mini's 4x), k = 2 hops (~30 deg attention radius, like
-    0p25deg's 32 hops of ~1 deg), width 96, 4 layers. At equal training time, width 96
-    matched width 48 (which runs 2.3x more steps per minute); given an hour, the wider
-    model is the better use of it (benchmarks/train_cpu.py). The sampler keeps GenCast's
-    20 noise levels (39 denoiser calls per 12 h step): for the 6,000-step weights of an
-    earlier recipe, on the validation split, they beat 10 levels at 1, 3 and 5 days for
-    z500 and t850 (z500 CRPS at 5 days 294 vs 299, spread/skill 0.89-1.17 vs 0.82-1.11). Its
-    churn noise is inflated by 1.3 instead of GenCast's 1.05: with 1.05 this small
-    model's ensembles are under-dispersive (spread/skill 0.65-0.86 on the validation
-    split, 0.56-0.81 on test). The factor is chosen on the training run's held-out last
-    5 % (20 inits x 8 members) as the one that keeps z500 and t850 spread/skill furthest
-    inside 0.8-1.2 at 1-5 days: for weights trained with longitude-roll augmentation
-    (13,500 steps) 1.45 gave t850 1.26 at 1 day, and centring both extremes in the band
-    gave 1.3 (z500 0.85-1.03, t850 0.93-1.13); for the shipped 12,000-step weights 1.3
-    gives z500 0.89-1.06, t850 0.96-1.14 there. For earlier weights without the roll it
-    was 1.45 (of 1.4, 1.45, 1.5, 1.6); on the validation split more churn (1.6-2.0, or
-    churn rate 5) made CRPS worse.
+    0p25deg's 32 hops of ~1 deg), width 96, 4 layers. The sampler keeps GenCast's 20
+    noise levels; its churn noise is inflated by 1.3 instead of GenCast's 1.05, because
+    with 1.05 this small model's ensembles are under-dispersive. How each of these was
+    chosen, with the measurements: data/pretrained/README.md.
     """
     return GenCastConfig(
-        task_config=variables.TOY_PLANET_TASK,
+        task_config=TOY_PLANET_TASK,
         denoiser_architecture_config=_architecture(
             mesh_size=2, k_hop=2, width=96, layers=4, heads=4, ffw=192, attention_type="mha"
         ),
@@ -265,7 +290,7 @@ def wb2_tiny() -> GenCastConfig:
     """`tiny`'s network with GenCast's full variable set at IFS ENS's levels: for tests
     of the real-ERA5 recipe (docs/real-data.md) on small WeatherBench-2-schema stores."""
     base = tiny()
-    return dataclasses.replace(base, task_config=variables.gencast_task(IFS_ENS_LEVELS))
+    return dataclasses.replace(base, task_config=gencast_task(IFS_ENS_LEVELS))
 
 
 def wb2_cpu() -> GenCastConfig:
@@ -276,16 +301,34 @@ def wb2_cpu() -> GenCastConfig:
     the data; `grid` is WeatherBench-2's 240x121 (1.5 deg with poles)."""
     return dataclasses.replace(
         cpu(),
-        task_config=variables.gencast_task(IFS_ENS_LEVELS),
+        task_config=gencast_task(IFS_ENS_LEVELS),
         sampler_config=SamplerConfig(),  # GenCast's churn; cpu's 1.3 is tuned to the toy planet
         grid=(121, 240),
+    )
+
+
+def cpu_training() -> TrainConfig:
+    """The training recipe of data/pretrained/ and of `quickstart` without --pretrained:
+    `cpu()` on the embedded toy planet, under an hour on 2 cores. How each value was
+    chosen: data/pretrained/README.md."""
+    return TrainConfig(
+        batch_size=4,
+        num_steps=12000,
+        peak_learning_rate=2e-3,
+        warmup_steps=50,
+        weight_decay=0.1,
+        ema_decay=0.99,
+        validation_fraction=0.05,
+        eval_every=3000,
+        checkpoint_every=500,
+        random_longitude_roll=True,
     )
 
 
 def _deepmind(mesh_size: int, attention_k_hop: int, grid: tuple[int, int]) -> GenCastConfig:
     """The released GenCast models share widths: 512 latent, 16 blocks, 4 heads, 2048 FFN."""
     return GenCastConfig(
-        task_config=variables.GENCAST_TASK,
+        task_config=GENCAST_TASK,
         denoiser_architecture_config=_architecture(
             mesh_size=mesh_size, k_hop=attention_k_hop, width=512, layers=16, heads=4, ffw=2048
         ),
@@ -294,12 +337,12 @@ def _deepmind(mesh_size: int, attention_k_hop: int, grid: tuple[int, int]) -> Ge
 
 
 def gencast_1p0deg_mini() -> GenCastConfig:
-    """DeepMind's "GenCast 1p0deg Mini <2019": splits 4, k 16 (spec sec. 6.9)."""
+    """DeepMind's "GenCast 1p0deg Mini <2019": splits 4, k 16 (docs/design.md §6.9)."""
     return _deepmind(mesh_size=4, attention_k_hop=16, grid=(181, 360))
 
 
 def gencast_1p0deg() -> GenCastConfig:
-    """DeepMind's "GenCast 1p0deg <2019": splits 5; k 16 is not confirmed (spec sec. 6.9)."""
+    """DeepMind's "GenCast 1p0deg <2019": splits 5; k 16 is not confirmed (docs/design.md §6.9)."""
     return _deepmind(mesh_size=5, attention_k_hop=16, grid=(181, 360))
 
 

@@ -1,8 +1,8 @@
 """Autoregressive ensemble forecasts: one 12 h step = one conditional sample.
 
-A forecast from two analyses (t - 12 h, t) repeats (spec sec. 8):
+A forecast from two analyses (t - 12 h, t) repeats (docs/design.md §8):
 
-  inputs  = normalise(frames t-12h, t) + forcings + static           (windows.py)
+  inputs  = normalise(frames t-12h, t) + forcings + static           (arrays.py)
   r       ~ GenCast(. | inputs, forcings at t + 12 h)                (sampler.py, 39 calls)
   frame   = r * diffs_std + frame_t  (residual variables), r * std + mean (others)
   output  = frame with SST set back to NaN where the input SST was NaN
@@ -40,7 +40,14 @@ import numpy as np
 import xarray
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from minigencast import multihost, network, preconditioning, sampler, stacking, windows
+from minigencast import (
+    arrays,
+    channel_order,
+    multihost,
+    network,
+    preconditioning,
+    sampler,
+)
 
 STEP = np.timedelta64(12, "h")
 SAMPLE_AXIS = "sample"
@@ -56,7 +63,7 @@ def forecast_step(params, structure, cfg, layout, static, frames, forcings, key,
       static: [lat, lon, C_s] normalised static fields.
       noise_fn: noise_fn(key, template [lat, lon, C_t]) -> unit noise (spherical).
     """
-    inputs = windows.build_inputs(jnp, frames, forcings[:-1], static, layout)
+    inputs = arrays.build_inputs(jnp, frames, forcings[:-1], static, layout)
 
     def raw_fn(scaled_noisy_targets, sigma):
         return network.raw_denoiser(
@@ -67,7 +74,7 @@ def forecast_step(params, structure, cfg, layout, static, frames, forcings, key,
     residual = sampler.sample(
         preconditioning.make_denoise_fn(raw_fn), key, template, cfg.sampler_config, noise_fn
     )
-    return windows.from_residual(jnp, residual, frames[-1], layout)
+    return arrays.from_residual(jnp, residual, frames[-1], layout)
 
 
 def _rollout_chunk(
@@ -90,7 +97,7 @@ def _rollout_chunk(
             frame = forecast_step(
                 params, structure, cfg, layout, static, frames, forcings, step_key, noise_fn
             )
-            fed = jnp.where(nan_mask, windows.per_channel(jnp.asarray(layout.fill), frame), frame)
+            fed = jnp.where(nan_mask, arrays.per_channel(jnp.asarray(layout.fill), frame), frame)
             frames = jnp.concatenate([frames[1:], fed[None]], axis=0)
             return (frames, key), jnp.where(nan_mask, jnp.nan, frame)
 
@@ -153,10 +160,10 @@ def rollout(
     n_init = init_frames.shape[0]
     if forcings.shape[:2] != (n_init, t_in + num_steps):
         raise ValueError(f"forcings are {forcings.shape[:2]}, need ({n_init}, {t_in + num_steps})")
-    nan_mask = np.any(np.isnan(init_frames), axis=1) & windows.per_channel(
+    nan_mask = np.any(np.isnan(init_frames), axis=1) & arrays.per_channel(
         np.asarray(layout.nan_fillable), init_frames[:, 0]
     )
-    frames = windows.fill_nans(np, init_frames, layout)
+    frames = arrays.fill_nans(np, init_frames, layout)
     frames = np.broadcast_to(frames[:, None], (n_init, num_members) + frames.shape[1:])
     keys = member_keys(seed, num_members)
     # The carry is placed (and committed) up front, exactly as the chunk function returns
@@ -196,7 +203,7 @@ def rollout(
 # ----------------------------------------------------------------------------- datasets
 def variable_blocks(task):
     """[(variable, [channel indices], levels or None)] of the target channels, sorted."""
-    channels = stacking.target_channels(task)
+    channels = channel_order.target_channels(task)
     out = []
     for name in dict.fromkeys(c.variable for c in channels):
         idx = [i for i, c in enumerate(channels) if c.variable == name]
@@ -217,7 +224,7 @@ def chunk_to_dataset(outputs, task, init_times, lead_times, lat, lon, attrs=None
             values, dims = np.moveaxis(block, -1, 3), ("level", "lat", "lon")
         da = xarray.DataArray(values, dims=("sample", "init_time", "lead_time") + dims)
         data[name] = da.assign_attrs((attrs or {}).get(name, {}))
-    levels = [c.level for c in stacking.target_channels(task) if c.level is not None]
+    levels = [c.level for c in channel_order.target_channels(task) if c.level is not None]
     coords = {
         "sample": np.arange(outputs.shape[0]),
         "init_time": np.asarray(init_times, "datetime64[ns]"),
@@ -481,7 +488,7 @@ def run(
         protect = (*protect, dataset.encoding.get("source"))
         safe_output.check_output_path(out, overwrite=overwrite, protect=protect)
     task = cfg.task_config
-    data = windows.prepare(dataset, task, stats, streaming=True)  # reads only the inits
+    data = arrays.prepare(dataset, task, stats, streaming=True)  # reads only the inits
     check_grid_matches(metadata, data.lat, data.lon)
     t_in = data.layout.num_input_times
     idx = init_indices(data.times, init_times, t_in)
@@ -506,7 +513,7 @@ def run(
     # Forcings from the first input frame to the last lead time, per init: [I, T_in + N, ...].
     offsets = np.arange(-(t_in - 1), num_steps + 1) * STEP
     valid = (init_times[:, None] + offsets[None]).ravel()
-    forcings = windows.future_forcings(valid, data.lon, task, data.layout)
+    forcings = arrays.future_forcings(valid, data.lon, task, data.layout)
     forcings = np.broadcast_to(
         forcings.reshape((len(idx), len(offsets)) + forcings.shape[1:]),
         (len(idx), len(offsets)) + data.forcings.shape[1:],

@@ -20,7 +20,7 @@ Grid convention of the whole package: latitudes ascending (south to north), long
 `i * 360 / n_lon` starting at 0. `check_grid` enforces it with errors that say how to
 fix the data, because a flipped axis would otherwise give a silently wrong graph.
 
-See spec sec. 6.3-6.4 and the tutorial on the mesh and graphs.
+See docs/design.md §6.3-6.4 and the tutorial on the mesh and graphs.
 """
 
 from __future__ import annotations
@@ -132,7 +132,7 @@ def grid_lat_lon(lat, lon) -> tuple[np.ndarray, np.ndarray]:
 
 
 def node_structural_features(lat_deg, lon_deg) -> np.ndarray:
-    """The 3 structural node features of GenCast: [sin lat, cos lon, sin lon] (spec 6.4).
+    """GenCast's 3 structural node features [sin lat, cos lon, sin lon] (docs/design.md §6.4).
 
     Computed in the input dtype (DeepMind casts node lat/lon to float32 first).
 
@@ -167,7 +167,7 @@ def local_frame_rotations(lat_deg, lon_deg) -> np.ndarray:
 def relative_edge_features(
     sender_lat, sender_lon, receiver_lat, receiver_lon, senders, receivers
 ) -> np.ndarray:
-    """The 4 structural edge features of GenCast (spec 6.4), in float64.
+    """The 4 structural edge features of GenCast (docs/design.md §6.4), in float64.
 
         d = R_r p_s - R_r p_r        (receiver frame, eq. 2; 3-D, not projected)
         features = [|d|, d_x, d_y, d_z] / Z,   Z = max over this graph's edges of |d|
@@ -199,3 +199,46 @@ def relative_edge_features(
     length = np.sqrt((d * d).sum(-1, keepdims=True))
     z_max = length.max() if length.size else 1.0
     return np.concatenate([length, d], axis=-1) / z_max
+
+
+# --------------------------------------------------------------------------- latitude weights
+def latitude_weights(lat) -> np.ndarray:
+    """Cell-area weights of equiangular latitude rows, mean 1: [lat] float64.
+
+    Args:
+      lat: [lat] degrees, equally spaced (either order). Either including both
+        poles (-90 and 90) or offset by half a row from them.
+    Raises:
+      ValueError for unequal spacing or a grid that is neither of the two kinds.
+    """
+    lat = np.asarray(lat, np.float64)
+    if lat.ndim != 1 or lat.size < 2:
+        raise ValueError(f"lat must be a 1-D array of at least 2 rows, got shape {lat.shape}.")
+    steps = np.diff(lat)
+    delta = abs(steps[0])
+    if not np.allclose(np.abs(steps), delta, rtol=1e-5):
+        raise ValueError(
+            "Latitudes must be equally spaced for the loss weights; regrid to an equiangular "
+            "grid first, e.g. `ds.interp(lat=np.linspace(-90, 90, n_lat))`."
+        )
+    has_poles = np.isclose(np.abs(lat).max(), 90.0)
+    if has_poles:
+        if not (np.isclose(lat.max(), 90.0) and np.isclose(lat.min(), -90.0)):
+            raise ValueError(
+                f"A grid with one pole must include both poles (got {lat.min()}..{lat.max()}); "
+                "use a global grid from -90 to 90."
+            )
+        # Row i covers [lat - d/2, lat + d/2]; its area ~ cos(lat) sin(d/2). A pole
+        # row only covers the cap of angular radius d/2: area ~ 1 - cos(d/2) = 2 sin^2(d/4).
+        # (Both are half the true areas; only ratios matter.)
+        weights = np.cos(np.deg2rad(lat)) * np.sin(np.deg2rad(delta / 2))
+        pole = np.isclose(np.abs(lat), 90.0)
+        weights[pole] = np.sin(np.deg2rad(delta / 4)) ** 2
+    else:
+        if not (np.isclose(lat.max(), 90 - delta / 2) and np.isclose(lat.min(), -90 + delta / 2)):
+            raise ValueError(
+                "Latitudes without poles must run from -90 + d/2 to 90 - d/2 "
+                f"(d = {delta}); got {lat.min()}..{lat.max()}."
+            )
+        weights = np.cos(np.deg2rad(lat))
+    return weights / weights.mean()

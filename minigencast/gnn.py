@@ -1,4 +1,4 @@
-"""The encoder (grid2mesh) and decoder (mesh2grid) GNNs of GenCast (spec sec. 6.6, 6.8).
+"""The encoder (grid2mesh) and decoder (mesh2grid) GNNs of GenCast (docs/design.md §6.6, §6.8).
 
 Both are one step of a typed interaction network [1] on a bipartite graph with sum
 aggregation, DeepMind's `DeepTypedGraphNet` with `num_message_passing_steps=1`:
@@ -10,7 +10,7 @@ aggregation, DeepMind's `DeepTypedGraphNet` with `num_message_passing_steps=1`:
 
 where MLPn is the "MLP with norm" of `nn.mlp_with_norm`: Linear -> swish -> Linear ->
 LayerNorm -> conditional scale/offset from the noise-level encoding. Parameter names are
-those of DeepMind's checkpoints (`encoder_edges_grid2mesh_mlp`, ...), see spec sec. 9.2.
+those of DeepMind's checkpoints (`encoder_edges_grid2mesh_mlp`, ...), see docs/design.md §9.2.
 
 One sample at a time: node features [num_nodes, channel], edge features [num_edges, 4],
 senders/receivers [num_edges] int32, cond [C] (the noise-level encoding).
@@ -19,7 +19,7 @@ Efficiency note: the first Linear of the edge MLP acts on the concatenation
 [e, h_s, h_r]; we split its weight into the three row blocks W_e, W_s, W_r and compute
 h_s W_s and h_r W_r once per *node* before gathering them onto edges. The result is the
 same function (up to float rounding) with ~2/3 fewer multiply-adds in that layer: the
-grid-side edge MLPs dominate the cost of a GenCast call (spec sec. 11).
+grid-side edge MLPs dominate the cost of a GenCast call (docs/design.md §11).
 
 References:
   [1] Battaglia et al. 2018, "Relational inductive biases, deep learning, and graph
@@ -90,8 +90,6 @@ def aggregate(messages, receivers, num_nodes, dtype=jnp.float32):
 # --------------------------------------------------------------------------
 # Grid2Mesh (encoder).
 
-GRID2MESH_EDGES = "grid2mesh"
-
 
 def init_grid2mesh(
     key, num_node_features: int, latent: int, cond_size: int, hidden_layers: int = 1
@@ -113,7 +111,7 @@ def init_grid2mesh(
 
 
 def grid2mesh(params, grid_nodes, mesh_nodes, edge_features, senders, receivers, cond):
-    """One encoder step: grid features -> (mesh latent, grid latent) (spec sec. 6.6).
+    """One encoder step: grid features -> (mesh latent, grid latent) (docs/design.md §6.6).
 
     Args:
       params: the `grid2mesh_gnn` subtree.
@@ -146,7 +144,7 @@ def grid2mesh(params, grid_nodes, mesh_nodes, edge_features, senders, receivers,
 def init_mesh2grid(
     key, latent: int, num_outputs: int, cond_size: int, hidden_layers: int = 1
 ) -> Params:
-    """Parameters of `mesh2grid_gnn`, incl. the unused mesh-node update (spec sec. 6.8)."""
+    """Parameters of `mesh2grid_gnn`, incl. the unused mesh-node update (docs/design.md §6.8)."""
     k_gnn, k_dec = jax.random.split(key)
     specs = [
         ("encoder_edges_mesh2grid", 4),
@@ -163,7 +161,7 @@ def init_mesh2grid(
 
 
 def mesh2grid(params, mesh_latent, grid_latent, edge_features, senders, receivers, cond):
-    """One decoder step and the output MLP: -> [num_grid_nodes, num_outputs] (spec sec. 6.8).
+    """One decoder step and the output MLP: -> [num_grid_nodes, num_outputs] (docs/design.md §6.8).
 
     Args:
       params: the `mesh2grid_gnn` subtree.

@@ -1,7 +1,7 @@
 """GenCast's static structure: grid<->mesh graphs, features, the k-hop attention mask.
 
 Everything here is NumPy, built once per (grid, mesh splits, k) and passed into jitted
-code as data (spec sec. 6.4 and 7):
+code as data (docs/design.md §6.4 and §7):
 
 * **grid2mesh** (encoder): grid point g sends to mesh node m iff the chord
   |p_g - p_m| <= r, r = radius_query_fraction_edge_length * (longest mesh edge).
@@ -22,9 +22,9 @@ code as data (spec sec. 6.4 and 7):
 
 `build_graphs` returns a dict with exactly the keys and node order of DeepMind's
 graphs recorded in the parity vectors (`graphs.npz`), and caches it in memory and on
-disk. The transformer consumes the mask through `attention_neighbours` (padded
-neighbour lists, O(N K_max)), `dense_attention_mask` (O(N^2), small meshes) or
-`tri_block_size` (DeepMind's banded GPU layout).
+disk. `transformer.build_attention` turns the mask into the layout the attention
+runs on: padded neighbour lists (O(N K_max)), a dense mask (O(N^2), small meshes) or
+DeepMind's banded tri-block layout (docs/design.md §7).
 """
 
 from __future__ import annotations
@@ -287,7 +287,7 @@ def _k_hop_balls(table, sources, k_hop: int, chunk: int = 1024):
 def attention_mask(
     senders, receivers, num_nodes: int, k_hop: int, symmetries=None, chunk: int = 1024
 ):
-    """COO of the k-hop mask: boolean (A + I)^k of the mesh, incl. self, spec sec. 6.7.
+    """COO of the k-hop mask: boolean (A + I)^k of the mesh, incl. self, docs/design.md §6.7.
 
     Node i attends to j iff their hop distance is <= k: the k-hop ball of i, grown
     ring by ring (`_k_hop_balls`), O(nnz * degree).
@@ -330,43 +330,6 @@ def attention_mask(
         rotated = np.sort(perms[g_of[orbit][:, None], ball[None, :]], axis=1)  # [orbit, ball]
         cols[row_start[orbit][:, None] + np.arange(len(ball))] = rotated
     return np.repeat(np.arange(n, dtype=np.int32), counts), cols
-
-
-def attention_neighbours(rows, cols, num_mesh_nodes: int) -> tuple[np.ndarray, np.ndarray]:
-    """Padded neighbour lists of the attention mask (gather-attention layout).
-
-    Returns:
-      idx: [num_mesh_nodes, K_max] int32, the keys node i attends to (ascending);
-        padding slots hold i itself.
-      valid: [num_mesh_nodes, K_max] bool, False on padding.
-    """
-    rows = np.asarray(rows)
-    if np.any(np.diff(rows) < 0):
-        raise ValueError("attention mask rows must be sorted (as build_graphs returns them).")
-    counts = np.bincount(rows, minlength=num_mesh_nodes)
-    k_max = int(counts.max()) if counts.size else 0
-    # Row i holds its counts[i] keys in the first slots; a boolean mask assignment fills
-    # them in row-major order, which is exactly the order of the sorted COO.
-    valid = np.arange(k_max)[None, :] < counts[:, None]
-    idx = np.repeat(np.arange(num_mesh_nodes, dtype=np.int32)[:, None], k_max, axis=1)
-    idx[valid] = cols
-    return idx, valid
-
-
-def dense_attention_mask(rows, cols, num_mesh_nodes: int) -> np.ndarray:
-    """[num_mesh_nodes, num_mesh_nodes] bool mask (mask[i, j]: query i sees key j)."""
-    mask = np.zeros((num_mesh_nodes, num_mesh_nodes), dtype=bool)
-    mask[rows, cols] = True
-    return mask
-
-
-def tri_block_size(rows, cols) -> int:
-    """Block size b of the tri-block-diagonal layout: 1 + the bandwidth max|i - j|.
-
-    With the RCM order every query block of b nodes only sees its own and the two
-    adjacent key blocks (spec sec. 7).
-    """
-    return int(np.abs(np.asarray(rows, np.int64) - cols).max()) + 1
 
 
 # ----------------------------------------------------------------------------- build
@@ -466,7 +429,7 @@ def build_graphs(
     *,
     cache: bool = True,
 ) -> dict[str, np.ndarray]:
-    """All of GenCast's static graph structure for one grid and mesh (spec 6.3-6.7).
+    """All of GenCast's static graph structure for one grid and mesh (docs/design.md §6.3-6.7).
 
     Args:
       lat: [n_lat] ascending latitudes (degrees); lon: [n_lon] longitudes i*360/n_lon.
@@ -504,85 +467,3 @@ def build_graphs(
             v.flags.writeable = False
     _MEMORY_CACHE[key] = graphs
     return graphs
-
-
-# ----------------------------------------------------------------------------- info
-def attention_memory_bytes(num_mesh_nodes, k_max, nnz, num_heads, tri_block) -> dict[str, int]:
-    """Memory of the mask layouts and of one layer's float32 attention logits.
-
-    Returns a dict of byte counts: the COO mask (2 int32 per non-zero), the dense
-    boolean mask N^2, the neighbour lists N K_max (int32 index + bool valid), and the
-    logits of one attention layer for one sample: dense H N^2, gather H N K_max,
-    tri-block-diagonal H * 3 b * (N rounded up to b).
-    """
-    n, h = int(num_mesh_nodes), int(num_heads)
-    padded = -(-n // tri_block) * tri_block
-    return {
-        "mask_coo": 8 * int(nnz),
-        "mask_dense": n * n,
-        "neighbour_lists": 5 * n * int(k_max),
-        "logits_dense_per_layer": 4 * h * n * n,
-        "logits_gather_per_layer": 4 * h * n * int(k_max),
-        "logits_triblock_per_layer": 4 * h * padded * 3 * int(tri_block),
-    }
-
-
-def info(cfg, grid=None) -> dict:
-    """What a configuration's structure costs: the twin of `minigencast info`.
-
-    Args:
-      cfg: a `config.GenCastConfig`.
-      grid: (n_lat, n_lon) of an equiangular grid with poles; default `cfg.grid`.
-
-    Returns:
-      A JSON-serialisable dict: grid and graph sizes, attention-mask statistics,
-      memory estimates in bytes and the number of parameters.
-    """
-    n_lat, n_lon = grid if grid is not None else cfg.grid
-    lat = np.linspace(-90, 90, n_lat)
-    lon = np.arange(n_lon) * (360.0 / n_lon)
-    arch = cfg.denoiser_architecture_config
-    transformer = arch.sparse_transformer_config
-    g = build_graphs(
-        lat,
-        lon,
-        arch.mesh_size,
-        arch.radius_query_fraction_edge_length,
-        transformer.attention_k_hop,
-    )
-    n_mesh = len(g["mesh_vertices"])
-    rows, cols = g["attention_mask_rows"], g["attention_mask_cols"]
-    per_node = np.bincount(rows, minlength=n_mesh)
-    block = tri_block_size(rows, cols)
-    g2m_in = np.bincount(g["grid2mesh_receivers"], minlength=n_mesh)
-    max_edge = icosahedral_mesh.max_edge_length(
-        icosahedral_mesh.TriangularMesh(g["mesh_vertices"], g["mesh_faces"])
-    )
-    out = {
-        "grid": [int(n_lat), int(n_lon)],
-        "grid_nodes": int(n_lat * n_lon),
-        "mesh_size": int(arch.mesh_size),
-        "attention_k_hop": int(transformer.attention_k_hop),
-        "mesh_nodes": int(n_mesh),
-        "mesh_faces": int(len(g["mesh_faces"])),
-        "mesh_edges": int(len(g["mesh_senders"])),
-        "mesh_max_edge_length": float(max_edge),
-        "grid2mesh_radius": float(np.float32(max_edge * arch.radius_query_fraction_edge_length)),
-        "grid2mesh_edges": int(len(g["grid2mesh_senders"])),
-        "grid2mesh_max_in_degree": int(g2m_in.max()),
-        "mesh2grid_edges": int(len(g["mesh2grid_senders"])),
-        "attention_mask_nonzeros": int(len(rows)),
-        "attention_neighbours_mean": float(per_node.mean()),
-        "attention_neighbours_max": int(per_node.max()),
-        "attention_tri_block_size": int(block),
-    }
-    from minigencast import network  # imported here: graphs.py itself stays NumPy-only
-
-    out["parameters"] = int(network.num_parameters(cfg))
-    memory = {"graphs": int(sum(np.asarray(v).nbytes for v in g.values()))}
-    memory.update(
-        attention_memory_bytes(n_mesh, per_node.max(), len(rows), transformer.num_heads, block)
-    )
-    memory["noise_basis"] = 4 * (n_lon // 2) ** 2 * n_lat
-    out["memory_bytes"] = memory
-    return out

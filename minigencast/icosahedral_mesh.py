@@ -1,4 +1,4 @@
-"""The icosahedral mesh GenCast's transformer runs on (spec sec. 6.3).
+"""The icosahedral mesh GenCast's transformer runs on (docs/design.md §6.3).
 
 Start from a regular icosahedron (12 vertices, 20 triangles), split every triangle into
 four by its edge midpoints, push the new vertices out to the unit sphere, repeat
@@ -54,7 +54,7 @@ _ICOSAHEDRON_FACES = (
 
 
 def base_icosahedron() -> TriangularMesh:
-    """The 12-vertex icosahedron in DeepMind's orientation (spec 6.3, step 1).
+    """The 12-vertex icosahedron in DeepMind's orientation (docs/design.md §6.3, step 1).
 
     Vertices are the cyclic permutations of (+-1, +-phi, 0), phi = (1 + sqrt 5) / 2,
     scaled to unit length and rotated about the y axis by
@@ -81,7 +81,7 @@ def base_icosahedron() -> TriangularMesh:
 
 
 def split(mesh: TriangularMesh) -> TriangularMesh:
-    """One 4-way refinement (spec 6.3, step 2).
+    """One 4-way refinement (docs/design.md §6.3, step 2).
 
     Face (a, b, c) gets midpoints ab, bc, ca (mean of the parents, renormalised, in
     float32) and becomes the four faces (a, ab, ca), (ab, b, bc), (ca, bc, c),
@@ -123,7 +123,7 @@ def split(mesh: TriangularMesh) -> TriangularMesh:
 
 
 def faces_to_edges(faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Directed edges of a closed triangle mesh (spec 6.3, step 4).
+    """Directed edges of a closed triangle mesh (docs/design.md §6.3, step 4).
 
     Face (a, b, c) gives a->b, b->c, c->a; all first edges, then all second, then all
     third. On a closed mesh every undirected edge appears once in each direction.
@@ -137,7 +137,7 @@ def faces_to_edges(faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def banding_permutation(mesh: TriangularMesh) -> np.ndarray:
-    """Reverse Cuthill-McKee order of the mesh vertices (spec 6.3, step 5).
+    """Reverse Cuthill-McKee order of the mesh vertices (docs/design.md §6.3, step 5).
 
     Returns:
       perm: [num_vertices] with new vertex i = old vertex perm[i].
@@ -172,7 +172,7 @@ def edge_lengths(mesh: TriangularMesh) -> np.ndarray:
 
 
 def max_edge_length(mesh: TriangularMesh) -> np.float32:
-    """Longest chord of the mesh; sets GenCast's grid2mesh radius (spec 6.4)."""
+    """Longest chord of the mesh; sets GenCast's grid2mesh radius (docs/design.md §6.4)."""
     return edge_lengths(mesh).max()
 
 

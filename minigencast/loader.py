@@ -1,10 +1,10 @@
 """Streaming training windows: (2 input frames, target, forcings), shuffled, prefetched.
 
 A training example for GenCast is a *window* of three valid times
-(t - 12 h, t, t + 12 h): the two input frames and the 12 h target (spec sec. 1.3).
+(t - 12 h, t, t + 12 h): the two input frames and the 12 h target (docs/design.md §1.3).
 This module only decides *which* windows, in *which order*, and fetches them in a
 background thread; turning a window into arrays is the job of a `fetch(indices)`
-function (see `windows.make_fetch`), so the same loader serves any dataset.
+function (see `arrays.make_fetch`), so the same loader serves any dataset.
 
   * Windows are found by time lookup, not by position: a window exists at t when
     t - 12 h and t + 12 h are both in the dataset. Gaps and 6-hourly data are
@@ -13,11 +13,11 @@ function (see `windows.make_fetch`), so the same loader serves any dataset.
     is held out; a window belongs to a split only if all three of its times do.
   * The shuffle of epoch e is `default_rng([seed, e]).permutation(...)`, so the order
     depends only on (seed, epoch) and a run can resume at any (epoch, batch).
-  * Optional augmentation `augment(batch, rng, ...)` (`windows.roll_longitude`) draws
+  * Optional augmentation `augment(batch, rng, ...)` (`arrays.roll_longitude`) draws
     from `default_rng([seed, epoch, batch, 1])`, so it too is fixed by the position.
   * A daemon thread fills a bounded queue (`prefetch` batches ahead) so the
     accelerator (or the CPU's XLA threads) never waits for NumPy gathering, nor for
-    the disk when `fetch` reads from it (`windows.prepare(..., streaming=True)`).
+    the disk when `fetch` reads from it (`arrays.prepare(..., streaming=True)`).
   * With several processes (`rows`), every process walks the same global order and
     fetches only its rows of each global batch (docs/scaling.md).
 """
@@ -188,9 +188,3 @@ class WindowLoader:
                 yield after, batch
         finally:
             stop.set()
-
-
-def batches_in_order(windows: np.ndarray, fetch: Callable, batch_size: int):
-    """Yields fetch(frames) for consecutive, unshuffled batches (validation); keeps the rest."""
-    for start in range(0, len(windows), batch_size):
-        yield fetch(windows[start : start + batch_size])

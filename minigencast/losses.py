@@ -1,7 +1,7 @@
 """GenCast's training loss: a latitude-, level- and variable-weighted MSE times lambda(sigma).
 
 For one example with noise level sigma, clean normalised-residual targets y and
-the denoiser's estimate D = D(y + sigma eps; sigma) (spec sec. 3.4; DeepMind's
+the denoiser's estimate D = D(y + sigma eps; sigma) (docs/design.md §3.4; DeepMind's
 `gencast.GenCast.loss` and `losses.weighted_mse_per_level`):
 
     loss_v = mean over (level, lat, lon) of  w_lat(lat) w_lev(level) (D_v - y_v)^2
@@ -43,7 +43,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from minigencast import preconditioning, variables
+from minigencast import channel_order, geometry, preconditioning, variables
 
 # DeepMind's per-variable weights (gencast.py): any variable not listed weighs 1.0.
 DEFAULT_VARIABLE_WEIGHT = 1.0
@@ -52,48 +52,6 @@ LOW_VARIABLE_WEIGHT = 0.1
 
 # --------------------------------------------------------------------------
 # Static weights (NumPy, built once).
-
-
-def latitude_weights(lat) -> np.ndarray:
-    """Cell-area weights of equiangular latitude rows, mean 1: [lat] float64.
-
-    Args:
-      lat: [lat] degrees, equally spaced (either order). Either including both
-        poles (-90 and 90) or offset by half a row from them.
-    Raises:
-      ValueError for unequal spacing or a grid that is neither of the two kinds.
-    """
-    lat = np.asarray(lat, np.float64)
-    if lat.ndim != 1 or lat.size < 2:
-        raise ValueError(f"lat must be a 1-D array of at least 2 rows, got shape {lat.shape}.")
-    steps = np.diff(lat)
-    delta = abs(steps[0])
-    if not np.allclose(np.abs(steps), delta, rtol=1e-5):
-        raise ValueError(
-            "Latitudes must be equally spaced for the loss weights; regrid to an equiangular "
-            "grid first, e.g. `ds.interp(lat=np.linspace(-90, 90, n_lat))`."
-        )
-    has_poles = np.isclose(np.abs(lat).max(), 90.0)
-    if has_poles:
-        if not (np.isclose(lat.max(), 90.0) and np.isclose(lat.min(), -90.0)):
-            raise ValueError(
-                f"A grid with one pole must include both poles (got {lat.min()}..{lat.max()}); "
-                "use a global grid from -90 to 90."
-            )
-        # Row i covers [lat - d/2, lat + d/2]; its area ~ cos(lat) sin(d/2). A pole
-        # row only covers the cap of angular radius d/2: area ~ 1 - cos(d/2) = 2 sin^2(d/4).
-        # (Both are half the true areas; only ratios matter.)
-        weights = np.cos(np.deg2rad(lat)) * np.sin(np.deg2rad(delta / 2))
-        pole = np.isclose(np.abs(lat), 90.0)
-        weights[pole] = np.sin(np.deg2rad(delta / 4)) ** 2
-    else:
-        if not (np.isclose(lat.max(), 90 - delta / 2) and np.isclose(lat.min(), -90 + delta / 2)):
-            raise ValueError(
-                "Latitudes without poles must run from -90 + d/2 to 90 - d/2 "
-                f"(d = {delta}); got {lat.min()}..{lat.max()}."
-            )
-        weights = np.cos(np.deg2rad(lat))
-    return weights / weights.mean()
 
 
 def level_weights(levels) -> np.ndarray:
@@ -121,7 +79,7 @@ def channel_weights(
 
     Args:
       channels: one entry per stacked target channel with attributes `variable`
-        (str) and `level` (hPa or None), e.g. `stacking.target_channels(task)`.
+        (str) and `level` (hPa or None), e.g. `channel_order.target_channels(task)`.
         A variable's level weights use the mean of *its* levels, as DeepMind's
         loss normalises by the target's `level` coordinate.
       per_variable_weights: optional overrides of `variable_weight`.
@@ -147,10 +105,9 @@ def channel_weights(
 
 
 def task_channel_weights(task, per_variable_weights=None) -> np.ndarray:
-    """`channel_weights` for the task's stacked targets (stacking.target_channels order)."""
-    from minigencast import stacking  # the network helper's module; channel order lives there
+    """`channel_weights` for the task's stacked targets (channel_order.target_channels order)."""
 
-    return channel_weights(stacking.target_channels(task), per_variable_weights)
+    return channel_weights(channel_order.target_channels(task), per_variable_weights)
 
 
 # --------------------------------------------------------------------------
@@ -172,7 +129,7 @@ def weighted_loss(denoised, targets, sigma, lat_weights, chan_weights) -> jax.Ar
       denoised: D(x; sigma) [..., lat, lon, channel] (leading batch dims optional).
       targets: clean normalised targets y, same shape.
       sigma: noise level per example, shape [...] (a scalar for one example).
-      lat_weights: [lat] from `latitude_weights(lat)`.
+      lat_weights: [lat] from `geometry.latitude_weights(lat)`.
       chan_weights: [channel] from `channel_weights(...)`.
     Returns:
       loss [...]: one value per example (average over the batch yourself).
@@ -226,7 +183,7 @@ def weighted_loss_dict(
       loss [batch].
     """
     sigma = jnp.asarray(sigma)
-    w_lat = jnp.asarray(latitude_weights(lat), jnp.float32)
+    w_lat = jnp.asarray(geometry.latitude_weights(lat), jnp.float32)
     total = jnp.zeros(sigma.shape, jnp.float32)
     for name in targets:
         err = jnp.square(denoised[name] - targets[name])  # [B, [level,] lat, lon]

@@ -19,7 +19,7 @@ Scores (M = ensemble size, x_i members, y truth, x_(i) sorted members):
   value (Richardson's cost/loss model [4]), spatially pooled CRPS [1], power spectra.
 
 wmean is a weighted mean over `reduce_dims` (all dims by default) with GenCast's loss
-latitude weights (spec sec. 3.4), skipping NaNs. The latitude dim may be called `lat`,
+latitude weights (docs/design.md §3.4), skipping NaNs. The latitude dim may be called `lat`,
 `latitude` or anything the caller names (`weights="y"`); `weights=False` is unweighted.
 Any ensemble dim name works (`ensemble_dim=`, e.g. WeatherBench-2's `number`).
 
@@ -41,14 +41,16 @@ import numpy as np
 import scipy.sparse
 import xarray as xr
 
+from minigencast import geometry
+
 EARTH_RADIUS_KM = 6371.0
 
 
 # --------------------------------------------------------------------------- weights
 def latitude_weights(lat) -> np.ndarray:
-    """GenCast's loss latitude weights (spec sec. 3.4), normalised to mean 1.
+    """GenCast's loss latitude weights (docs/design.md §3.4), normalised to mean 1.
 
-    For global equiangular grids this is `losses.latitude_weights` (one definition for
+    For global equiangular grids this is `geometry.latitude_weights` (one definition for
     the loss and the scores): with both poles (spacing D)
       w(lat) ∝ cos(lat) sin(D/2) for interior rows, sin^2(D/4) for the two pole rows
     (each row's cell area), and w ∝ cos(lat) for grids offset half a row from the poles.
@@ -59,11 +61,9 @@ def latitude_weights(lat) -> np.ndarray:
     Returns:
       [lat] float64 weights with mean 1 (1 deg: pole 0.00345, equator 1.5795).
     """
-    from minigencast import losses  # imported here: losses imports JAX
-
     lat = np.asarray(lat, dtype=np.float64)
     try:
-        return losses.latitude_weights(lat)
+        return geometry.latitude_weights(lat)
     except ValueError:  # not a global equiangular grid
         w = np.cos(np.deg2rad(lat))
         return w / w.mean()

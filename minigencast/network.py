@@ -1,6 +1,6 @@
-"""GenCast's denoiser network F for one sample (spec sec. 6).
+"""GenCast's denoiser network F for one sample (docs/design.md §6).
 
-    sigma ──ln──► Fourier ──MLP──► c [cond]                      (preconditioning.noise_encoder)
+    sigma ──ln──► Fourier ──MLP──► c [cond]                      (noise_encoder.noise_encoder)
     grid  [N_g, C_in + C_f + C_t] ⊕ struct [N_g, 3] ─► grid2mesh ─► mesh latent [N_m, D]
     zeros [N_m, C_in + C_f + C_t] ⊕ struct [N_m, 3] ─┘            └► grid latent [N_g, D]
     mesh latent ─► transformer (k-hop attention, cond-LN) ─► [N_m, D]
@@ -42,11 +42,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from minigencast import gnn, preconditioning, stacking, transformer
+from minigencast import channel_order, gnn, noise_encoder, preconditioning, transformer
 
 Params = dict
 NUM_STRUCTURAL_FEATURES = 3
-EDGE_FEATURES = 4
 
 
 class Structure(NamedTuple):
@@ -139,16 +138,16 @@ def channel_counts(cfg) -> tuple[int, int, int]:
     """(num_input_channels, num_target_channels, num_forcing_channels) of cfg's task."""
     task = cfg.task_config
     return (
-        len(stacking.input_channels(task)),
-        len(stacking.target_channels(task)),
-        len(stacking.forcing_channels(task)),
+        len(channel_order.input_channels(task)),
+        len(channel_order.target_channels(task)),
+        len(channel_order.forcing_channels(task)),
     )
 
 
 def init_denoiser(
     key, cfg, num_input_channels: int, num_target_channels: int, num_forcing_channels: int
 ) -> Params:
-    """Fresh parameters with DeepMind's initialisers (spec sec. 3.4, 9.2).
+    """Fresh parameters with DeepMind's initialisers (docs/design.md §3.4, §9.2).
 
     Channel counts are data channels, without the 3 structural features; for GenCast's
     task: 176 inputs, 84 targets, 4 forcings (-> 267 node features).
@@ -163,9 +162,7 @@ def init_denoiser(
     )
     k_noise, k_g2m, k_tr, k_m2g = jax.random.split(key, 4)
     return {
-        "fourier_features_mlp": preconditioning.init_noise_encoder(
-            k_noise, cfg.noise_encoder_config
-        ),
+        "fourier_features_mlp": noise_encoder.init_noise_encoder(k_noise, cfg.noise_encoder_config),
         "grid2mesh_gnn": gnn.init_grid2mesh(
             k_g2m, node_features, arch.latent_size, cond, arch.hidden_layers
         ),
@@ -213,7 +210,7 @@ def raw_denoiser(
       params: `init_denoiser` / `checkpoint.load` parameters.
       structure: `build_structure(cfg, lat, lon)`.
       cfg: GenCastConfig (static).
-      inputs: [lat, lon, C_in] normalised inputs in `stacking.input_channels` order.
+      inputs: [lat, lon, C_in] normalised inputs in `channel_order.input_channels` order.
       forcings: [lat, lon, C_f] normalised target-time forcings (`forcing_channels`).
       noisy_targets_scaled: [lat, lon, C_t] c_in(sigma) * x (`target_channels` order).
       sigma: scalar noise level (> 0).
@@ -235,14 +232,14 @@ def raw_denoiser(
         noisy_targets_scaled.shape,
     )
     st = cfg.denoiser_architecture_config.sparse_transformer_config
-    perm = stacking.interleave_index(cfg.task_config)
+    perm = channel_order.interleave_index(cfg.task_config)
     if perm.size != forcings.shape[-1] + num_targets:
         raise ValueError(
             f"task has {perm.size} forcing+target channels, "
             f"got {forcings.shape[-1]} + {num_targets}"
         )
 
-    cond = preconditioning.noise_encoder(
+    cond = noise_encoder.noise_encoder(
         params["fourier_features_mlp"], cfg.noise_encoder_config, sigma
     )
     cond = cond.astype(compute_dtype)

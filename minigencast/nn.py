@@ -4,7 +4,7 @@ Every layer is a pair `init_<layer>(key, ...) -> params` and `<layer>(params, x)
 Parameter names follow Haiku's, as in DeepMind's checkpoints: a Linear owns `w`
 [in, out] and (optionally) `b` [out]; an MLP owns `linear_0`, `linear_1`, ...
 
-Initialisers are Haiku's defaults (spec sec. 3.4): a Linear's weights come from a
+Initialisers are Haiku's defaults (docs/design.md §3.4): a Linear's weights come from a
 normal with std 1/sqrt(fan_in) truncated at +-2 std, biases are zero.
 """
 
@@ -98,7 +98,7 @@ def mean_last_axis(x: jax.Array) -> jax.Array:
 
 
 def layer_norm(x: jax.Array, eps: float = 1e-5) -> jax.Array:
-    """LayerNorm over the last axis without learnable scale/offset (spec sec. 6.5).
+    """LayerNorm over the last axis without learnable scale/offset (docs/design.md §6.5).
 
     (x - mean) / sqrt(var + eps), var = mean((x - mean)^2), computed in float32.
     """
@@ -114,21 +114,21 @@ def variance_scaling(key, shape, scale: float, dtype=jnp.float32) -> jax.Array:
 
     std = sqrt(scale / fan_in) / 0.87962566..., the constant undoing the variance lost
     by truncating a unit normal at +-2. `scale == 0` gives zeros (DeepMind's zero-init
-    of the last Linear of every attention and FFN, spec sec. 3.4).
+    of the last Linear of every attention and FFN, docs/design.md §3.4).
     """
     std = (scale / shape[0]) ** 0.5 / 0.87962566103423978
     return truncated_normal(key, shape, std, dtype)
 
 
 # --------------------------------------------------------------------------
-# Conditional LayerNorm (DeepMind's `LinearNormConditioning`, spec sec. 6.5).
+# Conditional LayerNorm (DeepMind's `LinearNormConditioning`, docs/design.md §6.5).
 
 
 def init_norm_conditioning(key, cond_size: int, features: int) -> Params:
     """{"linear": Linear(cond_size -> 2 features)}, initialised to ~0 (std 1e-8).
 
     Starting near zero makes the conditional LayerNorm start as a plain LayerNorm
-    (scale 1, offset 0), DeepMind's `TruncatedNormal(stddev=1e-8)` (spec sec. 3.4).
+    (scale 1, offset 0), DeepMind's `TruncatedNormal(stddev=1e-8)` (docs/design.md §3.4).
     """
     return {"linear": init_linear(key, cond_size, 2 * features, std=1e-8)}
 
@@ -155,7 +155,7 @@ def conditional_layer_norm(params: Params, x: jax.Array, cond: jax.Array) -> jax
 
 
 # --------------------------------------------------------------------------
-# "MLP with norm": GenCast's GNN MLPs (spec sec. 6.5).
+# "MLP with norm": GenCast's GNN MLPs (docs/design.md §6.5).
 
 
 def init_mlp_with_norm(key, name: str, sizes: Sequence[int], cond_size: int) -> Params:

@@ -1,4 +1,4 @@
-"""Isotropic white noise on the sphere, the noise GenCast diffuses with (spec sec. 4).
+"""Isotropic white noise on the sphere, the noise GenCast diffuses with (docs/design.md §4).
 
 Each field is a random band-limited sum of real spherical harmonics
 (`spherical_harmonics.py`, eq. 1) with i.i.d. N(0, 1) weights scaled so that every
@@ -18,7 +18,7 @@ a template of shape [lat, lon] gets one field.
 
 The exact random numbers of DeepMind's implementation cannot be reproduced (they depend
 on Haiku's key splitting and dinosaur's coefficient layout); only the distribution
-matters (spec sec. 4, 12.24).
+matters (docs/design.md §4, §12 item 17).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Normalisation statistics and the normalise / residual / NaN-fill pipeline.
 
-GenCast normalises with four statistics files (spec sec. 2.1; DeepMind's bucket
+GenCast normalises with four statistics files (docs/design.md §2.1; DeepMind's bucket
 `dm_graphcast/gencast/stats/`), one Dataset each, variables with a `level` dim
 for atmospheric fields and scalars otherwise:
 
@@ -9,7 +9,7 @@ for atmospheric fields and scalars otherwise:
   diffs_stddev_by_level.nc   std of the 12 h time difference      (residual scale)
   min_by_level.nc            minimum                              (SST NaN fill)
 
-The pipeline (spec sec. 2.2; DeepMind's NaNCleaner -> InputsAndResiduals):
+The pipeline (docs/design.md §2.2; DeepMind's NaNCleaner -> InputsAndResiduals):
 
   1. NaN fill:   SST NaN (land) -> min_by_level[SST], in inputs, targets, forcings
   2. inputs / forcings:   x_n = (x - mean) / std
@@ -36,12 +36,12 @@ import os
 import numpy as np
 import xarray
 
+from minigencast import variables
 from minigencast.data import forcings as forcings_lib
 
 log = logging.getLogger(__name__)
 
 STATS_NAMES = ("mean", "stddev", "diffs_stddev", "min")
-SST = "sea_surface_temperature"
 
 
 def stats_filename(name: str) -> str:
@@ -170,7 +170,9 @@ def _stat(stats_ds: xarray.Dataset, name: str, da: xarray.DataArray):
     return s
 
 
-def fill_nans(ds: xarray.Dataset, min_stats: xarray.Dataset, variable: str = SST) -> xarray.Dataset:
+def fill_nans(
+    ds: xarray.Dataset, min_stats: xarray.Dataset, variable: str = variables.SST
+) -> xarray.Dataset:
     """Replace NaNs of `variable` by its scalar minimum (DeepMind's NaNCleaner)."""
     if variable not in ds:
         return ds
@@ -213,7 +215,7 @@ def _last_input(inputs, name):
 
 
 def normalize_targets(targets: xarray.Dataset, inputs: xarray.Dataset, stats: dict):
-    """Targets -> normalised residuals (spec sec. 2.2 step 3), NaN-filled."""
+    """Targets -> normalised residuals (docs/design.md §2.2 step 3), NaN-filled."""
     targets = fill_nans(targets, stats["min"])
     inputs = fill_nans(inputs, stats["min"])
     out = {}
@@ -239,9 +241,10 @@ def unnormalize_targets(norm: xarray.Dataset, inputs: xarray.Dataset, stats: dic
             m, s = _stat(stats["mean"], name, y), _stat(stats["stddev"], name, y)
             out[name] = (y * s + m).astype(y.dtype)
     res = norm.assign(out)
-    if SST in res and SST in inputs:
-        land = inputs[SST].isnull().any("time")
-        res[SST] = res[SST].where(~land)
+    sst = variables.SST
+    if sst in res and sst in inputs:
+        land = inputs[sst].isnull().any("time")
+        res[sst] = res[sst].where(~land)
     return res
 
 
@@ -252,7 +255,7 @@ def channel_vectors(stats: dict, channels) -> dict[str, np.ndarray]:
     Args:
       stats: {"mean", "stddev", "diffs_stddev", "min"} Datasets.
       channels: sequence of (variable, level) pairs or objects with `.variable`
-        and `.level` (stacking.Channel); level None for surface/static/forcings.
+        and `.level` (channel_order.Channel); level None for surface/static/forcings.
 
     Returns:
       {"mean", "stddev", "diffs_stddev", "min"} -> np.float32 [C]; NaN where a

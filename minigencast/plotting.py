@@ -12,7 +12,6 @@ minigencast/figures.py.
 from __future__ import annotations
 
 import numpy as np
-import xarray as xr
 from matplotlib import colors
 from matplotlib.figure import Figure
 
@@ -260,8 +259,3 @@ def member_maps(members, truth, probability, path=None, title="", probability_la
         ax.set_visible(False)
     fig.suptitle(title, fontsize=9)
     return _save(fig, path)
-
-
-def as_dataset(x, name="score"):
-    """A DataArray as a one-variable Dataset (plot helpers take Datasets)."""
-    return x.to_dataset(name=name) if isinstance(x, xr.DataArray) else x

@@ -1,4 +1,4 @@
-"""EDM preconditioning, the noise-level encoder and the training noise levels.
+"""EDM preconditioning and the training noise levels.
 
 GenCast trains a denoiser D(x; sigma) that maps a noisy normalised target
 x = y + sigma eps back to an estimate of y. Following EDM [2] (Table 1, with
@@ -12,18 +12,17 @@ around a raw network F whose inputs and outputs all have unit scale:
     c_out(sigma)  = sigma / sqrt(sigma^2 + 1)    so that the target of F has unit variance
 
 (an identity check: c_skip + c_out^2 = 1). Only the noisy targets are scaled by
-c_in; the conditioning (inputs, forcings) enters F unscaled (spec sec. 3.1).
+c_in; the conditioning (inputs, forcings) enters F unscaled (docs/design.md §3.1).
 
 Unlike EDM's c_noise = ln(sigma)/4, GenCast hands F the raw sigma; F embeds it
-with `noise_encoder`: Fourier features of ln(sigma) followed by a small MLP
-(spec sec. 3.2, DeepMind's `denoiser.FourierFeaturesMLP`). The encoding is the
-conditioning vector of every conditional LayerNorm of the network.
+itself (`noise_encoder.noise_encoder`, part of the network as in DeepMind's
+`denoiser.py`).
 
 The training loss weight lambda(sigma) = (sigma^2 + 1) / sigma^2 = 1 / c_out^2
 (EDM eq. 8 with sigma_data = 1) makes the effective target of F have unit weight
 at every noise level. Training noise levels are drawn from EDM's *sampling*
 schedule used as a distribution: sigma^(1/rho) uniform between
-sigma_min^(1/rho) and sigma_max^(1/rho) (spec sec. 3.3).
+sigma_min^(1/rho) and sigma_max^(1/rho) (docs/design.md §3.3).
 
 All functions accept any sigma shape that broadcasts against x; for one sample
 sigma is a scalar. sigma must be > 0: ln(0) = -inf would turn the encoder into
@@ -36,7 +35,7 @@ References:
   [2] Karras et al. 2022, "Elucidating the design space of diffusion-based
       generative models" (EDM), arXiv:2206.00364, Table 1 and eqs. 7-8.
   [3] DeepMind graphcast@d39de19: graphcast/gencast.py (`_c_in`, `_c_out`,
-      `_c_skip`, `_loss_weighting`), graphcast/denoiser.py (`FourierFeaturesMLP`).
+      `_c_skip`, `_loss_weighting`).
 
 Tutorials: tutorials/02_diffusion_1d.py (EDM in one dimension), tutorials/05_denoiser.py.
 """
@@ -50,7 +49,6 @@ import jax.numpy as jnp
 import numpy as np
 
 from minigencast import config as config_lib
-from minigencast import nn
 
 Params = dict
 
@@ -137,72 +135,7 @@ def make_denoise_fn(raw_fn: RawFn) -> Callable[[jax.Array, jax.Array], jax.Array
 
 
 # --------------------------------------------------------------------------
-# Noise-level encoder (spec sec. 3.2; [3] denoiser.FourierFeaturesMLP).
-
-
-def fourier_features(values, base_period: float, num_frequencies: int) -> jax.Array:
-    """[cos(2 pi f_k v) for k = 1..K, sin(2 pi f_k v) for k = 1..K], f_k = k / base_period.
-
-    Args:
-      values: [...] (ln sigma for GenCast).
-    Returns:
-      [..., 2 num_frequencies]: the cos block first, then the sin block.
-    """
-    values = jnp.asarray(values, jnp.float32)
-    frequencies = jnp.arange(1, num_frequencies + 1, dtype=jnp.float32) / base_period
-    frequencies = frequencies.reshape((1,) * values.ndim + (num_frequencies,))
-    phases = 2.0 * jnp.pi * values[..., None] * frequencies  # [..., K]
-    return jnp.concatenate([jnp.cos(phases), jnp.sin(phases)], axis=-1)
-
-
-def init_variance_scaling_uniform(key, fan_in: int, fan_out: int, scale: float = 2.0) -> Params:
-    """Linear with W ~ U[-a, a], a = sqrt(3 scale / fan_in), b = 0.
-
-    Haiku's `VarianceScaling(scale, "fan_in", "uniform")`, the noise MLP's
-    initialiser in DeepMind's denoiser (spec sec. 3.4); Var[W] = scale / fan_in.
-    """
-    limit = np.sqrt(3.0 * scale / fan_in)
-    w = jax.random.uniform(key, (fan_in, fan_out), jnp.float32, -limit, limit)
-    return {"w": w, "b": jnp.zeros((fan_out,), jnp.float32)}
-
-
-def init_noise_encoder(key, cfg: config_lib.NoiseEncoderConfig) -> Params:
-    """Parameters of the noise encoder: the subtree under params["fourier_features_mlp"].
-
-    Returns:
-      {"mlp": {"linear_0": {"w": [2K, H_1], "b": [H_1]}, "linear_1": ..., ...}},
-      K = cfg.num_frequencies, H = cfg.output_sizes (e.g. 64 -> 32 -> 16).
-    """
-    sizes = (2 * cfg.num_frequencies,) + tuple(cfg.output_sizes)
-    keys = jax.random.split(key, len(sizes) - 1)
-    layers = {
-        f"linear_{i}": init_variance_scaling_uniform(k, fan_in, fan_out)
-        for i, (k, fan_in, fan_out) in enumerate(zip(keys, sizes[:-1], sizes[1:], strict=True))
-    }
-    return {"mlp": layers}
-
-
-def noise_encoder(params: Params, cfg: config_lib.NoiseEncoderConfig, sigma) -> jax.Array:
-    """Encodes noise levels: MLP(FourierFeatures(ln sigma)), GELU (tanh) between layers.
-
-    Args:
-      params: the `fourier_features_mlp` subtree ({"mlp": {"linear_0", ...}}).
-      cfg: sizes, base period and whether to take ln first (GenCast: True).
-      sigma: [...] noise levels, > 0.
-    Returns:
-      [..., cfg.output_sizes[-1]] noise-level encodings (no activation at the end).
-    """
-    if cfg.apply_log_first:
-        check_positive_sigma(sigma)
-        values = jnp.log(jnp.asarray(sigma, jnp.float32))
-    else:
-        values = jnp.asarray(sigma, jnp.float32)
-    features = fourier_features(values, cfg.base_period, cfg.num_frequencies)
-    return nn.mlp(params["mlp"], features, activation=nn.gelu)
-
-
-# --------------------------------------------------------------------------
-# Training noise levels (spec sec. 3.3; [3] gencast.py `_sample_noise_levels`).
+# Training noise levels (docs/design.md §3.3; [3] gencast.py `_sample_noise_levels`).
 
 
 def noise_level_quantile(u, cfg: config_lib.NoiseConfig):

@@ -1,4 +1,4 @@
-"""GenCast's sampler: DPM-Solver++(2S) with EDM's stochastic churn (spec sec. 5).
+"""GenCast's sampler: DPM-Solver++(2S) with EDM's stochastic churn (docs/design.md §5).
 
 A GenCast forecast step draws one sample of the next state from the learned
 conditional distribution by integrating the probability-flow ODE of EDM [2],
@@ -89,7 +89,7 @@ NoiseFn = Callable[[jax.Array, jax.Array], jax.Array]
 def gaussian_noise(key, template: jax.Array) -> jax.Array:
     """i.i.d. N(0, 1) noise shaped and typed like `template` (the default noise_fn).
 
-    GenCast proper uses spherical-harmonic white noise (spec sec. 4); pass
+    GenCast proper uses spherical-harmonic white noise (docs/design.md §4); pass
     `noise.make_spherical_noise_fn(lat, lon)` as `noise_fn` for that.
     """
     return jax.random.normal(key, template.shape, template.dtype)
@@ -260,7 +260,7 @@ def sample(
     config: config_lib.SamplerConfig,
     noise_fn: NoiseFn | None = None,
 ) -> jax.Array:
-    """Draws one sample by DPM-Solver++(2S) with stochastic churn (spec sec. 5).
+    """Draws one sample by DPM-Solver++(2S) with stochastic churn (docs/design.md §5).
 
     Args:
       denoise_fn: D(x, sigma) -> denoised x, for x like `template` and a scalar

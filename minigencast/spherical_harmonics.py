@@ -34,7 +34,7 @@ takes the basis as an argument (data, not a compile-time constant).
 
 References: [1] Holmes & Featherstone 2002, J. Geodesy 76, 279-299 (recursion (2)).
 [2] dinosaur's `spherical_harmonic.py` / `associated_legendre.py`, which DeepMind's
-GenCast uses for its noise (spec sec. 4).
+GenCast uses for its noise (docs/design.md §4).
 """
 
 from __future__ import annotations
@@ -122,7 +122,7 @@ def build_basis(lat, lon, max_degree: int | None = None) -> Basis:
     Args:
       lat: [n_lat] degrees, with or without the poles.
       lon: [n_lon] degrees.
-      max_degree: L (degrees l < L); default n_lon // 2 as GenCast (spec sec. 4).
+      max_degree: L (degrees l < L); default n_lon // 2 as GenCast (docs/design.md §4).
 
     Returns:
       A `Basis`, cached per grid in memory (about 4 L^2 n_lat bytes: 1.5 GB at 0.25 deg).

@@ -1,23 +1,13 @@
-"""Datasets <-> [lat, lon, channel] arrays in DeepMind's channel order (spec sec. 1.4).
+"""Datasets <-> [lat, lon, channel] arrays in DeepMind's channel order.
 
-GenCast's network sees every grid node as one feature vector. DeepMind builds it with
-`model_utils.dataset_to_stacked`: take the data variables in Python `sorted()` order
-(digits before letters: `10m_u...` < `2m_temperature` < `day_progress_cos` < ...); for each
-variable flatten every dim except (batch, lat, lon) into channels *in the variable's own
-dim order* (time-major, level-minor for the example data); broadcast variables without
-lat/lon (the progress features) to the grid. The denoiser's grid input is
+The order itself (which variable, level and time each channel holds) is
+`channel_order.py`'s, computed from a task config with NumPy alone; this module is the edge
+between xarray and the jitted code:
 
-    [ inputs (sorted) | forcings and c_in * noisy targets (sorted together) | structural ]
-
-so the target-time forcings are interleaved alphabetically with the noisy targets; this
-module gives that interleave as a static index permutation (`interleave_index`).
-
-Two views of the same order:
-  * from a task config (`input_channels`, `target_channels`, `forcing_channels`): what the
-    network expects; used to size parameters and to build per-channel vectors
-    (normalisation statistics, loss weights) with `channel_vector`;
-  * from a Dataset (`dataset_to_array`, `array_to_dataset`): the edge between xarray and
-    the jitted code, an exact round trip.
+  * `dataset_to_array`, `array_to_dataset`: an exact round trip for a Dataset whose
+    variables and dims follow DeepMind's `model_utils.dataset_to_stacked`;
+  * `channel_vector`: per-channel vectors (normalisation statistics, loss weights) from
+    a statistics Dataset.
 
 Layout glossary: arrays are [..., lat, lon, channel] where `...` are the leading
 `sample`/`batch` dims of the Dataset, if any (in that order).
@@ -25,87 +15,19 @@ Layout glossary: arrays are [..., lat, lon, channel] where `...` are the leading
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Sequence
 
 import numpy as np
-import pandas as pd
 import xarray
 
-from minigencast import variables
+from minigencast import channel_order
 
 LEADING_DIMS = ("sample", "batch")
 GRID_DIMS = ("lat", "lon")
 
 
-@dataclasses.dataclass(frozen=True)
-class Channel:
-    """One stacked channel: which variable, pressure level (hPa) and time index.
-
-    `level` is None for surface/static/forcing variables; `time` is the index along the
-    variable's time dim (0 = t-12h, 1 = t for the two input frames), None for static
-    variables.
-    """
-
-    variable: str
-    level: int | None = None
-    time: int | None = None
-
-
-# --------------------------------------------------------------------------
-# Channel order from a task config.
-
-
-def num_input_times(task) -> int:
-    """Number of input frames: input_duration / 12 h (DeepMind: "24h" -> t-12h and t)."""
-    return int(pd.Timedelta(task.input_duration) // pd.Timedelta("12h"))
-
-
-def _has_levels(name: str) -> bool:
-    return name in variables.ATMOSPHERIC_VARIABLES
-
-
-def _channels(names: Sequence[str], levels: Sequence[int], times: Sequence[int | None]):
-    out = []
-    for name in sorted(names):
-        var_times = [None] if name in variables.STATIC_VARIABLES else times
-        var_levels = levels if _has_levels(name) else [None]
-        out += [Channel(name, lev, t) for t in var_times for lev in var_levels]
-    return tuple(out)
-
-
-def input_channels(task, num_times: int | None = None) -> tuple[Channel, ...]:
-    """The input block: sorted(input_variables), each time-major, level-minor.
-
-    For GenCast's task (13 levels) this has 176 channels; static fields appear once.
-    """
-    num_times = num_input_times(task) if num_times is None else num_times
-    return _channels(task.input_variables, task.pressure_levels, range(num_times))
-
-
-def target_channels(task) -> tuple[Channel, ...]:
-    """The network's output order: sorted(target_variables), levels as in the task."""
-    return _channels(task.target_variables, task.pressure_levels, [0])
-
-
-def forcing_channels(task) -> tuple[Channel, ...]:
-    """The target-time forcings: sorted(forcing_variables), one channel each."""
-    return _channels(task.forcing_variables, task.pressure_levels, [0])
-
-
-def interleave_index(task) -> np.ndarray:
-    """Permutation p with concat([forcings, noisy_targets], -1)[..., p] in DeepMind's order.
-
-    DeepMind merges the target-time forcings and the noisy targets into one Dataset and
-    stacks it alphabetically; names are distinct, so a stable sort by variable name of
-    the concatenated channel list gives the order (spec sec. 1.4, channels 176-263).
-    """
-    channels = forcing_channels(task) + target_channels(task)
-    return np.argsort([c.variable for c in channels], kind="stable").astype(np.int32)
-
-
 def channel_vector(
-    channels: Sequence[Channel], stats: xarray.Dataset, default: float | None = None
+    channels: Sequence[channel_order.Channel], stats: xarray.Dataset, default: float | None = None
 ) -> np.ndarray:
     """Per-channel values of a statistics Dataset (e.g. `stddev_by_level.nc`): [channel].
 
@@ -138,7 +60,7 @@ def _channel_dims(da: xarray.DataArray) -> tuple[str, ...]:
     return tuple(d for d in da.dims if d not in LEADING_DIMS + GRID_DIMS)
 
 
-def _describe(name: str, da: xarray.DataArray) -> list[Channel]:
+def _describe(name: str, da: xarray.DataArray) -> list[channel_order.Channel]:
     dims = _channel_dims(da)
     sizes = [da.sizes[d] for d in dims]
     out = []
@@ -151,11 +73,11 @@ def _describe(name: str, da: xarray.DataArray) -> list[Channel]:
                 kw["time"] = i
             else:
                 raise ValueError(f"{name}: unsupported channel dim {d!r}")
-        out.append(Channel(name, **kw))
+        out.append(channel_order.Channel(name, **kw))
     return out
 
 
-def dataset_channels(ds: xarray.Dataset) -> tuple[Channel, ...]:
+def dataset_channels(ds: xarray.Dataset) -> tuple[channel_order.Channel, ...]:
     """The channel descriptions `dataset_to_array(ds)` would produce."""
     out = []
     for name in sorted(ds.data_vars):
@@ -165,7 +87,7 @@ def dataset_channels(ds: xarray.Dataset) -> tuple[Channel, ...]:
 
 def dataset_to_array(
     ds: xarray.Dataset, grid: tuple[int, int] | None = None
-) -> tuple[np.ndarray, tuple[Channel, ...]]:
+) -> tuple[np.ndarray, tuple[channel_order.Channel, ...]]:
     """Stacks a Dataset into [..., lat, lon, channel] (DeepMind's `dataset_to_stacked`).
 
     Args:

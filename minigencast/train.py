@@ -37,21 +37,24 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import tqdm
+import xarray
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from minigencast import config as config_lib
 from minigencast import (
+    arrays,
+    channel_order,
     forecast,
+    geometry,
     loader,
     losses,
+    metrics,
     multihost,
     network,
     noise,
     preconditioning,
-    stacking,
     training_state,
-    windows,
 )
+from minigencast import config as config_lib
 
 BATCH_AXIS = "batch"
 
@@ -236,16 +239,16 @@ def make_eval_loss(example_loss: ExampleLoss, mesh: Mesh):
 
 # ----------------------------------------------------------------------------- GenCast loss
 def make_example_loss(cfg, lat, noise_fn):
-    """GenCast's loss for one example (spec sec. 3.3-3.4), for `make_train_step`.
+    """GenCast's loss for one example (docs/design.md §3.3-3.4), for `make_train_step`.
 
     example_loss(params, structure, example, key) with example = {"inputs" [lat, lon,
-    C_in], "forcings" [lat, lon, C_f], "targets" [lat, lon, C_t]} (windows.make_fetch):
+    C_in], "forcings" [lat, lon, C_f], "targets" [lat, lon, C_t]} (arrays.make_fetch):
 
       sigma ~ training distribution (preconditioning.sample_noise_levels)
       x     = y + sigma * eps,  eps spherical white noise per channel (noise_fn)
       loss  = lambda(sigma) sum_c w_c mean_latlon(w_lat (D(x; sigma) - y)^2)   (losses.py)
     """
-    lat_weights = losses.latitude_weights(lat).astype(np.float32)
+    lat_weights = geometry.latitude_weights(lat).astype(np.float32)
     chan_weights = losses.task_channel_weights(cfg.task_config).astype(np.float32)
 
     def example_loss(params, structure, example, key):
@@ -287,10 +290,10 @@ LOG_FIELDS = (
 def headline_channels(task) -> list[tuple[int, str]]:
     """[(target channel index, short name)] logged during training: z500 and t850."""
     out = []
-    for i, c in enumerate(stacking.target_channels(task)):
+    for i, c in enumerate(channel_order.target_channels(task)):
         if (c.variable, c.level) in (("geopotential", 500), ("temperature", 850)):
             out.append((i, f"{'z' if c.variable == 'geopotential' else 't'}{c.level}"))
-    return out or [(0, stacking.target_channels(task)[0].variable)]
+    return out or [(0, channel_order.target_channels(task)[0].variable)]
 
 
 def validation_crps(
@@ -298,12 +301,10 @@ def validation_crps(
 ):
     """Fair CRPS of 12 h forecasts at `num_inits` held-out windows: {name: value}.
 
-    Latitude-weighted, physical units, averaged over inits; channels from
+    `metrics.crps`: latitude-weighted, physical units, averaged over inits; channels from
     `headline_channels`. A cheap on-line check that the sampler's ensembles are skilful.
     """
     picks = val_windows[np.linspace(0, len(val_windows) - 1, num_inits).astype(int)]
-    w = losses.latitude_weights(data.lat)
-    w = w / w.mean()
     ((_, out),) = forecast.rollout(
         params,
         structure,
@@ -319,14 +320,13 @@ def validation_crps(
         chunk_steps=1,
     )  # out: [I, S, 1, lat, lon, C_t]
     truth = data.raw_frames[picks[:, 2]]  # [I, lat, lon, C_t]
+    dims, lat = ("init", "lat", "lon"), {"lat": np.asarray(data.lat)}
     scores = {}
     for i, name in headline_channels(cfg.task_config):
-        ens, y = out[:, :, 0, ..., i], truth[:, None, ..., i]  # [I, S, lat, lon], [I, 1, ...]
-        m = ens.shape[1]
-        skill = np.abs(ens - y).mean(1)
-        spread = np.abs(ens[:, :, None] - ens[:, None]).sum((1, 2)) / (2 * m * (m - 1))
-        scores[name] = [float(np.mean((skill - spread) * w[:, None]))]
-    return {name: float(np.mean(v)) for name, v in scores.items()}
+        ens = xarray.DataArray(out[:, :, 0, ..., i], dims=("init", "sample", "lat", "lon"))
+        y = xarray.DataArray(truth[..., i], dims=dims)
+        scores[name] = float(metrics.crps(ens.assign_coords(lat), y.assign_coords(lat)))
+    return scores
 
 
 def validation_loss(eval_loss, params, structure, val_windows, fetch, batch_size, mesh, seed=0):
@@ -416,7 +416,7 @@ def train(
       dataset: canonical xarray Dataset (time, [level,] lat, lon) with the task's
         variables (progress forcings are added if absent); opened lazily from disk,
         it is read a batch at a time when `tc.streaming`.
-      stats: {"mean", "stddev", "diffs_stddev", "min"} Datasets (`windows.read_stats`).
+      stats: {"mean", "stddev", "diffs_stddev", "min"} Datasets (`arrays.read_stats`).
       cfg: GenCastConfig; tc: TrainConfig.
       run_dir: output folder: checkpoints/, stats/, log.csv, log.jsonl, loss_curve.png.
         If it holds a checkpoint, training resumes from the newest one (the run then
@@ -434,7 +434,7 @@ def train(
     """
     main = multihost.is_main()
     os.makedirs(run_dir, exist_ok=True)
-    data = windows.prepare(dataset, cfg.task_config, stats, streaming=tc.streaming)
+    data = arrays.prepare(dataset, cfg.task_config, stats, streaming=tc.streaming)
     grid = {"lat": data.lat, "lon": data.lon}
     ckpt_dir = os.path.join(run_dir, "checkpoints")
     last = training_state.latest(ckpt_dir)
@@ -442,7 +442,7 @@ def train(
         training_state.check_compatible(last, cfg, grid)
         training_state.check_resume(last, tc, run_dir, force=force)
     if main:
-        windows.write_stats(stats, os.path.join(run_dir, "stats"))
+        arrays.write_stats(stats, os.path.join(run_dir, "stats"))
     train_windows, val_windows = loader.split_by_time(data.times, tc.validation_fraction)
     if tc.skip_nan_windows:
         train_windows, val_windows = drop_nan_windows(
@@ -457,7 +457,7 @@ def train(
         )
     noise_fn = noise_function(data.lat, data.lon)
     structure = replicate(network.build_structure(cfg, data.lat, data.lon), mesh)
-    fetch = windows.make_fetch(data.frames, data.forcings, data.static, data.layout, data.times)
+    fetch = arrays.make_fetch(data.frames, data.forcings, data.static, data.layout, data.times)
 
     base_key = jax.random.key(tc.seed)
     if init_params is None:
@@ -483,7 +483,7 @@ def train(
         seed=tc.seed,
         prefetch=tc.prefetch,
         position=position,
-        augment=windows.roll_longitude if tc.random_longitude_roll else None,
+        augment=arrays.roll_longitude if tc.random_longitude_roll else None,
         rows=process_rows(mesh, tc.batch_size),
     )
 
@@ -566,12 +566,12 @@ def train(
 def drop_nan_windows(data, train_windows, val_windows, log_dir=None, progress=False):
     """(train, validation) windows without those holding NaN outside SST.
 
-    Scans every time once (`windows.nan_times`) and logs each window left out to
+    Scans every time once (`arrays.nan_times`) and logs each window left out to
     `log_dir`/skipped_windows.txt (one line: its three times) and a count to stderr.
     """
     import sys
 
-    bad = windows.nan_times(data.frames, data.forcings, progress=progress)
+    bad = arrays.nan_times(data.frames, data.forcings, progress=progress)
     kept = []
     for w in (train_windows, val_windows):
         drop = bad[w].any(axis=1)

@@ -2,7 +2,7 @@
 
 A checkpoint is a directory `<run_dir>/checkpoints/step_<NNNNNNNN>/` holding
 
-  model.npz        the model in DeepMind's GenCast `.npz` layout (spec sec. 9.1),
+  model.npz        the model in DeepMind's GenCast `.npz` layout (docs/design.md §9.1),
                    written by `checkpoint.save`: evaluation weights (the EMA when
                    enabled) and the five configs. Loads wherever official ones do.
   train_state.npz  everything else needed to resume bit for bit: the raw weights,

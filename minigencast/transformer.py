@@ -1,4 +1,4 @@
-"""The processor: a pre-norm transformer on the mesh with k-hop attention (spec sec. 6.7, 7).
+"""The processor: a pre-norm transformer on the mesh, k-hop attention (docs/design.md §6.7, §7).
 
 Block l (l = 0 .. num_layers-1), with x: [num_mesh_nodes, d_model] and the noise-level
 encoding c: [cond]:
@@ -10,7 +10,7 @@ encoding c: [cond]:
 MHA: q, k, v = x W_q, x W_k, x W_v (no bias), split into `num_heads` contiguous chunks of
 key_size = d_model / num_heads; logits = q k^T / sqrt(key_size); node i attends to node j
 only if their graph distance on the mesh is <= k (`attention_k_hop`), i.e. the mask
-M = (A + I)^k of spec sec. 6.7; softmax over keys in float32; output Linear `mha_final`.
+M = (A + I)^k of docs/design.md §6.7; softmax over keys in float32; output Linear `mha_final`.
 
 Attention layouts (one function, three evaluations; all tested equal, and equal to
 DeepMind's reference in tests/test_parity.py):
@@ -154,7 +154,7 @@ def init_block(
     attn_winit_final_mult=0.0,
     ffw_winit_final_mult=0.0,
 ) -> Params:
-    """One block; DeepMind's init (spec sec. 3.4): VarianceScaling(2 / num_layers) for q, k,
+    """One block; DeepMind's init (docs/design.md §3.4): VarianceScaling(2 / num_layers) for q, k,
     v and ffw_up, VarianceScaling(final_mult / num_layers) (default 0: identity blocks) for
     mha_final and ffw_down, zero biases, conditioning Linears ~0."""
     ks = jax.random.split(key, 8)

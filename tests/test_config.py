@@ -2,7 +2,7 @@ import dataclasses
 
 import pytest
 
-from minigencast import config, variables
+from minigencast import config
 
 
 def test_presets_are_frozen_and_named():
@@ -18,7 +18,7 @@ def test_unknown_preset_names_choices():
 
 
 def test_gencast_task_matches_deepmind():
-    task = variables.GENCAST_TASK
+    task = config.GENCAST_TASK
     assert len(task.input_variables) == 17
     assert task.target_variables[:6] == (
         "2m_temperature",

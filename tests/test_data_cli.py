@@ -28,7 +28,7 @@ def test_download_list_and_file_mirror(tmp_path, monkeypatch, capsys):
     for n in ("mean", "stddev", "diffs_stddev", "min"):
         (mirror / f"{n}_by_level.nc").write_bytes(n.encode())
     base = (tmp_path / "mirror").as_uri() + "/"
-    assert cli.main(["download", "stats", "--base-url", base]) == 0
+    assert cli.main(["download", "stats", "--base_url", base]) == 0
     assert (tmp_path / "cache" / "stats" / "min_by_level.nc").read_bytes() == b"min"
 
 

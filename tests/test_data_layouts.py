@@ -7,10 +7,10 @@ import pandas as pd
 import pytest
 import xarray
 
-from minigencast import variables
+from minigencast import config
 from minigencast.data import layouts, synthetic
 
-TASK = variables.gencast_task(levels=(500, 850, 1000))
+TASK = config.gencast_task(levels=(500, 850, 1000))
 
 
 @pytest.fixture
@@ -94,7 +94,7 @@ def test_geopotential_height_hint(ds):
 
 def test_missing_levels_are_named(ds):
     with pytest.raises(ValueError, match=r"Missing pressure level\(s\) \[50, 100\]"):
-        layouts.to_canonical(ds, variables.gencast_task(levels=(50, 100, 500)))
+        layouts.to_canonical(ds, config.gencast_task(levels=(50, 100, 500)))
 
 
 def test_time_gap_is_reported(ds):

@@ -2,13 +2,13 @@
 
 import numpy as np
 
-from minigencast import variables
+from minigencast import config, variables
 from minigencast.data import layouts, synthetic
 
 
 def test_all_84_channels_present_and_plausible():
     ds = synthetic.sample(num_times=3)
-    task = variables.GENCAST_TASK
+    task = config.GENCAST_TASK
     canon = layouts.to_canonical(ds, task)  # raises on missing vars/levels, NaN outside SST
     n = sum(canon[v].sizes.get("level", 1) for v in task.target_variables)
     assert n == 84

@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import xarray
 
-from minigencast import variables
+from minigencast import config
 from minigencast.data import synthetic, weatherbench
 
 LEVELS = (500, 850)
@@ -27,7 +27,7 @@ def _wb2_store(path):
 def test_open_and_subset(tmp_path):
     store = str(tmp_path / "wb2.zarr")
     base, tp6 = _wb2_store(store)
-    task = variables.gencast_task(levels=LEVELS)
+    task = config.gencast_task(levels=LEVELS)
     ds = weatherbench.open_weatherbench2(store, task, start="2020-01-01T12", end="2020-01-02T12")
     assert ds["temperature"].chunks is not None  # lazy (dask)
     assert list(pd.DatetimeIndex(ds.time.values).hour) == [12, 0, 12]

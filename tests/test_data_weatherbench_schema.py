@@ -9,10 +9,10 @@ import pytest
 import wb2_schema
 import xarray
 
-from minigencast import variables
+from minigencast import config, variables
 from minigencast.data import weatherbench
 
-TASK = variables.gencast_task(wb2_schema.ENS_LEVELS)
+TASK = config.gencast_task(wb2_schema.ENS_LEVELS)
 TP12 = variables.PRECIPITATION
 
 
@@ -39,7 +39,7 @@ def test_store_precipitation_12h_first_nan_time_dropped(stores, caplog):
 
 def test_dry_task_keeps_the_first_time(stores):
     root, era5, _ = stores
-    ds = weatherbench.open_weatherbench2(str(root / "era5.zarr"), variables.TOY_PLANET_TASK)
+    ds = weatherbench.open_weatherbench2(str(root / "era5.zarr"), config.TOY_PLANET_TASK)
     assert ds["time"].values[0] == era5["time"].values[0]  # 2020-01-01T00 kept
     assert TP12 not in ds
 

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 import xarray
 
-from minigencast import variables
+from minigencast import config, variables
 from minigencast.data import forcings, layouts, synthetic, windows
 
 _HERE = os.path.dirname(__file__)
@@ -23,7 +23,7 @@ def parity_file(name):
 
 
 def _task_for(ds):
-    return variables.gencast_task(levels=tuple(int(x) for x in ds.level.values))
+    return config.gencast_task(levels=tuple(int(x) for x in ds.level.values))
 
 
 def test_extract_matches_deepmind_reference():
@@ -71,7 +71,7 @@ def test_progress_features_formula():
 
 def test_windows_iterate_all_valid_inits():
     ds = synthetic.sample(num_times=6, levels=(500, 850, 1000))
-    task = variables.gencast_task(levels=(500, 850, 1000))
+    task = config.gencast_task(levels=(500, 850, 1000))
     idx = windows.valid_init_indices(ds, task, num_target_steps=2)
     assert list(idx) == [1, 2, 3]
     items = list(windows.windows(ds, task, num_target_steps=2))

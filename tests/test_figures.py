@@ -7,13 +7,14 @@ import pandas as pd
 import pytest
 import xarray as xr
 
-from minigencast import figures, metrics, variables
+from minigencast import config, data, figures, metrics, variables
+from minigencast.data import forecasts, synthetic
 
 
 def toy_truth(n_time=24, n_lat=9, n_lon=16, seed=0):
     """Canonical truth with the toy planet's variables: smooth random fields + noise."""
     rng = np.random.default_rng(seed)
-    task = variables.TOY_PLANET_TASK
+    task = config.TOY_PLANET_TASK
     lat = np.linspace(-90, 90, n_lat)
     lon = np.arange(n_lon) * 360.0 / n_lon
     time = pd.date_range("2020-01-01", periods=n_time, freq="12h").values
@@ -42,7 +43,7 @@ def toy_truth(n_time=24, n_lat=9, n_lon=16, seed=0):
 def setup():
     truth = toy_truth()
     init = truth["time"].values[[2, 6, 10]]
-    forecast = figures.synthetic_forecast(truth, init, lead_steps=[1, 2, 4, 10], num_members=6)
+    forecast = synthetic.forecast(truth, init, lead_steps=[1, 2, 4, 10], num_members=6)
     return forecast, truth
 
 
@@ -61,7 +62,7 @@ def test_figure_writes_png_and_numbers(setup, tmp_path, name):
 def test_synthetic_forecast_is_reliable():
     truth = toy_truth(n_time=60, seed=1)
     init = truth["time"].values[2:40:2]
-    fc = figures.synthetic_forecast(truth, init, [1, 2, 3], num_members=9, seed=3)
+    fc = synthetic.forecast(truth, init, [1, 2, 3], num_members=9, seed=3)
     ssr = metrics.spread_skill_ratio(fc, truth).compute()
     for v in ssr.data_vars:
         assert ssr[v].item() == pytest.approx(1.0, abs=0.1)
@@ -73,7 +74,7 @@ def test_synthetic_forecast_error_grows_as_sqrt_of_the_lead_step():
     truth = toy_truth(n_time=60, seed=1)
     init = truth["time"].values[2:40:2]
     steps = [1, 4, 9]  # not 1, 2, 3: the growth must follow the step, not the list index
-    fc = figures.synthetic_forecast(truth, init, steps, num_members=9, seed=3)
+    fc = synthetic.forecast(truth, init, steps, num_members=9, seed=3)
     name = "2m_temperature"
     s = float(truth[name].diff("time").std()) / np.sqrt(2)
     member_error = (fc[name] - fc[name].mean("sample")).std(["sample", "init_time", "lat", "lon"])
@@ -96,7 +97,7 @@ def test_score_table_and_run_all(setup, tmp_path):
     table = figures.score_table(forecast, truth)
     assert set(table["forecast"]) == {"forecast", "persistence"}
     n_channels = (
-        variables.num_target_channels(variables.TOY_PLANET_TASK)
+        variables.num_target_channels(config.TOY_PLANET_TASK)
         if hasattr(variables, "num_target_channels")
         else 16
     )
@@ -117,7 +118,7 @@ def test_score_table_and_run_all(setup, tmp_path):
 def test_embedded_grid_size(tmp_path):
     # The embedded dataset's 33 x 64 grid.
     truth = toy_truth(n_time=16, n_lat=33, n_lon=64, seed=2)
-    fc = figures.synthetic_forecast(truth, truth["time"].values[[2, 4]], [1, 2], num_members=4)
+    fc = synthetic.forecast(truth, truth["time"].values[[2, 4]], [1, 2], num_members=4)
     for name in ("pooled_crps", "maps", "rev"):
         res = figures.FIGURES[name](fc, truth, None, str(tmp_path))
         assert res.png.endswith(f"{name}.png")
@@ -165,7 +166,7 @@ def test_embedded_truth_joins_splits(tmp_path, monkeypatch):
     truth.isel(time=slice(10, 15)).to_netcdf(folder / "validation.nc")
     truth.isel(time=slice(14, 20)).to_netcdf(folder / "test.nc")  # one duplicated time
     monkeypatch.setenv("MINIGENCAST_DATA_DIR", str(tmp_path))
-    joined = figures.embedded_truth()
+    joined = data.embedded_truth()
     np.testing.assert_array_equal(joined["time"].values, truth["time"].values)
     xr.testing.assert_allclose(joined.compute(), truth.astype(np.float32), rtol=1e-6)
 
@@ -181,27 +182,27 @@ def test_to_forecast_layout_from_weatherbench_and_deepmind(setup):
         lat="latitude",
         lon="longitude",
     ).isel(latitude=slice(None, None, -1))
-    back = figures.to_forecast_layout(wb2)
+    back = forecasts.to_forecast_layout(wb2)
     xr.testing.assert_identical(back.drop_vars("valid_time"), ours)
     # DeepMind rollout: (sample, batch, time = lead) with a datetime (batch, time) coord.
     dm = ours.rename(init_time="batch", lead_time="time").drop_vars("batch")
     dm = dm.assign_coords(datetime=(("batch", "time"), forecast["valid_time"].values))
-    back = figures.to_forecast_layout(dm)
+    back = forecasts.to_forecast_layout(dm)
     xr.testing.assert_identical(back.drop_vars("valid_time"), ours)
     np.testing.assert_array_equal(back["valid_time"].values, forecast["valid_time"].values)
     with pytest.raises(ValueError, match="not a forecast layout"):
-        figures.to_forecast_layout(ours.isel(init_time=0, drop=True))
+        forecasts.to_forecast_layout(ours.isel(init_time=0, drop=True))
 
 
 def test_cli_on_the_embedded_dataset(tmp_path, capsys):
     # The real embedded toy planet (33 x 64, 250/500/850 hPa) as truth, via --truth embedded.
     from minigencast import cli
 
-    truth = figures.embedded_truth()
+    truth = data.embedded_truth()
     assert (truth.sizes["lat"], truth.sizes["lon"]) == (33, 64)
     init = truth["time"].values[[-20, -12]]
-    fc = figures.synthetic_forecast(truth, init, [1, 2, 10], num_members=4, seed=5)
-    assert set(fc.data_vars) == set(variables.TOY_PLANET_TASK.target_variables)
+    fc = synthetic.forecast(truth, init, [1, 2, 10], num_members=4, seed=5)
+    assert set(fc.data_vars) == set(config.TOY_PLANET_TASK.target_variables)
     fc.to_netcdf(tmp_path / "fc.nc")
     argv = [
         "evaluate",
@@ -222,3 +223,50 @@ def test_cli_on_the_embedded_dataset(tmp_path, capsys):
     ours = table[table["forecast"] == "forecast"]
     assert len(ours) == 16 * 3  # 16 target channels x 3 lead times
     assert (ours["crps"] < table[table["forecast"] == "persistence"]["crps"].values).mean() > 0.5
+
+
+def _brute_force_scores(forecast, truth, name, level=None):
+    """Fair CRPS, ensemble-mean RMSE and spread/skill per lead, in plain NumPy.
+
+    Independent of `metrics`: O(M^2) pairwise CRPS, cell-area latitude weights from the
+    band areas 2 pi (sin b - sin a), truth looked up at each valid time; means over
+    (init, lat, lon), the RMSE's and spread's square roots taken after the mean.
+    """
+    fc, tr = forecast[name], truth[name]
+    if level is not None:
+        fc, tr = fc.sel(level=level), tr.sel(level=level)
+    x = fc.transpose("sample", "init_time", "lead_time", "lat", "lon").values
+    valid = forecast["valid_time"].values  # [init, lead]
+    times = list(truth["time"].values)
+    y = tr.values[[[times.index(v) for v in row] for row in valid]]  # [init, lead, lat, lon]
+    lat = truth["lat"].values
+    half = (lat[1] - lat[0]) / 2
+    area = np.diff(np.sin(np.deg2rad(np.clip(np.r_[lat - half, lat[-1] + half], -90, 90))))
+    w = (area / area.mean())[None, None, :, None] * np.ones_like(y)
+
+    def wmean(a):  # over init, lat, lon -> [lead]
+        return (a * w).sum((0, 2, 3)) / w.sum((0, 2, 3))
+
+    m = x.shape[0]
+    skill = np.mean([np.abs(x[i] - y) for i in range(m)], axis=0)
+    pairs = sum(np.abs(x[i] - x[j]) for i in range(m) for j in range(m))
+    crps = wmean(skill - pairs / (2 * m * (m - 1)))
+    mse = wmean((x.mean(0) - y) ** 2)
+    spread = wmean(x.var(0, ddof=1))
+    return crps, np.sqrt(mse), np.sqrt((m + 1) / m * spread / mse)
+
+
+@pytest.mark.parametrize(("label", "name", "level"), [
+    ("2m_temperature", "2m_temperature", None),
+    ("geopotential 500", "geopotential", 500),
+])  # fmt: skip
+def test_plotted_numbers_are_the_independently_computed_scores(setup, tmp_path, label, name, level):
+    forecast, truth = setup
+    crps, rmse, ssr = _brute_force_scores(forecast, truth, name, level)
+    plotted = {
+        fig: figures.FIGURES[fig](forecast, truth, None, str(tmp_path)).numbers["forecast"][label]
+        for fig in ("crps_vs_lead", "rmse_vs_lead", "spread_skill")
+    }
+    np.testing.assert_allclose(plotted["crps_vs_lead"], crps, rtol=1e-9)
+    np.testing.assert_allclose(plotted["rmse_vs_lead"], rmse, rtol=1e-9)
+    np.testing.assert_allclose(plotted["spread_skill"], ssr, rtol=1e-9)

@@ -9,7 +9,16 @@ import pytest
 import synthetic_data
 import xarray
 
-from minigencast import checkpoint, config, forecast, network, train, training_state, windows
+from minigencast import (
+    arrays,
+    channel_order,
+    checkpoint,
+    config,
+    forecast,
+    network,
+    train,
+    training_state,
+)
 
 STEP = np.timedelta64(12, "h")
 
@@ -28,7 +37,7 @@ def setup():
 
 def _rollout(setup, num_steps=10, members=2, chunk=5):
     cfg, ds, stats, params = setup
-    data = windows.prepare(ds, cfg.task_config, stats)
+    data = arrays.prepare(ds, cfg.task_config, stats)
     structure = network.build_structure(cfg, data.lat, data.lon)
     noise_fn = train.noise_function(data.lat, data.lon)
     forcings = data.forcings[None, : 2 + num_steps]
@@ -133,19 +142,28 @@ def test_failed_forecast_keeps_previous_output(setup, tmp_path, monkeypatch):
 
 def test_unwritable_output_is_refused_before_computing(setup, tmp_path, monkeypatch):
     cfg, ds, stats, params = setup
+    monkeypatch.setattr(forecast, "rollout", lambda *a, **k: pytest.fail("computed anyway"))
+
+    def run(target):
+        forecast.run(
+            params, cfg, ds, stats, ds["time"].values[[1]], 2, 2, out=str(target), progress=False
+        )
+
+    # A folder that cannot be created, for any user (root included): its parent is a file.
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    with pytest.raises(PermissionError, match="cannot create output folder"):
+        run(blocker / "sub" / "fc.nc")
+    assert blocker.read_text() == "not a folder"
+    # A folder that exists but is read-only (permissions are not enforced for root).
     locked = tmp_path / "locked"
     locked.mkdir()
     locked.chmod(0o500)
-    monkeypatch.setattr(forecast, "rollout", lambda *a, **k: pytest.fail("computed anyway"))
     try:
-        if os.access(locked, os.W_OK):  # running as root: permissions are not enforced
-            target = "/proc/minigencast/fc.nc"
-        else:
-            target = str(locked / "fc.nc")
-        with pytest.raises(PermissionError):
-            forecast.run(
-                params, cfg, ds, stats, ds["time"].values[[1]], 2, 2, out=target, progress=False
-            )
+        if not os.access(locked, os.W_OK):
+            with pytest.raises(PermissionError, match="is not writable"):
+                run(locked / "fc.nc")
+            assert os.listdir(locked) == []
     finally:
         locked.chmod(0o700)
 
@@ -207,40 +225,40 @@ def test_load_model_reads_our_checkpoints(setup, tmp_path):
 
 
 def test_layout_never_feeds_back_target_only_variables():
-    from minigencast import normalization, stacking, variables
+    from minigencast import normalization, variables
     from minigencast.data import synthetic
 
     levels = (500, 850)
-    task = variables.gencast_task(levels)
+    task = config.gencast_task(levels)
     ds = synthetic.sample(num_times=4, levels=levels)
     stats = normalization.compute_stats(ds, chunks=None)
-    layout = windows.build_layout(task, stats)
-    targets = stacking.target_channels(task)
+    layout = arrays.build_layout(task, stats)
+    targets = channel_order.target_channels(task)
     precip = [i for i, c in enumerate(targets) if c.variable == variables.PRECIPITATION]
-    n_block = len(targets) + len(stacking.forcing_channels(task))
+    n_block = len(targets) + len(channel_order.forcing_channels(task))
     sources = {int(i) % n_block for i in layout.input_index if i < 2 * n_block}
     assert precip and not set(precip) & sources
     assert not layout.is_residual[precip].any()
     sst = [i for i, c in enumerate(targets) if c.variable == "sea_surface_temperature"]
     assert layout.nan_fillable[sst].all() and layout.nan_fillable.sum() == 1
     # Residual round trip, and SST NaNs filled before use.
-    prep = windows.prepare(ds, task, stats)
+    prep = arrays.prepare(ds, task, stats)
     assert np.isnan(prep.raw_frames[..., sst]).any() and not np.isnan(prep.frames).any()
-    r = windows.to_residual(np, prep.frames[2], prep.frames[1], layout)
-    back = windows.from_residual(np, r, prep.frames[1], layout)
+    r = arrays.to_residual(np, prep.frames[2], prep.frames[1], layout)
+    back = arrays.from_residual(np, r, prep.frames[1], layout)
     np.testing.assert_allclose(back, prep.frames[2], rtol=1e-5, atol=1e-3)
 
 
 @pytest.mark.slow
 def test_sst_nans_reinserted_in_gencast_task_rollout():
-    from minigencast import normalization, variables
+    from minigencast import normalization
     from minigencast.data import synthetic
 
     levels = (500, 850)
     base = config.tiny()
     cfg = dataclasses.replace(
         base,
-        task_config=variables.gencast_task(levels),
+        task_config=config.gencast_task(levels),
         sampler_config=dataclasses.replace(base.sampler_config, num_noise_levels=3),
     )
     ds = synthetic.sample(num_times=4, levels=levels)

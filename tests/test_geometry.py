@@ -106,3 +106,49 @@ def test_edge_features_accurate_for_short_float32_edges():
     length = np.linalg.norm(d, axis=-1, keepdims=True)
     expected = np.concatenate([length, d], -1) / length.max()
     np.testing.assert_allclose(features, expected, atol=1e-9)
+
+
+# --------------------------------------------------------------------------
+# Latitude weights.
+
+
+def test_latitude_weights_at_one_degree_match_deepmind():
+    lat = np.linspace(-90, 90, 181)
+    w = geometry.latitude_weights(lat)
+    # Source: graphcast/losses.py:normalized_latitude_weights at 1 deg (docs/design.md §3.4).
+    np.testing.assert_allclose(w[[0, -1]], 0.00345, atol=5e-6)
+    np.testing.assert_allclose(w[[1, -2]], 0.0276, atol=5e-5)
+    np.testing.assert_allclose(w[90], 1.5795, atol=5e-5)
+    np.testing.assert_allclose(w.mean(), 1.0, rtol=1e-12)
+    np.testing.assert_allclose(w, w[::-1], rtol=1e-12)
+    # Descending latitudes give the same weights, reversed.
+    np.testing.assert_allclose(geometry.latitude_weights(lat[::-1]), w[::-1], rtol=1e-12)
+
+
+@pytest.mark.parametrize("n_lat", [13, 33, 181, 721])
+def test_latitude_weights_with_poles_are_exact_cell_areas(n_lat):
+    """Area of the band between latitudes a < b is 2 pi (sin b - sin a); rows are
+    bounded half-way between grid latitudes, the pole rows are caps."""
+    lat = np.linspace(-90, 90, n_lat)
+    edges = np.deg2rad(np.clip(np.r_[lat[0], (lat[:-1] + lat[1:]) / 2, lat[-1]], -90, 90))
+    area = np.diff(np.sin(edges))
+    np.testing.assert_allclose(geometry.latitude_weights(lat), area / area.mean(), rtol=1e-9)
+
+
+def test_latitude_weights_without_poles_are_cosine():
+    lat = np.arange(-89.5, 90, 1.0)
+    w = geometry.latitude_weights(lat)
+    np.testing.assert_allclose(w, np.cos(np.deg2rad(lat)) / np.cos(np.deg2rad(lat)).mean())
+    # These are exact cell areas too: sin(lat + d/2) - sin(lat - d/2) = 2 cos(lat) sin(d/2).
+    edges = np.deg2rad(np.arange(-90, 90.5, 1.0))
+    area = np.diff(np.sin(edges))
+    np.testing.assert_allclose(w, area / area.mean(), rtol=1e-9)
+
+
+@pytest.mark.parametrize(
+    "lat",
+    [np.array([-90, -45, 0, 30, 90.0]), np.arange(-80.0, 81, 10), np.array([0.0, 90.0, 45.0])],
+)
+def test_latitude_weights_reject_bad_grids(lat):
+    with pytest.raises(ValueError):
+        geometry.latitude_weights(lat)

@@ -1,4 +1,4 @@
-"""Grid2mesh / mesh2grid graphs, features and the k-hop attention mask (spec 6.4, 6.7, 7)."""
+"""Grid2mesh / mesh2grid graphs, features and the k-hop mask (docs/design.md §6.4, §6.7, §7)."""
 
 import json
 import os
@@ -9,7 +9,7 @@ import pytest
 import scipy.sparse
 import scipy.sparse.csgraph
 
-from minigencast import geometry, graphs, icosahedral_mesh
+from minigencast import geometry, graphs, icosahedral_mesh, transformer
 
 
 def _parity_dir():
@@ -115,7 +115,7 @@ def test_parity_graphs_identical_to_deepmind():
     assert per_node.mean() == pytest.approx(facts["attention_mask_neighbours_per_node_mean"])
     assert per_node.max() == facts["attention_mask_neighbours_per_node_max"]
     rows, cols = g["attention_mask_rows"], g["attention_mask_cols"]
-    assert graphs.tri_block_size(rows, cols) == facts["attention_mask_tri_block_size"]
+    assert transformer.tri_block_size(rows, cols) == facts["attention_mask_tri_block_size"]
     assert in_degree.max() == facts["grid2mesh_max_in_degree"]
     assert in_degree.min() == facts["grid2mesh_min_in_degree"]
     no_edge = len(grid_lat) - len(np.unique(g["grid2mesh_senders"]))
@@ -156,7 +156,7 @@ def test_attention_mask_is_k_hop_reachability(splits, k):
     # Reference 1: hop distances by breadth-first search.
     adjacency = scipy.sparse.csr_matrix((np.ones(len(senders)), (senders, receivers)), shape=(n, n))
     hops = scipy.sparse.csgraph.shortest_path(adjacency, unweighted=True)
-    np.testing.assert_array_equal(graphs.dense_attention_mask(rows, cols, n), hops <= k)
+    np.testing.assert_array_equal(transformer.build_attention(rows, cols, n, "mha").mask, hops <= k)
     # Reference 2: (A + I)^k as a *matrix* power (csr_matrix; csr_array ** k is elementwise).
     power = (adjacency + scipy.sparse.identity(n, format="csr")) ** k
     assert isinstance(power, scipy.sparse.spmatrix)
@@ -183,21 +183,26 @@ def test_attention_layouts_agree():
     senders, receivers = icosahedral_mesh.faces_to_edges(mesh.faces)
     n = len(mesh.vertices)
     rows, cols = graphs.attention_mask(senders, receivers, n, 3)
-    dense = graphs.dense_attention_mask(rows, cols, n)
-    idx, valid = graphs.attention_neighbours(rows, cols, n)
+    dense = transformer.build_attention(rows, cols, n, "mha").mask
+    idx, valid = transformer.build_attention(rows, cols, n, "splash_mha")
     assert idx.shape == valid.shape == (n, np.bincount(rows).max())
     rebuilt = np.zeros((n, n), bool)
     rebuilt[np.repeat(np.arange(n), idx.shape[1])[valid.ravel()], idx[valid]] = True
     np.testing.assert_array_equal(rebuilt, dense)
     assert np.all(idx[~valid] == np.nonzero(~valid)[0])  # padding points at the row itself
     np.testing.assert_array_equal(dense, dense.T)
-    b = graphs.tri_block_size(rows, cols)
+    b = transformer.tri_block_size(rows, cols)
     i, j = np.nonzero(dense)
     assert np.abs(i // b - j // b).max() <= 1  # only the own and the adjacent blocks
 
 
 def test_one_degree_mini_facts():
-    """spec 6.4 and 12.6 at 1 deg / splits 4 / k 16 (the Mini configuration)."""
+    """docs/design.md §6.4 and §12 item 6 at 1 deg / splits 4 / k 16 (the Mini configuration).
+
+    Source of every number: DeepMind's d39de19 graph construction
+    (graphcast/grid_mesh_connectivity.py, graphcast/sparse_transformer.py) run at this
+    configuration (docs/design.md §6.4, §6.9).
+    """
     g = graphs.build_graphs(np.linspace(-90, 90, 181), np.arange(360.0), 4, 0.6, 16, cache=False)
     assert len(g["grid_node_structural_features"]) == 65160
     assert len(g["grid2mesh_senders"]) == 102486
@@ -210,7 +215,7 @@ def test_one_degree_mini_facts():
     per_node = np.bincount(g["attention_mask_rows"])
     assert per_node.mean() == pytest.approx(744.7, abs=0.05) and per_node.max() == 766
     rows, cols = g["attention_mask_rows"], g["attention_mask_cols"]
-    assert graphs.tri_block_size(rows, cols) == 1297
+    assert transformer.tri_block_size(rows, cols) == 1297
     for key in ["grid2mesh_edge_features", "mesh2grid_edge_features"]:
         assert g[key].dtype == np.float32 and g[key][:, 0].max() == pytest.approx(1.0)
 
@@ -223,7 +228,7 @@ def test_mask_statistics_splits_4(k, nnz, mean, largest, block):
     per_node = np.bincount(rows)
     assert len(rows) == nnz and per_node.max() == largest
     assert per_node.mean() == pytest.approx(mean, abs=0.05)
-    assert graphs.tri_block_size(rows, cols) == block
+    assert transformer.tri_block_size(rows, cols) == block
 
 
 @pytest.mark.slow
@@ -237,11 +242,12 @@ def test_mask_statistics_large(splits, k, nnz, largest, block):
     perms = icosahedral_mesh.rotation_symmetries(mesh)
     rows, cols = graphs.attention_mask(senders, receivers, len(mesh.vertices), k, perms)
     assert len(rows) == nnz and np.bincount(rows).max() == largest
-    assert graphs.tri_block_size(rows, cols) == block
+    assert transformer.tri_block_size(rows, cols) == block
 
 
 @pytest.mark.slow
 def test_one_degree_splits_5_facts():
+    # Source: DeepMind's d39de19 construction at this configuration (docs/design.md §6.4).
     g = graphs.build_graphs(np.linspace(-90, 90, 181), np.arange(360.0), 5, 0.6, 16, cache=False)
     assert len(g["grid2mesh_senders"]) == 101892
     assert np.bincount(g["grid2mesh_receivers"]).max() == 594
@@ -250,6 +256,7 @@ def test_one_degree_splits_5_facts():
 
 @pytest.mark.slow
 def test_quarter_degree_facts():
+    # Source: DeepMind's d39de19 construction at this configuration (docs/design.md §6.4, §6.9).
     g = graphs.build_graphs(
         np.linspace(-90, 90, 721), np.arange(1440) * 0.25, 6, 0.6, 32, cache=False
     )

@@ -5,7 +5,7 @@ import pytest
 
 from minigencast import icosahedral_mesh
 
-# spec sec. 6.3 table: splits -> (nodes, faces, directed edges, max edge chord, max edge deg)
+# docs/design.md §6.3 table: splits -> (nodes, faces, directed edges, max edge chord, max edge deg)
 SPEC_TABLE = {
     0: (12, 20, 60, 1.051462, 63.43),
     1: (42, 80, 240, 0.618034, 36.00),
@@ -18,7 +18,7 @@ SPEC_TABLE = {
 
 
 @pytest.mark.parametrize("splits", sorted(SPEC_TABLE))
-def test_counts_and_max_edge_lengths_match_spec(splits):
+def test_counts_and_max_edge_lengths_match_deepmind(splits):
     nodes, faces, edges, chord, degrees = SPEC_TABLE[splits]
     mesh = icosahedral_mesh.build_mesh(splits)
     senders, _ = icosahedral_mesh.faces_to_edges(mesh.faces)
@@ -67,7 +67,7 @@ def test_faces_at_the_poles():
 
 
 def test_banding_permutation_regression_values():
-    # spec sec. 6.3, step 5 (splits 4).
+    # docs/design.md §6.3, step 5 (splits 4).
     mesh = icosahedral_mesh.build_mesh(4)
     np.testing.assert_array_equal(
         mesh.vertices[0], np.float32([-0.49112344, -0.8506508, -0.18759246])

@@ -1,4 +1,4 @@
-"""`minigencast info` and its API twin `graphs.info`."""
+"""`minigencast info` and its API twin `info.info`."""
 
 import json
 import os
@@ -6,7 +6,7 @@ import pathlib
 
 import pytest
 
-from minigencast import cli, config, graphs
+from minigencast import cli, config, graphs, info
 
 
 @pytest.fixture(autouse=True)
@@ -40,8 +40,8 @@ def test_info_reproduces_parity_graph_facts(capsys):
     k = arch["sparse_transformer_config"]["attention_k_hop"]
     grid = f"{meta['grid']['n_lat']}x{meta['grid']['n_lon']}"
     out = _run(
-        capsys, "--preset", "tiny", "--grid", grid, "--mesh-size", str(arch["mesh_size"]),
-        "--attention-k-hop", str(k),
+        capsys, "--preset", "tiny", "--grid", grid, "--mesh_size", str(arch["mesh_size"]),
+        "--attention_k_hop", str(k),
     )  # fmt: skip
     assert out["grid"] == [meta["grid"]["n_lat"], meta["grid"]["n_lon"]]
     assert out["grid_nodes"] == facts["num_grid_nodes"]
@@ -60,8 +60,10 @@ def test_info_reproduces_parity_graph_facts(capsys):
     assert memory["mask_coo"] == 8 * facts["attention_mask_nonzeros"]
 
 
-def test_info_mini_preset_matches_spec(capsys):
+def test_info_mini_preset_matches_deepmind(capsys):
     out = _run(capsys, "--preset", "gencast_1p0deg_mini")
+    # Source: DeepMind's d39de19 graphs and Haiku init at the Mini configuration
+    # (docs/design.md §6.4, §6.9, §9.2).
     assert out["grid"] == [181, 360]
     assert out["mesh_nodes"] == 2562 and out["mesh_edges"] == 15360
     assert out["grid2mesh_edges"] == 102486
@@ -75,7 +77,7 @@ def test_info_mini_preset_matches_spec(capsys):
 
 def test_info_api_twin_equals_cli(capsys):
     cfg = config.preset("tiny")
-    assert _run(capsys, "--preset", "tiny") == json.loads(json.dumps(graphs.info(cfg)))
+    assert _run(capsys, "--preset", "tiny") == json.loads(json.dumps(info.info(cfg)))
 
 
 def test_info_bad_grid(capsys):
@@ -83,3 +85,18 @@ def test_info_bad_grid(capsys):
         cli.main(["info", "--preset", "tiny", "--grid", "13by24"])
     assert e.value.code == 2
     assert "181x360" in capsys.readouterr().err
+
+
+def test_flags_have_one_spelling_and_the_dashed_one_is_a_hidden_alias():
+    parser = cli.build_parser()
+    for argv in (
+        ["--mesh_size", "3", "--attention_k_hop", "2"],
+        ["--mesh-size", "3", "--attention-k-hop", "2"],
+    ):
+        args = parser.parse_args(["info", "--preset", "tiny", *argv])
+        assert (args.mesh_size, args.attention_k_hop) == (3, 2)
+    args = parser.parse_args(["info", "--preset", "tiny"])
+    assert args.mesh_size is None and args.attention_k_hop is None
+    info_parser = parser._subparsers._group_actions[0].choices["info"]
+    assert "--mesh_size" in info_parser.format_help()
+    assert "--mesh-size" not in info_parser.format_help()

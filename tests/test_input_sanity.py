@@ -223,7 +223,7 @@ def test_init_time_error_gives_the_data_range_and_help_example_works():
         (["train", "--ema_decay", "1"], "--ema_decay", "< 1"),
         (["info", "--grid", "0x0"], "--grid", ">= 2"),
         (["info", "--grid=-3x64"], "--grid", ">= 2"),
-        (["info", "--attention-k-hop", "-2"], "--attention-k-hop", ">= 0"),
+        (["info", "--attention_k_hop", "-2"], "--attention_k_hop", ">= 0"),
         (["quickstart", "--num_samples", "1"], "--num_samples", ">= 2"),
     ],
 )
@@ -255,7 +255,7 @@ def test_unwritable_cache_is_one_line(tmp_path, capsys, monkeypatch):
     try:
         target = "/proc/minigencast-cache" if os.access(cache, os.W_OK) else str(cache)
         monkeypatch.setenv("MINIGENCAST_CACHE_DIR", target)
-        rc, err = cli_main(["download", "stats", "--base-url", "file:///nonexistent/"], capsys)
+        rc, err = cli_main(["download", "stats", "--base_url", "file:///nonexistent/"], capsys)
         assert_one_line_error(rc, err, "cache folder", "MINIGENCAST_CACHE_DIR")
     finally:
         cache.chmod(0o700)

@@ -1,4 +1,4 @@
-"""Tests for minigencast.losses: GenCast's weighted loss (spec sec. 3.4)."""
+"""Tests for minigencast.losses: GenCast's weighted loss (docs/design.md §3.4)."""
 
 import collections
 
@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from minigencast import losses, preconditioning, variables
+from minigencast import channel_order, config, geometry, losses, preconditioning, variables
 
 Channel = collections.namedtuple("Channel", ["variable", "level"])
 
@@ -21,52 +21,13 @@ def _normal(rng, shape):
 # Static weights.
 
 
-def test_latitude_weights_at_one_degree_match_spec():
-    lat = np.linspace(-90, 90, 181)
-    w = losses.latitude_weights(lat)
-    np.testing.assert_allclose(w[[0, -1]], 0.00345, atol=5e-6)
-    np.testing.assert_allclose(w[[1, -2]], 0.0276, atol=5e-5)
-    np.testing.assert_allclose(w[90], 1.5795, atol=5e-5)
-    np.testing.assert_allclose(w.mean(), 1.0, rtol=1e-12)
-    np.testing.assert_allclose(w, w[::-1], rtol=1e-12)
-    # Descending latitudes give the same weights, reversed.
-    np.testing.assert_allclose(losses.latitude_weights(lat[::-1]), w[::-1], rtol=1e-12)
-
-
-@pytest.mark.parametrize("n_lat", [13, 33, 181, 721])
-def test_latitude_weights_with_poles_are_exact_cell_areas(n_lat):
-    """Area of the band between latitudes a < b is 2 pi (sin b - sin a); rows are
-    bounded half-way between grid latitudes, the pole rows are caps."""
-    lat = np.linspace(-90, 90, n_lat)
-    edges = np.deg2rad(np.clip(np.r_[lat[0], (lat[:-1] + lat[1:]) / 2, lat[-1]], -90, 90))
-    area = np.diff(np.sin(edges))
-    np.testing.assert_allclose(losses.latitude_weights(lat), area / area.mean(), rtol=1e-9)
-
-
-def test_latitude_weights_without_poles_are_cosine():
-    lat = np.arange(-89.5, 90, 1.0)
-    w = losses.latitude_weights(lat)
-    np.testing.assert_allclose(w, np.cos(np.deg2rad(lat)) / np.cos(np.deg2rad(lat)).mean())
-    # These are exact cell areas too: sin(lat + d/2) - sin(lat - d/2) = 2 cos(lat) sin(d/2).
-    edges = np.deg2rad(np.arange(-90, 90.5, 1.0))
-    area = np.diff(np.sin(edges))
-    np.testing.assert_allclose(w, area / area.mean(), rtol=1e-9)
-
-
-@pytest.mark.parametrize(
-    "lat",
-    [np.array([-90, -45, 0, 30, 90.0]), np.arange(-80.0, 81, 10), np.array([0.0, 90.0, 45.0])],
-)
-def test_latitude_weights_reject_bad_grids(lat):
-    with pytest.raises(ValueError):
-        losses.latitude_weights(lat)
-
-
-def test_level_weights_for_the_13_levels_match_spec():
+def test_level_weights_for_the_13_levels_match_deepmind():
     w = losses.level_weights(variables.PRESSURE_LEVELS_WEATHERBENCH_13)
-    spec = [0.1079, 0.2158, 0.3237, 0.4315, 0.5394, 0.6473, 0.8631, 1.0788, 1.2946,
+    # Source: level / mean(levels) of graphcast/losses.py:weighted_mse_per_level, to 4
+    # decimals (docs/design.md §3.4).
+    deepmind = [0.1079, 0.2158, 0.3237, 0.4315, 0.5394, 0.6473, 0.8631, 1.0788, 1.2946,
             1.5104, 1.8340, 1.9958, 2.1577]  # fmt: skip
-    np.testing.assert_allclose(w, spec, atol=1.2e-4)  # spec truncates 1.99585 to 1.9958
+    np.testing.assert_allclose(w, deepmind, atol=1.2e-4)  # truncated, not rounded: 1.99585
     np.testing.assert_allclose(np.mean(variables.PRESSURE_LEVELS_WEATHERBENCH_13), 463.4615, 1e-6)
     np.testing.assert_allclose(w[-1] / w[0], 20.0)
 
@@ -101,13 +62,12 @@ def test_channel_weights_divide_by_levels_and_apply_variable_weights():
 
 
 def test_task_channel_weights_follow_stacking_order():
-    from minigencast import stacking
 
     for task, total in (
-        (variables.GENCAST_TASK, 6 + 1 + 5 * 0.1),
-        (variables.TOY_PLANET_TASK, 4 + 1 + 3 * 0.1),
+        (config.GENCAST_TASK, 6 + 1 + 5 * 0.1),
+        (config.TOY_PLANET_TASK, 4 + 1 + 3 * 0.1),
     ):
-        chans = stacking.target_channels(task)
+        chans = channel_order.target_channels(task)
         w = losses.task_channel_weights(task)
         assert w.shape == (len(chans),)
         np.testing.assert_allclose(w.sum(), total)
@@ -115,7 +75,7 @@ def test_task_channel_weights_follow_stacking_order():
             lw = 1.0 if c.level is None else c.level / np.mean(task.pressure_levels)
             nv = 1 if c.level is None else len(task.pressure_levels)
             np.testing.assert_allclose(wc, losses.variable_weight(c.variable) * lw / nv)
-    assert len(stacking.target_channels(variables.GENCAST_TASK)) == 84
+    assert len(channel_order.target_channels(config.GENCAST_TASK)) == 84
 
 
 # --------------------------------------------------------------------------
@@ -149,24 +109,52 @@ def _stack(d, levels):
     return jnp.stack(arrays, axis=-1), chans
 
 
-def test_stacked_loss_equals_deepminds_per_variable_form():
+def _numpy_reference_loss(pred, targ, sigma, lat, levels):
+    """DeepMind's per-variable loss written out in NumPy from the formula alone.
+
+    loss = lambda(sigma) sum_v w_v mean_(level, lat, lon)(w_lat w_lev (D - y)^2), with
+    w_lat the cell areas (mean 1), w_lev = level / mean(levels), w_v = 0.1 for the
+    five extra surface variables, lambda = (sigma^2 + 1) / sigma^2 (docs/design.md §3.4;
+    graphcast/losses.py:weighted_mse_per_level, graphcast/gencast.py:GenCast.loss).
+    """
+    half = (lat[1] - lat[0]) / 2
+    bounds = np.deg2rad(np.clip(np.r_[lat - half, lat[-1] + half], -90, 90))
+    w_lat = np.diff(np.sin(bounds))
+    w_lat = w_lat / w_lat.mean()
+    w_lev = np.asarray(levels, np.float64) / np.mean(levels)
+    low = {"10m_u_component_of_wind", "10m_v_component_of_wind", "mean_sea_level_pressure"}
+    low |= {"sea_surface_temperature", "total_precipitation_12hr"}
+    total = 0.0
+    for name in pred:
+        e = (np.asarray(pred[name], np.float64) - np.asarray(targ[name], np.float64)) ** 2
+        e = e * w_lat[:, None]
+        if e.ndim == 4:  # [B, level, lat, lon]
+            e = e * w_lev[None, :, None, None]
+        total = total + (0.1 if name in low else 1.0) * e.reshape(e.shape[0], -1).mean(axis=1)
+    sigma = np.asarray(sigma, np.float64)
+    return (sigma**2 + 1) / sigma**2 * total
+
+
+def test_stacked_and_per_variable_losses_match_a_numpy_reference():
     lat, lon, levels = np.linspace(-90, 90, 7), np.arange(0, 360, 30.0), (100, 500, 850, 1000)
     pred, targ = _random_dicts(0, 3, levels, lat, lon)
     sigma = jnp.array([0.05, 1.0, 40.0])
+    expected = _numpy_reference_loss(pred, targ, sigma, lat, levels)
     # jit: one compilation instead of one per eager op (jit == eager is tested below).
-    ref = jax.jit(lambda p, t, s: losses.weighted_loss_dict(p, t, s, lat, levels))(
+    per_variable_form = jax.jit(lambda p, t, s: losses.weighted_loss_dict(p, t, s, lat, levels))(
         pred, targ, sigma
     )
+    np.testing.assert_allclose(per_variable_form, expected, rtol=1e-5)
     p_st, chans = _stack(pred, levels)
     t_st, _ = _stack(targ, levels)
-    w_lat, w_c = losses.latitude_weights(lat), losses.channel_weights(chans)
+    w_lat, w_c = geometry.latitude_weights(lat), losses.channel_weights(chans)
     ours = jax.jit(lambda p, t, s: losses.weighted_loss(p, t, s, w_lat, w_c))(p_st, t_st, sigma)
     assert ours.shape == (3,)
-    np.testing.assert_allclose(ours, ref, rtol=1e-5)
+    np.testing.assert_allclose(ours, expected, rtol=1e-5)
     # Per-variable diagnostics recombine into the total.
     per_var = jax.jit(lambda p, t: losses.per_variable_losses(p, t, w_lat, chans))(p_st, t_st)
     total = sum(losses.variable_weight(n) * v for n, v in per_var.items())
-    np.testing.assert_allclose(preconditioning.loss_weight(sigma) * total, ref, rtol=1e-5)
+    np.testing.assert_allclose(preconditioning.loss_weight(sigma) * total, expected, rtol=1e-5)
 
 
 def test_loss_hand_computed_single_pixel_channels():
@@ -176,7 +164,7 @@ def test_loss_hand_computed_single_pixel_channels():
     y = jnp.zeros_like(d)
     chans = [Channel("2m_temperature", None), Channel("10m_u_component_of_wind", None)]
     loss = losses.weighted_loss(
-        d, y, 1.0, losses.latitude_weights(lat), losses.channel_weights(chans)
+        d, y, 1.0, geometry.latitude_weights(lat), losses.channel_weights(chans)
     )
     # mse per channel = [1/2, 4/2]; weights [1, 0.1]; lambda(1) = 2.
     np.testing.assert_allclose(loss, 2 * (0.5 + 0.1 * 2.0), rtol=1e-6)
@@ -195,7 +183,7 @@ def test_expected_loss_of_the_exact_gaussian_denoiser_matches_closed_form():
     chans += [Channel("temperature", lev) for lev in (250, 500, 850)]
     mu = jnp.array([0.3, -1.0, 0.0, 2.0, 0.5]).reshape(1, 1, 1, 5)
     s = jnp.array([1.0, 0.5, 2.0, 1.0, 0.2]).reshape(1, 1, 1, 5)
-    w_lat, w_c = losses.latitude_weights(lat), losses.channel_weights(chans)
+    w_lat, w_c = geometry.latitude_weights(lat), losses.channel_weights(chans)
     batch = 64
     shape = (batch, lat.size, lon.size, len(chans))
 
@@ -219,7 +207,7 @@ def test_expected_loss_of_the_exact_gaussian_denoiser_matches_closed_form():
 def test_loss_jit_equals_eager_and_vmap_equals_loop():
     lat = np.linspace(-90, 90, 5)
     chans = _toy_channels()
-    w_lat, w_c = losses.latitude_weights(lat), losses.channel_weights(chans)
+    w_lat, w_c = geometry.latitude_weights(lat), losses.channel_weights(chans)
     rng = np.random.default_rng(4)
     d = _normal(rng, (4, 5, 8, len(chans)))
     y = _normal(rng, d.shape)
@@ -240,7 +228,7 @@ def test_loss_gradient_through_wrapper_matches_finite_differences():
         Channel("temperature", 500),
         Channel("temperature", 850),
     ]
-    w_lat, w_c = losses.latitude_weights(lat), losses.channel_weights(chans)
+    w_lat, w_c = geometry.latitude_weights(lat), losses.channel_weights(chans)
     rng = np.random.default_rng(5)
     w = _normal(rng, (3, 3)) * 0.5
     y = _normal(rng, (5, 4, 3))
@@ -264,7 +252,7 @@ def test_loss_rejects_nonpositive_sigma_and_shape_mismatch():
     lat = np.array([-45.0, 45.0])
     d = jnp.ones((2, 1, 1))
     chans = [Channel("2m_temperature", None)]
-    w_lat, w_c = losses.latitude_weights(lat), losses.channel_weights(chans)
+    w_lat, w_c = geometry.latitude_weights(lat), losses.channel_weights(chans)
     with pytest.raises(ValueError, match="sigma must be > 0"):
         losses.weighted_loss(d, d, 0.0, w_lat, w_c)
     with pytest.raises(ValueError, match="differ"):

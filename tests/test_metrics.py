@@ -40,6 +40,7 @@ def _w(truth):
 def test_latitude_weights_match_gencast_numbers():
     w = metrics.latitude_weights(np.linspace(-90, 90, 181))
     np.testing.assert_allclose(w.mean(), 1.0)
+    # Source: graphcast/losses.py:normalized_latitude_weights at 1 deg (docs/design.md §3.4).
     np.testing.assert_allclose([w[0], w[1], w[90]], [0.00345, 0.0276, 1.5795], atol=5e-5)
     # Without poles: plain cos(lat).
     lat = np.linspace(-85, 85, 18)  # offset half a row (10 deg) from the poles
@@ -48,11 +49,15 @@ def test_latitude_weights_match_gencast_numbers():
     )
 
 
-def test_latitude_weights_are_the_loss_weights():
-    from minigencast import losses
-
+def test_latitude_weights_are_cell_areas_on_global_grids():
+    # Independent reference: the area of the band between latitudes a < b is
+    # 2 pi (sin b - sin a); rows are bounded half-way between grid latitudes and
+    # clipped at the poles (the pole rows of a grid with poles are caps).
     for lat in (np.linspace(-90, 90, 181), np.linspace(-90, 90, 33), np.arange(-87.5, 90, 5.0)):
-        np.testing.assert_array_equal(metrics.latitude_weights(lat), losses.latitude_weights(lat))
+        half = (lat[1] - lat[0]) / 2
+        bounds = np.deg2rad(np.clip(np.r_[lat - half, lat[-1] + half], -90, 90))
+        area = np.diff(np.sin(bounds))
+        np.testing.assert_allclose(metrics.latitude_weights(lat), area / area.mean(), rtol=1e-9)
     # A regional sub-domain falls back to cos(lat).
     lat = np.array([10.0, 20.0, 30.0])
     np.testing.assert_allclose(

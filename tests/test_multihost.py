@@ -133,7 +133,7 @@ def test_process_rows_are_each_process_share_of_the_batch():
 def test_loader_rows_of_two_processes_make_the_global_batch():
     """Two loaders fetching rows [0, 2) and [2, 4) of each batch of 4 (with the longitude
     roll) give, stacked, the batches of one loader fetching everything."""
-    from minigencast import loader, windows
+    from minigencast import arrays, loader
 
     wins = np.stack([np.arange(30), np.arange(30) + 1, np.arange(30) + 2], -1)
     lon = np.arange(8.0)
@@ -142,7 +142,7 @@ def test_loader_rows_of_two_processes_make_the_global_batch():
         x = np.broadcast_to(lon[:, None] + 100 * w[:, :1, None, None], (len(w), 2, 8, 1))
         return {k: x.copy() for k in ("inputs", "forcings", "targets")}
 
-    kw = dict(seed=3, prefetch=0, augment=windows.roll_longitude)
+    kw = dict(seed=3, prefetch=0, augment=arrays.roll_longitude)
     whole = iter(loader.WindowLoader(wins, fetch, 4, **kw))
     parts = [
         iter(loader.WindowLoader(wins, fetch, 4, rows=r, **kw)) for r in (slice(0, 2), slice(2, 4))

@@ -9,14 +9,14 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from minigencast import checkpoint, config, network, stacking
+from minigencast import channel_order, checkpoint, config, network
 
 DATA = pathlib.Path(__file__).parent / "data"
 PARITY = pathlib.Path(__file__).parent / "parity" / "open"
 
 
 def test_mini_init_matches_official_parameter_tree():
-    """init at the Mini config yields exactly DeepMind's tree (spec sec. 9.2), no allocation."""
+    """init at the Mini config is exactly DeepMind's tree (docs/design.md §9.2), no allocation."""
     manifest = json.loads((DATA / "gencast_1p0deg_mini_param_manifest.json").read_text())
     shapes = network.param_shapes(config.gencast_1p0deg_mini())
     ours = {
@@ -140,4 +140,4 @@ def test_num_parameters_for_other_task():
     toy = dataclasses.replace(cfg, task_config=config.tiny().task_config)
     assert network.num_parameters(cfg, task=toy.task_config) == network.num_parameters(toy)
     assert network.num_parameters(toy) < 57_492_612
-    assert len(stacking.target_channels(toy.task_config)) == 16
+    assert len(channel_order.target_channels(toy.task_config)) == 16

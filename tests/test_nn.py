@@ -29,7 +29,7 @@ def test_conditional_layer_norm_formula(key):
 def test_fresh_conditioning_is_plain_layer_norm(key):
     params = nn.init_norm_conditioning(key, 8, 16)
     assert params["linear"]["w"].shape == (8, 32)
-    assert float(jnp.abs(params["linear"]["w"]).max()) < 1e-7  # std 1e-8 (spec sec. 3.4)
+    assert float(jnp.abs(params["linear"]["w"]).max()) < 1e-7  # std 1e-8 (docs/design.md §3.4)
     x = jax.random.normal(key, (3, 16))
     np.testing.assert_allclose(
         nn.conditional_layer_norm(params, x, jnp.ones(8)), nn.layer_norm(x), atol=1e-6

@@ -5,7 +5,7 @@ import pytest
 import xarray
 from test_data_windows import parity_file
 
-from minigencast import normalization, variables
+from minigencast import config, normalization
 from minigencast.data import layouts, synthetic, windows
 
 
@@ -56,7 +56,7 @@ def test_physical_output_matches_reference(parity):
 
 def test_target_round_trip_is_exact_up_to_rounding():
     ds = synthetic.sample(num_times=3, levels=(500, 850, 1000))
-    task = variables.gencast_task(levels=(500, 850, 1000))
+    task = config.gencast_task(levels=(500, 850, 1000))
     stats = normalization.compute_stats(ds)
     inputs, targets, _ = windows.window(ds, task, 1)
     norm = normalization.normalize_targets(targets, inputs, stats)

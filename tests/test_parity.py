@@ -182,7 +182,7 @@ def test_built_graphs_equal_reference_graphs(case, graphs, reference_graphs):
     Everything is identical except, possibly, mesh2grid at grid points lying exactly on
     an edge shared by two mesh faces: both faces are then equally close, and trimesh
     (DeepMind's tool) picks one by its r-tree order, which cannot be replayed
-    (spec sec. 6.4, `graphs.closest_faces`). For those points we check that the two
+    (docs/design.md §6.4, `graphs.closest_faces`). For those points we check that the two
     choices really are a tie, and that they are rare.
     """
     from minigencast import geometry
@@ -225,7 +225,7 @@ def test_built_graphs_equal_reference_graphs(case, graphs, reference_graphs):
 
 
 def _physical(denoised: xarray.Dataset, case) -> xarray.Dataset:
-    """Minimal inverse normalisation + NaN re-insertion (spec sec. 2.2, README step 5)."""
+    """Minimal inverse normalisation + NaN re-insertion (docs/design.md §2.2)."""
     inputs = case["inputs"]
     mean, std = _load("mean_by_level.nc"), _load("stddev_by_level.nc")
     diffs, minimum = _load("diffs_stddev_by_level.nc"), _load("min_by_level.nc")

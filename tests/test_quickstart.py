@@ -8,7 +8,7 @@ import pytest
 import synthetic_data
 import xarray
 
-from minigencast import baselines, cli, quickstart
+from minigencast import baselines, cli, evaluation, quickstart
 
 STEP = np.timedelta64(12, "h")
 KEYS = {"crps_model", "crps_persistence", "crps_climatology", "rmse_model", "spread_skill"}
@@ -33,7 +33,7 @@ def _fake_forecast(truth, inits, leads, members=4, noise=1.0, seed=0):
 
 def test_report_shape_and_skill_table():
     truth = synthetic_data.dataset(num_times=80)
-    inits = quickstart.choose_init_times(truth["time"].values, 3, 4)
+    inits = evaluation.choose_init_times(truth["time"].values, 3, 4)
     leads = np.arange(1, 5) * STEP
     fc = _fake_forecast(truth, inits, leads)
     refs = {
@@ -42,7 +42,7 @@ def test_report_shape_and_skill_table():
             truth, inits, leads, num_members=4, window_days=10, exclude_days=3
         ),
     }
-    scores = quickstart.score(fc, truth, refs)
+    scores = evaluation.score(fc, truth, refs)
     assert set(scores) == {"z500", "t850", "t2m", "msl", "u850"}
     assert set(scores["z500"]) == {"12", "24", "36", "48"}
     for per_lead in scores.values():
@@ -51,17 +51,17 @@ def test_report_shape_and_skill_table():
     # A near-perfect ensemble beats persistence and has a finite spread/skill.
     assert scores["z500"]["48"]["crps_model"] < scores["z500"]["48"]["crps_persistence"]
     json.dumps({"scores": scores})  # JSON-ready
-    table = quickstart.skill_table(scores, leads_hours=(24, 48))
+    table = evaluation.skill_table(scores, leads_hours=(24, 48))
     assert "z500" in table and "t850" in table and len(table.splitlines()) == 1 + 5 * 2
 
 
 def test_init_times_have_truth_for_every_lead():
     t = synthetic_data.dataset(num_times=30)["time"].values
-    inits = quickstart.choose_init_times(t, 4, 10)
+    inits = evaluation.choose_init_times(t, 4, 10)
     assert len(set(inits.tolist())) == 4
     assert all((i - STEP) in t and (i + 10 * STEP) in t for i in inits)
     with pytest.raises(ValueError, match="init times"):
-        quickstart.choose_init_times(t, 40, 10)
+        evaluation.choose_init_times(t, 40, 10)
 
 
 @pytest.mark.parametrize("command", ["quickstart", "train", "forecast"])
@@ -149,7 +149,7 @@ def test_quickstart_pretrained_end_to_end(tmp_path):
 
 
 def test_shipped_model_is_the_cpu_preset_trained_by_the_recipe():
-    """data/pretrained/ is what `benchmarks/train_cpu.py` (and so `quickstart` without
+    """data/pretrained/ is what `scripts/train_cpu.py` (and so `quickstart` without
     --pretrained, whose TrainConfig it uses) would make today: the cpu preset, the recipe."""
     import dataclasses
     import importlib.util
@@ -163,7 +163,7 @@ def test_shipped_model_is_the_cpu_preset_trained_by_the_recipe():
 
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     spec = importlib.util.spec_from_file_location(
-        "train_cpu", os.path.join(root, "benchmarks", "train_cpu.py")
+        "train_cpu", os.path.join(root, "scripts", "train_cpu.py")
     )
     train_cpu = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(train_cpu)
@@ -173,8 +173,8 @@ def test_shipped_model_is_the_cpu_preset_trained_by_the_recipe():
     args = cli.build_parser().parse_args(["train", *train_cpu.RECIPE, "--run_dir", "r"])
     fields = dataclasses.fields(config.TrainConfig)
     assert config.TrainConfig(**{f.name: getattr(args, f.name) for f in fields}) == (
-        quickstart.QUICKSTART_TRAIN
-    ), "the benchmark's command must train exactly quickstart's recipe"
+        config.cpu_training()
+    ), "the benchmark's command must train exactly the cpu_training recipe"
     recipe = dict(zip(train_cpu.RECIPE[::2], train_cpu.RECIPE[1::2], strict=True))
     for flag, value in recipe.items():
         try:

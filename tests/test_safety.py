@@ -16,12 +16,12 @@ import synthetic_data
 import xarray
 
 from minigencast import (
+    channel_order,
     checkpoint,
     cli,
     forecast,
     normalization,
     safe_output,
-    stacking,
 )
 
 STEP = np.timedelta64(12, "h")
@@ -209,7 +209,7 @@ def test_earlier_forecast_is_replaced_only_with_overwrite(setup, tmp_path, capsy
 def test_concurrent_writers_are_refused(setup, tmp_path, capsys):
     path = tmp_path / "fc.zarr"
     template = forecast.chunk_to_dataset(
-        np.zeros((1, 2, 1, 13, 24, len(stacking.target_channels(setup["cfg"].task_config)))),
+        np.zeros((1, 2, 1, 13, 24, len(channel_order.target_channels(setup["cfg"].task_config)))),
         setup["cfg"].task_config,
         setup["ds"]["time"].values[[1]],
         [np.timedelta64(12, "h")],

@@ -14,7 +14,8 @@ from minigencast import config, sampler
 GENCAST = config.SamplerConfig()
 NO_CHURN = dataclasses.replace(GENCAST, stochastic_churn_rate=0.0)
 
-# spec sec. 5: the 21 noise levels of GenCast's sampler.
+# The 21 noise levels of GenCast's sampler, from graphcast/samplers_utils.py:noise_schedule
+# with SamplerConfig's defaults (docs/design.md §5).
 SPEC_LEVELS = [80, 62.0813, 47.7190, 36.3043, 27.3149, 20.3051, 14.8974, 10.7743, 7.6708,
                5.3674, 3.6842, 2.4754, 1.6238, 1.0368, 0.6419, 0.3837, 0.2202, 0.1204,
                0.0622, 0.03, 0]  # fmt: skip
@@ -24,7 +25,7 @@ SPEC_LEVELS = [80, 62.0813, 47.7190, 36.3043, 27.3149, 20.3051, 14.8974, 10.7743
 # Schedule.
 
 
-def test_noise_levels_match_spec():
+def test_noise_levels_match_deepmind():
     levels = sampler.noise_levels(GENCAST)
     assert levels.shape == (21,)
     # The spec rounds to 4 decimals (5.3674 is 5.36735..., 0.2202 is 0.22015...).
@@ -37,7 +38,7 @@ def test_noise_levels_match_spec():
     np.testing.assert_allclose(steps, steps[0], rtol=1e-9)
 
 
-def test_churn_values_match_spec():
+def test_churn_values_match_deepmind():
     gammas = sampler.churn_gammas(GENCAST)
     # min(2.5 / 20, sqrt(2) - 1) = 0.125 where sigma >= 0.75: steps 0-13.
     np.testing.assert_allclose(gammas[:14], 0.125)

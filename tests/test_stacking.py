@@ -1,41 +1,41 @@
-"""stacking: DeepMind's channel order (spec sec. 1.4) and the Dataset <-> array round trip."""
+"""stacking: DeepMind's channel order (docs/design.md §1.4), the Dataset <-> array round trip."""
 
 import numpy as np
 import pandas as pd
 import pytest
 import xarray
 
-from minigencast import stacking, variables
+from minigencast import channel_order, config, stacking
 
 
 def test_gencast_input_layout_matches_spec_table():
-    ch = stacking.input_channels(variables.GENCAST_TASK)
+    ch = channel_order.input_channels(config.GENCAST_TASK)
     assert len(ch) == 176
-    assert ch[0] == stacking.Channel("10m_u_component_of_wind", None, 0)
+    assert ch[0] == channel_order.Channel("10m_u_component_of_wind", None, 0)
     assert ch[6].variable == "day_progress_cos"
-    assert ch[10] == stacking.Channel("geopotential", 50, 0)
-    assert ch[22] == stacking.Channel("geopotential", 1000, 0)
-    assert ch[23] == stacking.Channel("geopotential", 50, 1)
-    assert ch[36] == stacking.Channel("geopotential_at_surface")
-    assert ch[37] == stacking.Channel("land_sea_mask")
+    assert ch[10] == channel_order.Channel("geopotential", 50, 0)
+    assert ch[22] == channel_order.Channel("geopotential", 1000, 0)
+    assert ch[23] == channel_order.Channel("geopotential", 50, 1)
+    assert ch[36] == channel_order.Channel("geopotential_at_surface")
+    assert ch[37] == channel_order.Channel("land_sea_mask")
     assert ch[38].variable == "mean_sea_level_pressure"
     assert [c.variable for c in ch[172:]] == ["year_progress_cos"] * 2 + ["year_progress_sin"] * 2
 
 
 def test_gencast_target_and_interleaved_layout_matches_spec_table():
-    task = variables.GENCAST_TASK
-    targets = stacking.target_channels(task)
+    task = config.GENCAST_TASK
+    targets = channel_order.target_channels(task)
     assert len(targets) == 84
-    assert targets[3] == stacking.Channel("geopotential", 50, 0)
+    assert targets[3] == channel_order.Channel("geopotential", 50, 0)
     assert targets[16].variable == "mean_sea_level_pressure"
     assert targets[44].variable == "total_precipitation_12hr"
-    assert targets[71] == stacking.Channel("vertical_velocity", 50, 0)
-    block = stacking.forcing_channels(task) + targets
-    order = [block[i] for i in stacking.interleave_index(task)]
+    assert targets[71] == channel_order.Channel("vertical_velocity", 50, 0)
+    block = channel_order.forcing_channels(task) + targets
+    order = [block[i] for i in channel_order.interleave_index(task)]
     # Spec table: 176 + offset.
     assert order[0].variable == "10m_u_component_of_wind"
     assert [c.variable for c in order[3:5]] == ["day_progress_cos", "day_progress_sin"]
-    assert order[5] == stacking.Channel("geopotential", 50, 0)
+    assert order[5] == channel_order.Channel("geopotential", 50, 0)
     assert order[46].variable == "total_precipitation_12hr"  # index 222
     assert [c.variable for c in order[86:]] == ["year_progress_cos", "year_progress_sin"]
 
@@ -68,9 +68,9 @@ def test_round_trip_is_exact(batch):
     array, channels = stacking.dataset_to_array(ds)
     assert array.shape == ((2,) if batch else ()) + (5, 8, 2 + 2 + 1 + 4 + 2)
     assert [c.variable for c in channels][:2] == ["2m_temperature"] * 2
-    assert channels[4] == stacking.Channel("land_sea_mask")
-    assert channels[5] == stacking.Channel("temperature", 500, 0)
-    assert channels[6] == stacking.Channel("temperature", 850, 0)
+    assert channels[4] == channel_order.Channel("land_sea_mask")
+    assert channels[5] == channel_order.Channel("temperature", 500, 0)
+    assert channels[6] == channel_order.Channel("temperature", 850, 0)
     xarray.testing.assert_identical(stacking.array_to_dataset(array, ds), ds)
     # Broadcast variables are constant over the grid.
     i = [c.variable for c in channels].index("year_progress_sin")
@@ -83,13 +83,13 @@ def test_channel_vector_selects_levels_by_value():
         coords={"level": [250, 500, 850]},
     )
     channels = [
-        stacking.Channel("temperature", 850, 0),
-        stacking.Channel("temperature", 500, 1),
-        stacking.Channel("land_sea_mask"),
+        channel_order.Channel("temperature", 850, 0),
+        channel_order.Channel("temperature", 500, 1),
+        channel_order.Channel("land_sea_mask"),
     ]
     np.testing.assert_array_equal(stacking.channel_vector(channels, stats), [3.0, 2.0, 7.0])
     with pytest.raises(KeyError):
-        stacking.channel_vector([stacking.Channel("geopotential", 500, 0)], stats)
+        stacking.channel_vector([channel_order.Channel("geopotential", 500, 0)], stats)
 
 
 def test_forcings_without_lat_round_trip():

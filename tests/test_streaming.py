@@ -10,7 +10,7 @@ import synthetic_data
 import test_train
 import xarray
 
-from minigencast import config, loader, normalization, train, variables, windows
+from minigencast import arrays, config, loader, normalization, train
 from minigencast.data import synthetic
 
 LEVELS = (500, 850, 1000)
@@ -30,7 +30,7 @@ def _write(ds, path, compress=False):
 @pytest.fixture(scope="module")
 def gencast_case(tmp_path_factory):
     """The GenCast task (SST NaNs over land, precipitation) in memory and on disk."""
-    task = variables.gencast_task(LEVELS)
+    task = config.gencast_task(LEVELS)
     ds = synthetic.sample(num_times=8, levels=LEVELS)
     stats = normalization.compute_stats(
         synthetic.sample(num_times=6, levels=LEVELS, seed=1), chunks=None
@@ -41,10 +41,10 @@ def gencast_case(tmp_path_factory):
 
 def test_reader_gives_the_in_memory_arrays_bitwise(gencast_case):
     task, ds, stats, path = gencast_case
-    memory = windows.prepare(ds, task, stats)
+    memory = arrays.prepare(ds, task, stats)
     with xarray.open_dataset(path) as lazy:
-        stream = windows.prepare(lazy, task, stats, streaming=True)
-        assert isinstance(stream.frames, windows.TimeReader)
+        stream = arrays.prepare(lazy, task, stats, streaming=True)
+        assert isinstance(stream.frames, arrays.TimeReader)
         assert np.isnan(memory.raw_frames).any()  # SST over land: NaN kept in raw frames
         idx = np.array([[3, 1, 1], [0, 7, 2]])  # any shape, repeats, out of order
         for name in ("frames", "raw_frames", "forcings"):
@@ -55,8 +55,8 @@ def test_reader_gives_the_in_memory_arrays_bitwise(gencast_case):
             np.testing.assert_array_equal(reader[2:5], whole[2:5])
             np.testing.assert_array_equal(reader[6], whole[6])
         wins = loader.split_by_time(memory.times, 0.0)[0]
-        a = windows.make_fetch(memory.frames, memory.forcings, memory.static, memory.layout)
-        b = windows.make_fetch(stream.frames, stream.forcings, stream.static, stream.layout)
+        a = arrays.make_fetch(memory.frames, memory.forcings, memory.static, memory.layout)
+        b = arrays.make_fetch(stream.frames, stream.forcings, stream.static, stream.layout)
         for k, v in a(wins).items():
             assert np.array_equal(v, b(wins)[k]), k
 
@@ -65,8 +65,8 @@ def test_nan_outside_sst_stops_training_naming_the_time_or_is_skipped(gencast_ca
     task, ds, stats, _ = gencast_case
     ds = ds.copy(deep=True)
     ds["2m_temperature"][5, 3, 4] = np.nan
-    prep = windows.prepare(ds, task, stats)
-    fetch = windows.make_fetch(prep.frames, prep.forcings, prep.static, prep.layout, prep.times)
+    prep = arrays.prepare(ds, task, stats)
+    fetch = arrays.make_fetch(prep.frames, prep.forcings, prep.static, prep.layout, prep.times)
     wins = loader.split_by_time(prep.times, 0.0)[0]  # centres 1..6
     fetch(wins[:3])  # times 0..4: clean (SST NaNs are filled, not an error)
     with pytest.raises(ValueError, match=r"2019-03-30T12:00:00, 2019-03-31T00:00:00 holds NaN"):
@@ -87,7 +87,7 @@ def test_unreadable_part_of_a_file_is_reported_with_path_and_times(gencast_case,
         f.write(b"\xff" * 4000)
     with xarray.open_dataset(path) as lazy:  # (the damage may already hit the first time)
         with pytest.raises(ValueError, match=r"damaged.nc at times 2019-\S+ \.\. 2019-\S+: "):
-            prep = windows.prepare(lazy, task, stats, streaming=True)
+            prep = arrays.prepare(lazy, task, stats, streaming=True)
             for t in range(len(prep.times)):
                 prep.frames[t]
 

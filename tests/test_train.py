@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import synthetic_data
 
-from minigencast import config, loader, train, training_state, windows
+from minigencast import arrays, channel_order, config, loader, train, training_state
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -137,7 +137,7 @@ def test_loader_augmentation_is_fixed_by_the_position():
         x = np.broadcast_to(lon[:, None] + 100 * w[:, :1, None, None], (len(w), 2, 8, 1))
         return {k: x.copy() for k in ("inputs", "forcings", "targets")}
 
-    kw = dict(seed=3, augment=windows.roll_longitude)
+    kw = dict(seed=3, augment=arrays.roll_longitude)
     it = iter(loader.WindowLoader(wins, fetch, 4, prefetch=2, **kw))
     first = [next(it) for _ in range(10)]
     resumed = iter(loader.WindowLoader(wins, fetch, 4, prefetch=0, position=first[4][0], **kw))
@@ -171,7 +171,7 @@ def test_longitude_roll_is_a_rotation_of_the_planet():
     np.testing.assert_allclose(rolled, shifted, atol=1e-6)
 
     example = {"inputs": np.arange(2 * 3 * 8 * 2.0).reshape(2, 3, 8, 2)}
-    out = windows.roll_longitude(example, np.random.default_rng(0))["inputs"]
+    out = arrays.roll_longitude(example, np.random.default_rng(0))["inputs"]
     for b in range(2):
         s = int(np.argmax(out[b, 0, :, 0] == example["inputs"][b, 0, 0, 0]))
         np.testing.assert_array_equal(out[b], np.roll(example["inputs"][b], s, axis=-2))
@@ -188,18 +188,18 @@ def test_loader_surfaces_worker_errors():
 
 def test_fetch_matches_the_data_layers_pipeline():
     """Our array windows equal data.windows + normalization + stacking (GenCast task, SST NaNs)."""
-    from minigencast import normalization, stacking, variables
+    from minigencast import normalization, stacking
     from minigencast.data import synthetic
     from minigencast.data import windows as dwin
 
     levels = (500, 850, 1000)
-    task = variables.gencast_task(levels)
+    task = config.gencast_task(levels)
     ds = synthetic.sample(num_times=4, levels=levels)
     stats = normalization.compute_stats(
         synthetic.sample(num_times=6, levels=levels, seed=1), chunks=None
     )
-    prep = windows.prepare(ds, task, stats)
-    fetch = windows.make_fetch(prep.frames, prep.forcings, prep.static, prep.layout)
+    prep = arrays.prepare(ds, task, stats)
+    fetch = arrays.make_fetch(prep.frames, prep.forcings, prep.static, prep.layout)
     ex = fetch(np.array([[0, 1, 2]]))
     inputs, targets, forcings = dwin.window(ds, task, 1, 1)
     ref_in, ch = stacking.dataset_to_array(normalization.normalize_inputs(inputs, stats))
@@ -207,7 +207,7 @@ def test_fetch_matches_the_data_layers_pipeline():
     ref_f, _ = stacking.dataset_to_array(
         normalization.normalize_inputs(forcings, stats), grid=ref_in.shape[-3:-1]
     )
-    assert tuple(ch) == stacking.input_channels(task)
+    assert tuple(ch) == channel_order.input_channels(task)
     assert not np.isnan(ex["inputs"]).any() and not np.isnan(ex["targets"]).any()
     np.testing.assert_allclose(ex["inputs"], ref_in.reshape(ex["inputs"].shape), atol=1e-5)
     np.testing.assert_allclose(ex["targets"], ref_t.reshape(ex["targets"].shape), atol=1e-5)
@@ -404,7 +404,7 @@ def test_one_and_four_devices_give_the_same_training(tmp_path):
 def test_dataset_with_gaps_trains_on_complete_windows_only(tmp_path):
     ds = synthetic_data.dataset(num_times=24)
     ds = ds.isel(time=[i for i in range(24) if i not in (5, 11, 17)])
-    prep = windows.prepare(ds, config.tiny().task_config, synthetic_data.stats(ds))
+    prep = arrays.prepare(ds, config.tiny().task_config, synthetic_data.stats(ds))
     tr, va = loader.split_by_time(prep.times, 0.15)
     t = prep.times
     assert all((np.diff(t[w]) == np.timedelta64(12, "h")).all() for w in tr)
@@ -549,3 +549,51 @@ def test_remat_switch_changes_memory_not_results():
     np.testing.assert_allclose(
         plain["params"]["lin"]["w"], remat["params"]["lin"]["w"], rtol=1e-5, atol=1e-7
     )
+
+
+def test_validation_crps_is_the_fair_crps_of_the_picked_windows(monkeypatch):
+    """validation_crps against a brute-force O(M^2) fair CRPS with exact cell-area weights."""
+    import types
+
+    cfg = config.cpu()
+    n_lat, n_lon, n_t, n_c, members = (
+        5,
+        8,
+        12,
+        len(channel_order.target_channels(cfg.task_config)),
+        3,
+    )
+    rng = np.random.default_rng(0)
+    lat = np.linspace(-90, 90, n_lat)
+    data = types.SimpleNamespace(
+        lat=lat,
+        layout=None,
+        static=None,
+        raw_frames=rng.standard_normal((n_t, n_lat, n_lon, n_c)),
+        forcings=np.zeros((n_t, 1)),
+    )
+    val_windows = np.stack([np.arange(n_t - 2), np.arange(1, n_t - 1), np.arange(2, n_t)], axis=1)
+    ensemble = rng.standard_normal((2, members, 1, n_lat, n_lon, n_c))
+    seen = {}
+
+    def fake_rollout(params, structure, cfg, layout, static, frames, forcings, steps, m, *a, **k):
+        seen["frames"], seen["members"] = frames, m
+        return [(None, ensemble)]
+
+    monkeypatch.setattr(train.forecast, "rollout", fake_rollout)
+    scores = train.validation_crps(None, None, cfg, data, val_windows, None, members, num_inits=2)
+    # Two inits spread evenly over the validation windows: the first and the last.
+    np.testing.assert_array_equal(seen["frames"], data.raw_frames[[[0, 1], [n_t - 3, n_t - 2]]])
+    assert seen["members"] == members
+    truth = data.raw_frames[[2, n_t - 1]]
+    bounds = np.deg2rad(np.clip(np.r_[lat - 22.5, 112.5], -90, 90))
+    area = np.diff(np.sin(bounds))
+    area = area / area.mean()
+    assert set(scores) == {"z500", "t850"}
+    for i, name in train.headline_channels(cfg.task_config):
+        x, y = ensemble[:, :, 0, ..., i], truth[..., i]  # [I, M, lat, lon], [I, lat, lon]
+        skill = np.mean([np.abs(x[:, a] - y) for a in range(members)], axis=0)
+        pairs = [np.abs(x[:, a] - x[:, b]) for a in range(members) for b in range(members)]
+        crps = skill - np.sum(pairs, axis=0) / (2 * members * (members - 1))
+        expected = np.mean(crps * area[:, None])
+        np.testing.assert_allclose(scores[name], expected, rtol=1e-10)

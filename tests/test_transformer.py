@@ -68,7 +68,7 @@ def test_gradients_agree_between_layouts(key):
 
 
 def test_fresh_blocks_are_identity_maps(key):
-    """Zero-initialised output projections (spec sec. 3.4): out = final condLN(x)."""
+    """Zero-initialised output projections (docs/design.md §3.4): out = final condLN(x)."""
     cfg = config.SparseTransformerConfig(
         attention_k_hop=1, d_model=16, num_layers=3, num_heads=2, ffw_hidden=32
     )

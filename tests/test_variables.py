@@ -3,11 +3,11 @@
 import numpy as np
 import xarray
 
-from minigencast import variables
+from minigencast import config, variables
 
 
 def test_gencast_task_has_84_target_channels():
-    task = variables.GENCAST_TASK
+    task = config.GENCAST_TASK
     assert variables.num_target_channels(task) == 84
     assert len(task.pressure_levels) == 13
     assert variables.PRECIPITATION in task.target_variables
@@ -15,7 +15,7 @@ def test_gencast_task_has_84_target_channels():
 
 
 def test_toy_planet_task_is_reduced():
-    task = variables.TOY_PLANET_TASK
+    task = config.TOY_PLANET_TASK
     assert variables.num_target_channels(task) == 4 + 4 * 3
     assert task.pressure_levels == (250, 500, 850)
     assert "specific_humidity" not in task.input_variables
@@ -23,7 +23,7 @@ def test_toy_planet_task_is_reduced():
 
 
 def test_every_task_variable_has_metadata():
-    task = variables.GENCAST_TASK
+    task = config.GENCAST_TASK
     for name in set(task.input_variables) | set(task.target_variables):
         units, std, long, _ = variables.METADATA[name]
         assert units and long, name

@@ -34,7 +34,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import xarray
 
-from minigencast import data, metrics, normalization, stacking, variables
+from minigencast import channel_order, config, data, metrics, normalization, stacking, variables
 from minigencast.data import windows
 
 # "tiny" in CI (seconds), "tutorial" for readers. Both read the same embedded data;
@@ -43,7 +43,7 @@ SIZE = os.environ.get("MINIGENCAST_SIZE", "tutorial")
 assert SIZE in ("tiny", "tutorial"), SIZE
 NUM_TIMES = 40 if SIZE == "tiny" else None  # None: the whole training split
 rng = np.random.default_rng(0)
-TASK = variables.TOY_PLANET_TASK
+TASK = config.TOY_PLANET_TASK
 
 ds = data.load_embedded("train")
 if NUM_TIMES:
@@ -163,7 +163,7 @@ plt.show()
 # preconditioning of tutorial 02 assumes.
 
 # %%
-channels = stacking.target_channels(TASK)
+channels = channel_order.target_channels(TASK)
 labels, ratios = [], []
 for ch in channels:
     sel = {} if ch.level is None else {"level": ch.level}
@@ -246,7 +246,7 @@ plt.show()
 # %% [markdown]
 # **Check.** Over the data, normalised inputs have mean ≈ 0 and standard deviation ≈ 1 per
 # (variable, level), and so do residual targets (their mean is ≈ 0 because 12-hour changes
-# average out). Channels come in `stacking.input_channels` order. With the full training
+# average out). Channels come in `channel_order.input_channels` order. With the full training
 # split the numbers are those the statistics were computed on; at tiny size (a few
 # weeks) they only roughly agree, hence the loose tolerance.
 
@@ -259,8 +259,8 @@ for name in TASK.target_variables:
     std_r = residual[name].std(["time", "lat", "lon"]).values
     assert np.all(np.abs(std_x - 1) < tol), (name, std_x)
     assert np.all(np.abs(std_r - 1) < tol), (name, std_r)
-assert in_channels == stacking.input_channels(TASK)
-assert t_channels == stacking.target_channels(TASK)
+assert in_channels == channel_order.input_channels(TASK)
+assert t_channels == channel_order.target_channels(TASK)
 print("normalised fields and residuals have unit scale; channel order as stacking says")
 
 # %% [markdown]

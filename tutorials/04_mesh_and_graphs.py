@@ -36,7 +36,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from mpl_toolkits.mplot3d.art3d import Line3DCollection
 
-from minigencast import config, geometry, graphs, icosahedral_mesh
+from minigencast import config, geometry, graphs, icosahedral_mesh, transformer
 
 # "tiny" in CI (seconds), "tutorial" for readers: the embedded dataset's 5.625 deg grid.
 SIZE = os.environ.get("MINIGENCAST_SIZE", "tutorial")
@@ -270,14 +270,15 @@ print("structural features as specified")
 # %%
 rows, cols = G["attention_mask_rows"], G["attention_mask_cols"]
 num_mesh = len(G["mesh_vertices"])
-mask = graphs.dense_attention_mask(rows, cols, num_mesh)
+mask = transformer.build_attention(rows, cols, num_mesh, "mha").mask
 centre = int(np.argmin(np.abs(G["mesh_node_lat"])))  # a node near the equator
 
 fig = plt.figure(figsize=(12, 4))
 ax = fig.add_subplot(1, 3, 1)
 ax.spy(mask, markersize=0.3)
 ax.set_title(
-    f"k = {K_HOP} mask, RCM order\n(band width {graphs.tri_block_size(rows, cols)})", fontsize=9
+    f"k = {K_HOP} mask, RCM order\n(band width {transformer.tri_block_size(rows, cols)})",
+    fontsize=9,
 )
 ax = fig.add_subplot(1, 3, 2, projection="3d")
 draw_mesh(ax, mesh, colour="lightgrey", lw=0.3)

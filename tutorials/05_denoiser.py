@@ -38,13 +38,14 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from minigencast import (
+    channel_order,
     checkpoint,
     config,
     graphs,
     network,
     nn,
+    noise_encoder,
     preconditioning,
-    stacking,
     transformer,
 )
 
@@ -82,9 +83,9 @@ print(
 # %%
 task = CFG.task_config
 c_in_ch, c_t_ch, c_f_ch = (
-    stacking.input_channels(task),
-    stacking.target_channels(task),
-    stacking.forcing_channels(task),
+    channel_order.input_channels(task),
+    channel_order.target_channels(task),
+    channel_order.forcing_channels(task),
 )
 C_IN, C_T, C_F = network.channel_counts(CFG)
 print(
@@ -92,7 +93,7 @@ print(
 )
 print("first input channels:", [f"{c.variable}@{c.level or 'sfc'}/t{c.time}" for c in c_in_ch[:4]])
 print("target channels:     ", [f"{c.variable}@{c.level or 'sfc'}" for c in c_t_ch[:5]], "...")
-perm = stacking.interleave_index(task)
+perm = channel_order.interleave_index(task)
 block = [(c_f_ch + c_t_ch)[i].variable for i in perm]
 print("forcings + noisy targets, interleaved:", block[:6], "...")
 assert block == sorted(block)  # alphabetical by variable name
@@ -151,7 +152,7 @@ print("...")
 
 # %%
 sigmas = np.geomspace(0.02, 90, 200)
-enc = preconditioning.noise_encoder(
+enc = noise_encoder.noise_encoder(
     params["fourier_features_mlp"], CFG.noise_encoder_config, jnp.asarray(sigmas)
 )
 fig, ax = plt.subplots(figsize=(7, 3))
@@ -264,7 +265,9 @@ print("conditional LayerNorm by hand == nn.conditional_layer_norm")
 G = graphs.build_graphs(
     LAT, LON, ARCH.mesh_size, ARCH.radius_query_fraction_edge_length, ST.attention_k_hop
 )  # cached: the arrays build_structure used
-mask = graphs.dense_attention_mask(G["attention_mask_rows"], G["attention_mask_cols"], n_m)
+mask = transformer.build_attention(
+    G["attention_mask_rows"], G["attention_mask_cols"], n_m, "mha"
+).mask
 heads, dk = ST.num_heads, d // ST.num_heads
 q = (by_hand @ block0["mha_proj_q"]["w"]).reshape(n_m, heads, dk)
 k = (by_hand @ block0["mha_proj_k"]["w"]).reshape(n_m, heads, dk)

@@ -40,16 +40,17 @@ import numpy as np
 import scipy.stats
 
 from minigencast import (
+    arrays,
+    channel_order,
     config,
     data,
+    geometry,
     loader,
     losses,
     network,
     noise,
     preconditioning,
-    stacking,
     train,
-    windows,
 )
 
 # "tiny" in CI (a few training steps of the tiny preset), "tutorial" for readers
@@ -134,8 +135,8 @@ plt.show()
 
 # %%
 lat = ds.lat.values
-lat_w = losses.latitude_weights(lat)
-channels = stacking.target_channels(TASK)
+lat_w = geometry.latitude_weights(lat)
+channels = channel_order.target_channels(TASK)
 chan_w = losses.task_channel_weights(TASK)
 fig, axes = plt.subplots(1, 3, figsize=(15, 3.3))
 axes[0].plot(lat, lat_w, "o-", ms=3)
@@ -182,7 +183,7 @@ print("sigma distribution, latitude weights and lambda (D - y)^2 = (F - F_target
 # ## 3. A short training run
 #
 # `train.train(dataset, stats, cfg, train_config, run_dir)` does everything: it turns the
-# dataset into windows (two input frames + one target, `windows.prepare`), splits them by
+# dataset into windows (two input frames + one target, `arrays.prepare`), splits them by
 # time into training and validation, and runs AdamW with linear warm-up and cosine decay
 # on the loss above (one $\sigma$ and one noise draw per example), logging to `log.csv`
 # and writing resumable checkpoints in DeepMind's `.npz` layout. Here it runs for
@@ -223,9 +224,9 @@ print(f"{len(history)} steps in {history[-1]['wall_s']:.0f} s; checkpoint {resul
 # * at small $\sigma$, $x$ already is $y$ up to a little noise; there is little to learn.
 
 # %%
-data_arrays = windows.prepare(ds, TASK, stats)
+data_arrays = arrays.prepare(ds, TASK, stats)
 _, val_windows = loader.split_by_time(data_arrays.times, TC.validation_fraction)
-fetch = windows.make_fetch(
+fetch = arrays.make_fetch(
     data_arrays.frames, data_arrays.forcings, data_arrays.static, data_arrays.layout
 )
 batch = fetch(val_windows[: min(len(val_windows), 8)])
@@ -286,7 +287,7 @@ plt.show()
 # |---|---|
 # | $\lambda(\sigma)$, training noise levels, $D$ from $F$ | `minigencast/preconditioning.py` |
 # | latitude and channel weights, the weighted loss | `minigencast/losses.py` |
-# | windows, normalisation and residuals as arrays | `minigencast/windows.py`, `minigencast/loader.py` |
+# | windows, normalisation and residuals as arrays | `minigencast/arrays.py`, `minigencast/loader.py` |
 # | optimiser, train step, loop, logs, checkpoints | `minigencast/train.py`, `minigencast/training_state.py` |
 # | `TrainConfig` | `minigencast/config.py` |
 # | `minigencast train` (the same from the command line) | `minigencast/cli.py` |

@@ -36,9 +36,12 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from minigencast import (
+    arrays,
     baselines,
+    channel_order,
     config,
     data,
+    evaluation,
     forecast,
     metrics,
     network,
@@ -46,9 +49,7 @@ from minigencast import (
     preconditioning,
     quickstart,
     sampler,
-    stacking,
     train,
-    windows,
 )
 
 # "tiny" in CI (seconds), "tutorial" for readers.
@@ -119,7 +120,7 @@ print(
 # (`lax.scan`), and returns the forecast layout that the metrics of tutorial 09 read.
 
 # %%
-init_times = quickstart.choose_init_times(test.time.values, NUM_INITS, NUM_STEPS)
+init_times = evaluation.choose_init_times(test.time.values, NUM_INITS, NUM_STEPS)
 fc = forecast.run(
     params,
     CFG,
@@ -296,7 +297,7 @@ print("forecast layout, finiteness, spread > 0, member keys independent of ensem
 # | concept | module |
 # |---|---|
 # | one step, rollout with `lax.scan`, member keys, writing NetCDF/zarr chunk by chunk, `run` | `minigencast/forecast.py` |
-# | inputs from frames, residuals back to physical units, future forcings | `minigencast/windows.py` |
+# | inputs from frames, residuals back to physical units, future forcings | `minigencast/arrays.py` |
 # | persistence, climatology baselines | `minigencast/baselines.py` |
 # | loading checkpoints (ours and DeepMind's) | `minigencast/forecast.py` (`load_model`), `minigencast/checkpoint.py` |
 # | the same from the command line | `minigencast forecast`, `minigencast quickstart` (`minigencast/cli.py`, `quickstart.py`) |
@@ -307,14 +308,14 @@ print("forecast layout, finiteness, spread > 0, member keys independent of ensem
 # the member's key split once, as `forecast` documents.
 
 # %%
-data_arrays = windows.prepare(test, CFG.task_config, stats)
+data_arrays = arrays.prepare(test, CFG.task_config, stats)
 layout = data_arrays.layout
 j = int(np.searchsorted(data_arrays.times, init_times[0]))
 frames = jnp.asarray(data_arrays.frames[j - 1 : j + 1])  # [2, lat, lon, C_t]: t - 12 h, t
 valid_times = init_times[0] + np.array([-1, 0, 1]) * np.timedelta64(12, "h")
-forcings = windows.future_forcings(valid_times, data_arrays.lon, CFG.task_config, layout)
+forcings = arrays.future_forcings(valid_times, data_arrays.lon, CFG.task_config, layout)
 forcings = jnp.asarray(np.broadcast_to(forcings, (3,) + data_arrays.forcings.shape[1:]))
-inputs = windows.build_inputs(jnp, frames, forcings[:2], jnp.asarray(data_arrays.static), layout)
+inputs = arrays.build_inputs(jnp, frames, forcings[:2], jnp.asarray(data_arrays.static), layout)
 structure = network.build_structure(CFG, data_arrays.lat, data_arrays.lon)
 noise_fn = noise.make_spherical_noise_fn(data_arrays.lat, data_arrays.lon)
 
@@ -328,11 +329,11 @@ _, step_key = jax.random.split(forecast.member_keys(SEED, 1)[0])
 residual = jax.jit(sampler.sample, static_argnums=(0, 3))(
     denoise_fn, step_key, jnp.zeros(frames.shape[1:]), CFG.sampler_config, noise_fn
 )
-next_frame = windows.from_residual(jnp, residual, frames[-1], layout)  # X_t + diffs_std r
+next_frame = arrays.from_residual(jnp, residual, frames[-1], layout)  # X_t + diffs_std r
 first_lead = np.stack(
     [
         fc[c.variable].sel(level=c.level) if c.level else fc[c.variable]
-        for c in stacking.target_channels(CFG.task_config)
+        for c in channel_order.target_channels(CFG.task_config)
     ],
     axis=-1,
 )

@@ -37,7 +37,7 @@ import scipy.ndimage
 import scipy.stats
 import xarray as xr
 
-from minigencast import baselines, data, figures, metrics
+from minigencast import baselines, data, metrics
 
 # "tiny" in CI (seconds), "tutorial" for readers.
 SIZE = os.environ.get("MINIGENCAST_SIZE", "tutorial")
@@ -130,7 +130,7 @@ print(f"exact CRPS {exact:.4f}; fair estimates {np.round(mean_scores['fair'], 4)
 # every point, unrealistic as a map.
 
 # %%
-truth_ds = figures.embedded_truth()
+truth_ds = data.embedded_truth()
 test = data.load_embedded("test")
 init_times = test.time.values[2 : 2 + 2 * NUM_INITS : 2]
 lead_times = np.arange(1, NUM_LEADS + 1) * np.timedelta64(12, "h")

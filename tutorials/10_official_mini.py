@@ -54,7 +54,6 @@ from minigencast import (
     normalization,
     preconditioning,
     stacking,
-    variables,
 )
 from minigencast.data import downloads, layouts, synthetic
 
@@ -219,7 +218,7 @@ if OFFICIAL:
     members = 1
 else:
     dataset = synthetic.sample(
-        num_times=3, n_lat=13, n_lon=24, levels=variables.GENCAST_TASK.pressure_levels
+        num_times=3, n_lat=13, n_lon=24, levels=config.GENCAST_TASK.pressure_levels
     )
     stats = normalization.compute_stats(dataset)
     members = 2

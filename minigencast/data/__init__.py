@@ -4,16 +4,17 @@ Modules:
   layouts      canonical layout, DeepMind example layout, automatic fixes, clear errors
   files        open NetCDF / zarr / GRIB, one file or many (bad files named)
   screening    training windows with NaN outside SST: refuse or skip and log
-  forcings     year/day progress features (spec sec. 1.5)
+  forcings     year/day progress features (docs/design.md §1.5)
   windows      (inputs, targets, forcings) windows, as DeepMind's data_utils
   weatherbench WeatherBench-2 ERA5 zarr opener / subsetter
   downloads    DeepMind's public files via pooch (cache, hash pinning)
-  synthetic    a full-variable synthetic sample for tests
+  forecasts    forecast layouts (WeatherBench-2, DeepMind rollouts) -> ours; opening files
+  synthetic    a full-variable synthetic sample and a reliable synthetic forecast
   toy_planet   the embedded dataset's generator (dinosaur, Held-Suarez with seasons)
 
-This file holds the embedded-dataset loader: `load_embedded(split)` and
-`embedded_stats()`. The data folder is `data/` next to the package (a repository
-checkout), or $MINIGENCAST_DATA_DIR.
+This file holds the embedded-dataset loader: `load_embedded(split)`, `embedded_truth()`
+(all splits) and `embedded_stats()`. The data folder is `data/` next to the package (a
+repository checkout), or $MINIGENCAST_DATA_DIR.
 """
 
 from __future__ import annotations
@@ -87,3 +88,22 @@ def open_dataset(spec: str, task=None, **kwargs) -> xarray.Dataset:
     else:
         ds = files.open_path(spec)
     return layouts.to_canonical(ds, task, **kwargs)
+
+
+def embedded_truth():
+    """The embedded toy-planet dataset, all splits joined along time (canonical layout)."""
+    parts = []
+    for split in SPLITS:
+        try:
+            parts.append(load_embedded(split))
+        except FileNotFoundError:
+            continue
+    if not parts:
+        raise FileNotFoundError(
+            "the embedded dataset is missing; generate it with `minigencast data toy-planet`."
+        )
+    ds = xarray.concat(parts, dim="time", data_vars="minimal", coords="minimal", compat="override")
+    ds = ds.sortby("time")
+    _, first = np.unique(ds["time"].values, return_index=True)
+    ds = ds.isel(time=np.sort(first))
+    return ds.load() if ds.nbytes < 2e9 else ds

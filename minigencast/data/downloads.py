@@ -1,6 +1,6 @@
 """Downloads of DeepMind's public GenCast files, cached and hash-checked (pooch).
 
-Files live in DeepMind's public bucket (spec sec. 10):
+Files live in DeepMind's public bucket (docs/design.md §10):
 
   https://storage.googleapis.com/dm_graphcast/gencast/stats/{mean,stddev,diffs_stddev,min}_by_level.nc
   https://storage.googleapis.com/dm_graphcast/gencast/dataset/source-era5_date-2019-03-29_res-1.0_levels-13_steps-NN.nc

@@ -1,4 +1,4 @@
-"""Generated forcings: year and day progress as sin/cos (spec sec. 1.5).
+"""Generated forcings: year and day progress as sin/cos (docs/design.md §1.5).
 
 Exactly DeepMind's `data_utils.add_derived_vars` (graphcast/data_utils.py@d39de19),
 including its float32 casts, so the values match the reference bit for bit:

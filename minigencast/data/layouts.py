@@ -5,9 +5,9 @@ Canonical layout (CONTRACTS.md, used by everything downstream):
   dims   time (datetime64, regular 12 h steps), level (int hPa, ascending),
          lat (ascending, degrees), lon (degrees, from 0, ascending)
   vars   (time, [level,] lat, lon) with GenCast names; static (lat, lon)
-  SST    NaN over land, kept NaN (the normaliser fills it, spec sec. 2.2)
+  SST    NaN over land, kept NaN (the normaliser fills it, docs/design.md §2.2)
 
-DeepMind's example-file layout (spec sec. 10.1) adds a `batch` dim, has `time` as
+DeepMind's example-file layout (docs/design.md §10.1) adds a `batch` dim, has `time` as
 a timedelta (0, 12 h, ...) and the valid times in a `datetime` (batch, time) coord.
 WeatherBench-2 ERA5 zarr stores use `latitude`/`longitude` (in either axis order),
 6-hourly steps and a 6 h precipitation accumulation; ERA5 NetCDF from the CDS uses
@@ -245,7 +245,7 @@ def _fix_grid(ds: xarray.Dataset) -> xarray.Dataset:
 def subsample(ds: xarray.Dataset, factor: int) -> xarray.Dataset:
     """Point subsampling every `factor`-th lat and lon (0.25 -> 1 deg: factor 4).
 
-    As DeepMind made its 1 deg data from 0.25 deg (spec sec. 10.1, weathernext#117):
+    As DeepMind made its 1 deg data from 0.25 deg (docs/design.md §10.1, weathernext#117):
     no averaging. Keeps both poles when (n_lat - 1) is divisible by `factor`.
     """
     if (ds.sizes["lat"] - 1) % factor:
@@ -418,12 +418,12 @@ def check_variables(ds: xarray.Dataset, names) -> None:
         raise ValueError(
             f"Missing variable(s): {', '.join(hints)}. Present: {sorted(ds.data_vars)}. "
             "Fix: add them to the dataset, or use a task config without them "
-            "(e.g. variables.TOY_PLANET_TASK for a dry dataset)."
+            "(e.g. config.TOY_PLANET_TASK for a dry dataset)."
         )
 
 
 def select_levels(ds: xarray.Dataset, levels) -> xarray.Dataset:
-    """Select pressure levels by value (spec sec. 1.2); raise naming missing ones."""
+    """Select pressure levels by value (docs/design.md §1.2); raise naming missing ones."""
     if "level" not in ds.dims:  # surface-only dataset
         return ds
     have = set(int(x) for x in ds["level"].values)

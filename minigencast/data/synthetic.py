@@ -1,4 +1,4 @@
-"""A synthetic, full-variable sample in the canonical layout, for tests.
+"""A synthetic, full-variable sample in the canonical layout, and a synthetic forecast.
 
 All GenCast variables (5 surface inputs, 12 h precipitation, 6 atmospheric on any
 levels -- 84 target channels with the 13 WeatherBench levels -- and the two static
@@ -90,3 +90,44 @@ def sample(
         },
     )
     return variables.add_cf_attrs(ds)
+
+
+def forecast(truth, init_times, lead_steps, num_members=8, spread=1.0, seed=0):
+    """A reliable-by-construction ensemble for demos and tests.
+
+    Members x_i = y + s (c + e_i), with c and e_i i.i.d. N(0, 1) (c shared by the
+    members) and s = spread * std(12 h change of y) * sqrt(lead step) / sqrt(2), i.e.
+    errors of a random-walk size (white in space): around the ensemble centre
+    y + s c the truth (offset -s c) and each member (offset s e_i) have the same law, so
+    the ensemble is reliable (flat rank histogram, spread/skill 1) with error growing
+    with lead time.
+
+    Args:
+      truth: canonical dataset with a regular `time` axis.
+      init_times: datetime64 initialisation times present in truth.
+      lead_steps: lead times in units of the truth's time step (e.g. [1, 2, 3]).
+    Returns:
+      Dataset (sample, init_time, lead_time, [level,] lat, lon) with `valid_time`.
+    """
+    rng = np.random.default_rng(seed)
+    truth = truth[[v for v in truth.data_vars if "time" in truth[v].dims]]  # drop statics
+    step = truth["time"].values[1] - truth["time"].values[0]
+    lead = np.asarray(lead_steps) * step
+    init = np.asarray(init_times, dtype=truth["time"].dtype)
+    valid = init[:, None] + lead[None, :]
+    sel = truth.sel(
+        time=xarray.DataArray(
+            valid, dims=["init_time", "lead_time"], coords={"init_time": init, "lead_time": lead}
+        )
+    )
+    sel = sel.drop_vars("time", errors="ignore")
+    out = {}
+    for name, da in sel.data_vars.items():
+        std = float(truth[name].diff("time").std())
+        g = xarray.DataArray(np.sqrt(np.asarray(lead_steps, float)), dims=["lead_time"])
+        shape = (num_members,) + da.shape
+        noise = xarray.DataArray(rng.standard_normal(shape), dims=("sample",) + da.dims)
+        centre = xarray.DataArray(rng.standard_normal(da.shape), dims=da.dims)
+        out[name] = da + spread * std / np.sqrt(2) * g * (centre + noise)
+    ds = xarray.Dataset(out).transpose("sample", "init_time", "lead_time", ...)
+    return ds.assign_coords(valid_time=ds["init_time"] + ds["lead_time"])

@@ -14,7 +14,7 @@ Our additions to Held-Suarez (documented choices, all in `_ToyPlanetForcing`):
                                     + A_day land c(sigma) cos(2 pi (d - 14/24))))
 
   * seasons: eps(t) = EPS_SEASON * cos(2 pi (y(t) - y_solstice)) with y the
-    year progress of spec sec. 1.5 (the model calendar is the Gregorian one, the
+    year progress of docs/design.md §1.5 (the model calendar is the Gregorian one, the
     year 365.24219 days long) and y_solstice = 171.5 / 365.24219 (21 June); the
     northern hemisphere's equilibrium is warmest at the June solstice. The
     sin(phi) term is Polvani & Kushner's asymmetric term [3] made periodic;
@@ -64,7 +64,6 @@ import os
 import time as time_lib
 
 import numpy as np
-import pandas as pd
 import xarray
 
 from minigencast import data as data_lib
@@ -82,7 +81,7 @@ EPS_SEASON = 15.0  # K, amplitude of the seasonal hemispheric asymmetry
 A_DAY = 8.0  # K, boundary-layer diurnal amplitude of T_eq over land
 Y_SOLSTICE = 171.5 / 365.24219
 TEN_METRE_WIND_FACTOR = 0.8
-YEAR_DAYS = 365.24219  # as DeepMind's data_utils year progress (spec sec. 1.5)
+YEAR_DAYS = 365.24219  # as DeepMind's data_utils year progress (docs/design.md §1.5)
 
 # int16 packing: value = add_offset + scale_factor * stored (stored in [-32767, 32767]).
 PACKING = {
@@ -161,7 +160,7 @@ def land_sea_mask(lat_deg, lon_deg):
 
 
 def _phase_at(start: np.datetime64):
-    """Year and day progress at `start` (float64, spec sec. 1.5)."""
+    """Year and day progress at `start` (float64, docs/design.md §1.5)."""
     seconds = (np.datetime64(start, "s") - np.datetime64("1970-01-01T00:00:00", "s")).astype(
         np.int64
     )
@@ -482,12 +481,6 @@ def _diagnose(traj, out_grid, coords, specs, ref_temps, lat, lon, config):
     return variables.add_cf_attrs(ds)
 
 
-def times_for(config: ToyPlanetConfig):
-    """The 12-hourly output times of a configuration."""
-    start = pd.Timestamp(config.start)
-    return pd.date_range(start, periods=config.output_steps(), freq="12h")
-
-
 # --------------------------------------------------------------------------- writing
 SPLITS = data_lib.SPLITS  # the file names `load_embedded(split)` reads
 # Fractions of the output period, in time order (1 year: Jan-Aug, Sep-Oct, Nov-Dec).
@@ -503,7 +496,7 @@ def split_by_time(ds: xarray.Dataset) -> dict[str, xarray.Dataset]:
     if np.any(np.diff(edges) < 3):
         raise ValueError(
             f"{n} time steps are too few for three splits of >= 3 steps each "
-            "(one window). Fix: ask for at least 18 steps (--num-steps 18 or more)."
+            "(one window). Fix: ask for at least 18 steps (--num_steps 18 or more)."
         )
     return {
         name: ds.isel(time=slice(int(edges[i]), int(edges[i + 1]))) for i, name in enumerate(SPLITS)
@@ -563,10 +556,10 @@ def command_line(config: ToyPlanetConfig, out_dir: str) -> str:
     cmd = (
         f"minigencast data toy-planet --out {out_dir} --years {config.years:g} "
         f"--resolution {config.resolution:g} --levels {levels} --seed {config.seed} "
-        f"--spinup-days {config.spinup_days:g}"
+        f"--spinup_days {config.spinup_days:g}"
     )
     if config.num_steps is not None:
-        cmd += f" --num-steps {config.num_steps}"
+        cmd += f" --num_steps {config.num_steps}"
     return cmd
 
 
@@ -682,7 +675,7 @@ Python API twin: `minigencast.data.toy_planet.generate(...)`. Code:
 temperature, geopotential, u_component_of_wind, v_component_of_wind on levels;
 2m_temperature, mean_sea_level_pressure, 10m_u/v_component_of_wind; static
 geopotential_at_surface (zero), land_sea_mask. The task is
-`minigencast.variables.TOY_PLANET_TASK` (16 target channels). Absent, because a dry
+`minigencast.config.TOY_PLANET_TASK` (16 target channels). Absent, because a dry
 Held-Suarez planet has none: humidity, vertical velocity, precipitation, SST.
 
 ## Good for

@@ -4,7 +4,7 @@
 `graphcast/data_utils.py@d39de19` function of the same name (DeepMind layout in,
 DeepMind layout out) and is checked against its outputs in the parity folder:
 
-  1. select pressure levels by value; add the progress features (spec sec. 1.5);
+  1. select pressure levels by value; add the progress features (docs/design.md §1.5);
      drop `datetime`;
   2. re-base `time` so that the last input frame is 0:
      time <- time + target_duration - time[-1];

@@ -5,12 +5,12 @@ vectors and index arrays built once from the task and the normalisation
 statistics) and per-time arrays:
 
   frames   [time, lat, lon, C_t]  physical target variables, DeepMind's target
-                                  channel order (`stacking.target_channels`), SST NaNs
-                                  filled with min(SST) (spec sec. 2.2 step 1)
-  forcings [time, lat, lon, C_f]  the generated forcings (spec sec. 1.5), normalised
+                                  channel order (`channel_order.target_channels`), SST NaNs
+                                  filled with min(SST) (docs/design.md §2.2 step 1)
+  forcings [time, lat, lon, C_f]  the generated forcings (docs/design.md §1.5), normalised
   static   [lat, lon, C_s]        static fields, normalised
 
-A window (t-12h, t, t+12h) becomes one training example (spec sec. 1.3, 2.2):
+A window (t-12h, t, t+12h) becomes one training example (docs/design.md §1.3, §2.2):
 
   inputs   [lat, lon, C_in] = gather(concat(norm(frame_0), forcing_0, norm(frame_1),
                               forcing_1, static))[..., input_index]
@@ -35,9 +35,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from minigencast import stacking, variables
-
-SST = "sea_surface_temperature"
+from minigencast import channel_order, stacking, variables
 
 
 class Layout(NamedTuple):
@@ -68,32 +66,32 @@ class Layout(NamedTuple):
     num_input_times: int
 
 
-def static_channels(task) -> tuple[stacking.Channel, ...]:
+def static_channels(task) -> tuple[channel_order.Channel, ...]:
     """Static input channels (sorted, one each), e.g. geopotential_at_surface, land_sea_mask."""
     names = sorted(v for v in task.input_variables if v in variables.STATIC_VARIABLES)
-    return tuple(stacking.Channel(v) for v in names)
+    return tuple(channel_order.Channel(v) for v in names)
 
 
 def build_layout(task, stats: dict) -> Layout:
     """The `Layout` of `task` given stats {"mean", "stddev", "diffs_stddev", "min"} Datasets.
 
     Variables absent from a statistics file are left unnormalised (mean 0, std 1), as
-    DeepMind's normalisation does (spec sec. 2.1).
+    DeepMind's normalisation does (docs/design.md §2.1).
     """
-    targets = stacking.target_channels(task)
-    forcings = stacking.forcing_channels(task)
+    targets = channel_order.target_channels(task)
+    forcings = channel_order.forcing_channels(task)
     statics = static_channels(task)
-    inputs = stacking.input_channels(task)
-    n_in_times = stacking.num_input_times(task)
+    inputs = channel_order.input_channels(task)
+    n_in_times = channel_order.num_input_times(task)
 
     def vec(channels, name, default):
         return stacking.channel_vector(channels, stats[name], default=default).astype(np.float32)
 
     is_residual = np.array([c.variable in task.input_variables for c in targets])
-    nan_fillable = np.array([c.variable == SST for c in targets])
+    nan_fillable = np.array([c.variable == variables.SST for c in targets])
     fill = np.zeros(len(targets), np.float32)
     if nan_fillable.any():
-        fill[nan_fillable] = vec([c for c in targets if c.variable == SST], "min", None)
+        fill[nan_fillable] = vec([c for c in targets if c.variable == variables.SST], "min", None)
 
     t_pos = {(c.variable, c.level): i for i, c in enumerate(targets)}
     f_pos = {c.variable: i for i, c in enumerate(forcings)}
@@ -136,7 +134,7 @@ def _level_sel(da, level):
 def frames_from_dataset(ds, task, layout: Layout | None = None) -> np.ndarray:
     """[time, lat, lon, C_t] float32 physical target variables (NaNs filled if `layout`)."""
     blocks = []
-    for c in stacking.target_channels(task):
+    for c in channel_order.target_channels(task):
         if c.variable not in ds:
             raise ValueError(
                 f"dataset has no variable {c.variable!r} that the model predicts; it has "
@@ -154,7 +152,7 @@ def forcings_from_dataset(ds, task, layout: Layout) -> np.ndarray:
     """[time, lat, lon, C_f] float32 normalised forcings; `ds` must hold them."""
     n_lat, n_lon = ds.sizes["lat"], ds.sizes["lon"]
     blocks = []
-    for c in stacking.forcing_channels(task):
+    for c in channel_order.forcing_channels(task):
         if c.variable not in ds:
             raise ValueError(f"dataset has no forcing {c.variable!r}; add the forcings first")
         da = ds[c.variable]
@@ -305,7 +303,7 @@ def roll_longitude(example: dict, rng: np.random.Generator, rows=None, batch_siz
 
 # ----------------------------------------------------------------------------- datasets
 def read_stats(folder: str) -> dict:
-    """The four statistics files of DeepMind's layout (spec sec. 2.1) from `folder`."""
+    """The four statistics files of DeepMind's layout (docs/design.md §2.1) from `folder`."""
     from minigencast import normalization
 
     return normalization.load_stats(folder)
@@ -417,9 +415,9 @@ def prepare(ds, task, stats: dict, streaming: bool = False) -> Prepared:
         raw, frames, forcings = (
             TimeReader(subset(names), read, grid + (len(channels(task)),), name)
             for read, names, channels, name in (
-                (read_raw, task.target_variables, stacking.target_channels, "frames"),
-                (read_frames, task.target_variables, stacking.target_channels, "frames"),
-                (read_forcings, task.forcing_variables, stacking.forcing_channels, "forcings"),
+                (read_raw, task.target_variables, channel_order.target_channels, "frames"),
+                (read_frames, task.target_variables, channel_order.target_channels, "frames"),
+                (read_forcings, task.forcing_variables, channel_order.forcing_channels, "forcings"),
             )
         )
         for reader in (frames, forcings):  # Missing variables and grid mismatches now.
