@@ -424,7 +424,7 @@ def train(
         raise ValueError(
             f"batch_size {tc.batch_size} must be divisible by the {mesh.devices.size} devices"
         )
-    noise_fn = noise_function(data.lat, data.lon)
+    noise_fn = noise.noise_function(data.lat, data.lon)
     structure = replicate(network.build_structure(cfg, data.lat, data.lon), mesh)
     fetch = windows.make_fetch(data.frames, data.forcings, data.static, data.layout)
 
@@ -515,14 +515,3 @@ def train(
         bar.close()
     plot_loss_curve(run_dir)
     return {"state": state, "history": history, "checkpoint": path}
-
-
-_NOISE_FNS: dict = {}
-
-
-def noise_function(lat, lon):
-    """noise.make_spherical_noise_fn(lat, lon), cached per grid (a stable jit static arg)."""
-    key = (tuple(np.asarray(lat).tolist()), tuple(np.asarray(lon).tolist()))
-    if key not in _NOISE_FNS:
-        _NOISE_FNS[key] = noise.make_spherical_noise_fn(np.asarray(lat), np.asarray(lon))
-    return _NOISE_FNS[key]

@@ -9,7 +9,7 @@ import pytest
 import synthetic_data
 import xarray
 
-from minigencast import checkpoint, config, forecast, network, train, training_state, windows
+from minigencast import checkpoint, config, forecast, network, noise, train, training_state, windows
 
 STEP = np.timedelta64(12, "h")
 
@@ -34,7 +34,7 @@ def _rollout(setup, num_steps=10, members=2, chunk=5):
     cfg, ds, stats, params = setup
     data = windows.prepare(ds, cfg.task_config, stats)
     structure = network.build_structure(cfg, data.lat, data.lon)
-    noise_fn = train.noise_function(data.lat, data.lon)
+    noise_fn = noise.noise_function(data.lat, data.lon)
     forcings = data.forcings[None, : 2 + num_steps]
     return forecast.rollout(
         params,
