@@ -196,6 +196,8 @@ def rollout(
     )
     frames = windows.fill_nans(np, init_frames, layout)
     frames = np.broadcast_to(frames[:, None], (n_init, num_members) + frames.shape[1:])
+    if init_times is not None and len(init_times) != n_init:
+        raise ValueError(f"{len(init_times)} init times for {n_init} sets of input frames")
     keys = member_keys(seed, num_members, init_times)
     if init_times is None:
         keys = jnp.broadcast_to(keys, (n_init,) + keys.shape)

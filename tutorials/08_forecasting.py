@@ -324,7 +324,7 @@ def denoise_fn(x, sigma):
     return preconditioning.denoise(raw, x, sigma)
 
 
-_, step_key = jax.random.split(forecast.member_keys(SEED, 1)[0])
+_, step_key = jax.random.split(forecast.member_keys(SEED, 1, init_times[:1])[0, 0])
 residual = jax.jit(sampler.sample, static_argnums=(0, 3))(
     denoise_fn, step_key, jnp.zeros(frames.shape[1:]), CFG.sampler_config, noise_fn
 )
