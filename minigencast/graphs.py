@@ -11,7 +11,8 @@ code as data (spec sec. 6.4 and 7):
   it ourselves: candidate faces from a k-d tree of face centroids, a cheap "is the
   projection inside this face" test, and for the few points on a face boundary the
   exact closest point on each candidate with trimesh's tie rule (`closest_faces`).
-  O(N_g (log F + K)), K = 4 (8 on boundaries) candidates.
+  O(N_g (log F + K)), K = 4 (8 on boundaries) candidates. At exact ties DeepMind's
+  face comes from `mesh2grid_ties.py` (a table, or trimesh where installed).
 * **features**: nodes [sin lat, cos lon, sin lon]; edges [|d|, d] / max|d| with d the
   sender minus receiver position in the receiver's local frame (`geometry.py`).
 * **attention mask**: mesh node i attends to j iff their hop distance is <= k, i.e.
