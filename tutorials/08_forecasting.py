@@ -239,8 +239,8 @@ plt.show()
 # %% [markdown]
 # **Check.** The layout is what the metrics expect (`valid_time = init_time + lead_time`),
 # every value is finite, members differ from each other, and member $i$ does not depend on
-# the ensemble size (member keys are `fold_in(key(seed), i)`), so a 2-member run
-# reproduces the first two members.
+# the ensemble size (member keys are `fold_in(key(seed), i)`, then the init time is folded
+# in), so a 2-member run reproduces the first two members.
 
 # %%
 assert fc[var].dims == ("sample", "init_time", "lead_time", "level", "lat", "lon")
