@@ -56,7 +56,7 @@ def embedded(rounds: int, batches: int, steps: int, workdir: str) -> dict:
     import numpy as np
     import xarray
 
-    from minigencast import arrays, config, data, loader, network, train
+    from minigencast import arrays, config, data, loader, network, noise, train
 
     cfg, tc = config.cpu(), config.cpu_training()
     stats = data.embedded_stats()
@@ -93,7 +93,7 @@ def embedded(rounds: int, batches: int, steps: int, workdir: str) -> dict:
             fetch_rate[name].append(done * tc.batch_size / (time.perf_counter() - t0))
 
     mesh = train.data_mesh()
-    noise_fn = train.noise_function(memory.lat, memory.lon)
+    noise_fn = noise.noise_function(memory.lat, memory.lon)
     structure = train.replicate(network.build_structure(cfg, memory.lat, memory.lon), mesh)
     step = train.make_train_step(train.make_example_loss(cfg, memory.lat, noise_fn), tc, mesh)
     params = network.init_denoiser(jax.random.key(0), cfg, *network.channel_counts(cfg))

@@ -31,7 +31,18 @@ def run_one(repeats: int, mean: str) -> dict:
     import jax
 
     sys.path.insert(0, ROOT)
-    from minigencast import arrays, config, data, forecast, loader, network, nn, quickstart, train
+    from minigencast import (
+        arrays,
+        config,
+        data,
+        forecast,
+        loader,
+        network,
+        nn,
+        noise,
+        quickstart,
+        train,
+    )
 
     nn.mean_last_axis = {"reduce": nn.mean_last_axis_reduce, "matvec": nn.mean_last_axis_matvec}[
         mean
@@ -40,7 +51,7 @@ def run_one(repeats: int, mean: str) -> dict:
     cfg, tc = config.cpu(), config.cpu_training()
     d = arrays.prepare(quickstart.training_data(), cfg.task_config, data.embedded_stats())
     mesh = train.data_mesh()
-    noise_fn = train.noise_function(d.lat, d.lon)
+    noise_fn = noise.noise_function(d.lat, d.lon)
     structure = train.replicate(network.build_structure(cfg, d.lat, d.lon), mesh)
     fetch = arrays.make_fetch(d.frames, d.forcings, d.static, d.layout)
     train_windows, _ = loader.split_by_time(d.times, tc.validation_fraction)

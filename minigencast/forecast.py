@@ -17,8 +17,13 @@ one. The last chunk is padded (its extra steps are computed and discarded).
 Forcings of all future steps are computed up front (they are functions of time
 and longitude only).
 
-Ensembles: member i uses key fold_in(key(seed), i), split at every step into
-(carry, this_step), so the first N members are identical for any ensemble size.
+Ensembles: member i of the forecast from init time t uses key
+fold_in(fold_in(key(seed), i), minutes since 1970 of t), split at every step into
+(carry, this_step): the first N members are identical for any ensemble size, and
+each init draws its own noise, whatever other inits are run with it.
+Noise: every field the sampler draws comes from a noise source (`noise.py`), bound
+to each (member, init, step): by default fresh spherical noise from the key; a
+`noise.RecordedNoise` replays recorded fields (`docs/parity.md`).
 With several devices (and a member count divisible by them) members are sharded
 over a one-axis device mesh ("sample"); otherwise the same code runs on one device.
 The mesh spans the devices of all processes of a multi-process run (multihost.py):
@@ -45,6 +50,7 @@ from minigencast import (
     channel_order,
     multihost,
     network,
+    noise,
     preconditioning,
     sampler,
 )
@@ -61,7 +67,8 @@ def forecast_step(params, structure, cfg, layout, static, frames, forcings, key,
       frames: [T_in, lat, lon, C_t] physical input frames (NaN-filled), oldest first.
       forcings: [T_in + 1, lat, lon, C_f] normalised forcings (input times, then target).
       static: [lat, lon, C_s] normalised static fields.
-      noise_fn: noise_fn(key, template [lat, lon, C_t]) -> unit noise (spherical).
+      noise_fn: noise_fn(key, template [lat, lon, C_t]) -> unit noise (spherical), or
+        a noise source bound to this member, init and step (`noise.py`).
     """
     inputs = arrays.build_inputs(jnp, frames, forcings[:-1], static, layout)
 
@@ -78,37 +85,52 @@ def forecast_step(params, structure, cfg, layout, static, frames, forcings, key,
 
 
 def _rollout_chunk(
-    params, structure, layout, static, frames, keys, forcing_windows, nan_mask, noise_fn, *, cfg
+    params,
+    structure,
+    layout,
+    static,
+    frames,
+    keys,
+    forcing_windows,
+    nan_mask,
+    noise_fn,
+    address,
+    *,
+    cfg,
 ):
     """`lax.scan` of `forecast_step` over a chunk, `vmap`ped over inits and members.
 
     Args:
-      frames: [I, S, T_in, lat, lon, C_t] (I init times, S members); keys: [S].
+      frames: [I, S, T_in, lat, lon, C_t] (I init times, S members); keys: [I, S].
       forcing_windows: [I, K, T_in + 1, lat, lon, C_f] forcings of each step of the chunk.
       nan_mask: [I, lat, lon, C_t] bool, where outputs are NaN (SST over land).
+      noise_fn: a noise source (`noise.as_source`), bound here to each
+        (member, init, step) of `address` = (members [S], inits [I], steps [K]) int32.
     Returns:
-      (frames [I, S, T_in, ...], keys [S], outputs [I, S, K, lat, lon, C_t]).
+      (frames [I, S, T_in, ...], keys [I, S], outputs [I, S, K, lat, lon, C_t]).
     """
+    members, inits, steps = address
 
-    def member(frames, key, forcing_windows, nan_mask):
-        def body(carry, forcings):
+    def member(frames, key, forcing_windows, nan_mask, member_index, init_index):
+        def body(carry, xs):
+            forcings, step_index = xs
             frames, key = carry
             key, step_key = jax.random.split(key)
+            step_noise = noise_fn.bind(member_index, init_index, step_index)
             frame = forecast_step(
-                params, structure, cfg, layout, static, frames, forcings, step_key, noise_fn
+                params, structure, cfg, layout, static, frames, forcings, step_key, step_noise
             )
             fed = jnp.where(nan_mask, arrays.per_channel(jnp.asarray(layout.fill), frame), frame)
             frames = jnp.concatenate([frames[1:], fed[None]], axis=0)
             return (frames, key), jnp.where(nan_mask, jnp.nan, frame)
 
-        (frames, key), outputs = jax.lax.scan(body, (frames, key), forcing_windows)
+        (frames, key), outputs = jax.lax.scan(body, (frames, key), (forcing_windows, steps))
         return frames, key, outputs
 
-    over_members = jax.vmap(member, in_axes=(0, 0, None, None))
-    frames, keys, outputs = jax.vmap(over_members, in_axes=(0, None, 0, 0))(
-        frames, keys, forcing_windows, nan_mask
+    over_members = jax.vmap(member, in_axes=(0, 0, None, None, 0, None))
+    return jax.vmap(over_members, in_axes=(0, 0, 0, 0, None, 0))(
+        frames, keys, forcing_windows, nan_mask, members, inits
     )
-    return frames, keys[0], outputs
 
 
 # Compiled once per (cfg, shapes); the layout and structure enter as data.
@@ -116,10 +138,26 @@ def _rollout_chunk(
 rollout_chunk = jax.jit(_rollout_chunk, static_argnames=("cfg",))
 
 
-def member_keys(seed: int, num_members: int):
-    """[S] keys fold_in(key(seed), i): member i is the same for any ensemble size."""
+def member_keys(seed: int, num_members: int, init_times=None):
+    """Keys of members i = 0..S-1: member i is the same for any ensemble size.
+
+    Without `init_times`: [S] keys fold_in(key(seed), i). With `init_times` [I]
+    (datetime64): [I, S] keys fold_in(fold_in(key(seed), i), init_minutes(t)), so each
+    init draws its own noise (as DeepMind draws over every non-spatial dimension,
+    batch included) and adding or removing inits changes no other forecast.
+    """
     base = jax.random.key(seed)
-    return jax.vmap(lambda i: jax.random.fold_in(base, i))(jnp.arange(num_members))
+    keys = jax.vmap(lambda i: jax.random.fold_in(base, i))(jnp.arange(num_members))
+    if init_times is None:
+        return keys
+    minutes = jnp.asarray(init_minutes(init_times))
+    return jax.vmap(lambda m: jax.vmap(lambda k: jax.random.fold_in(k, m))(keys))(minutes)
+
+
+def init_minutes(init_times) -> np.ndarray:
+    """[I] uint32 minutes since 1970-01-01 of each init time, modulo 2^32 (8,000 years)."""
+    minutes = np.asarray(init_times, "datetime64[m]").astype(np.int64)
+    return (minutes % 2**32).astype(np.uint32)
 
 
 def sample_mesh(num_members: int) -> Mesh | None:
@@ -143,6 +181,7 @@ def rollout(
     noise_fn,
     seed=0,
     chunk_steps=4,
+    init_times=None,
 ):
     """Yields (first_step, outputs [I, S, k, lat, lon, C_t] NumPy) chunk by chunk.
 
@@ -151,9 +190,12 @@ def rollout(
         hold SST NaNs).
       forcings: [I, T_in + num_steps, lat, lon, C_f] normalised forcings of every time
         from the first input frame to the last lead time.
-      num_steps: 12 h steps; num_members: ensemble size S (same member keys at every
-        init time).
+      num_steps: 12 h steps; num_members: ensemble size S.
+      noise_fn: noise_fn(key, template) or a noise source (`noise.py`), bound to each
+        (member, init index, step).
       chunk_steps: steps per compiled chunk (memory ~ chunk_steps, not num_steps).
+      init_times: [I] datetime64 of the inits, folded into the member keys
+        (`member_keys`); None gives member i the same key at every init.
     """
     t_in = layout.num_input_times
     init_frames = np.asarray(init_frames, np.float32)
@@ -165,15 +207,21 @@ def rollout(
     )
     frames = arrays.fill_nans(np, init_frames, layout)
     frames = np.broadcast_to(frames[:, None], (n_init, num_members) + frames.shape[1:])
-    keys = member_keys(seed, num_members)
+    if init_times is not None and len(init_times) != n_init:
+        raise ValueError(f"{len(init_times)} init times for {n_init} sets of input frames")
+    keys = member_keys(seed, num_members, init_times)
+    if init_times is None:
+        keys = jnp.broadcast_to(keys, (n_init,) + keys.shape)
+    noise_source = noise.as_source(noise_fn)
+    members, inits = np.arange(num_members, dtype=np.int32), np.arange(n_init, dtype=np.int32)
     # The carry is placed (and committed) up front, exactly as the chunk function returns
     # it, so every chunk call has the same signature: one compilation.
     mesh = sample_mesh(num_members)
     if mesh is not None:
         frames = jax.device_put(frames, NamedSharding(mesh, PartitionSpec(None, SAMPLE_AXIS)))
         # Through the key bits: a host array may be placed on devices of every process.
-        bits = np.asarray(jax.random.key_data(keys))
-        bits = jax.device_put(bits, NamedSharding(mesh, PartitionSpec(SAMPLE_AXIS)))
+        bits = np.asarray(jax.random.key_data(keys))  # [I, S, ...]
+        bits = jax.device_put(bits, NamedSharding(mesh, PartitionSpec(None, SAMPLE_AXIS)))
         keys = jax.random.wrap_key_data(bits)
     else:
         device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
@@ -193,7 +241,8 @@ def rollout(
             keys,
             win,
             nan_mask,
-            noise_fn,
+            noise_source,
+            (members, inits, np.arange(start, start + chunk_steps, dtype=np.int32)),
             cfg=cfg,
         )
         k = min(chunk_steps, num_steps - start)
@@ -460,6 +509,8 @@ def run(
     progress: bool = True,
     overwrite: bool = False,
     protect=(),
+    graphs: dict | None = None,
+    noise_source=None,
 ):
     """Ensemble forecasts from `init_times`; the API twin of `minigencast forecast`.
 
@@ -474,13 +525,15 @@ def run(
       overwrite: replace an earlier forecast of ours at `out` (nothing else is ever
         replaced); protect: paths `out` must not be (the input data, the checkpoint;
         the dataset's own source file is added).
+      graphs: the model's graphs (`graphs.build_graphs` layout), e.g. DeepMind's own;
+        default: built for the data's grid.
+      noise_source: where the sampler's noise comes from (`noise.py`), bound to each
+        (member, init index, step); default: spherical noise from the member keys.
     Returns:
       The forecast Dataset (sample, init_time, lead_time, [level,] lat, lon), or the
       path written.
     """
     import tqdm
-
-    from minigencast import train
 
     if out is not None:  # Refuse a bad output path before any work.
         from minigencast import safe_output
@@ -494,8 +547,9 @@ def run(
     idx = init_indices(data.times, init_times, t_in)
     init_times = data.times[idx]
     lead_times = np.arange(1, num_steps + 1) * STEP
-    structure = network.build_structure(cfg, data.lat, data.lon)
-    noise_fn = train.noise_function(data.lat, data.lon)
+    structure = network.build_structure(cfg, data.lat, data.lon, graphs)
+    if noise_source is None:
+        noise_source = noise.KeyedNoise(noise.noise_function(data.lat, data.lon))
     attrs = {n: dict(dataset[n].attrs) for n in task.target_variables if n in dataset}
 
     writer = None
@@ -538,9 +592,10 @@ def run(
             forcings,
             num_steps,
             num_members,
-            noise_fn,
+            noise_source,
             seed=seed,
             chunk_steps=chunk_steps,
+            init_times=init_times,
         ):
             k = outputs.shape[2]
             chunk = chunk_to_dataset(

@@ -11,7 +11,8 @@ code as data (docs/design.md §6.4 and §7):
   it ourselves: candidate faces from a k-d tree of face centroids, a cheap "is the
   projection inside this face" test, and for the few points on a face boundary the
   exact closest point on each candidate with trimesh's tie rule (`closest_faces`).
-  O(N_g (log F + K)), K = 4 (8 on boundaries) candidates.
+  O(N_g (log F + K)), K = 4 (8 on boundaries) candidates. At exact ties DeepMind's
+  face comes from `mesh2grid_ties.py` (a table, or trimesh where installed).
 * **features**: nodes [sin lat, cos lon, sin lon]; edges [|d|, d] / max|d| with d the
   sender minus receiver position in the receiver's local frame (`geometry.py`).
 * **attention mask**: mesh node i attends to j iff their hop distance is <= k, i.e.
@@ -37,7 +38,7 @@ import tempfile
 import numpy as np
 import scipy.spatial
 
-from minigencast import geometry, icosahedral_mesh
+from minigencast import geometry, icosahedral_mesh, mesh2grid_ties
 
 GRAPH_KEYS = (
     "mesh_vertices",
@@ -57,7 +58,7 @@ GRAPH_KEYS = (
     "attention_mask_rows",
     "attention_mask_cols",
 )
-_CACHE_VERSION = "3"  # bump when the construction changes: old cache entries are ignored
+_CACHE_VERSION = "4"  # bump when the construction changes: old cache entries are ignored
 _MEMORY_CACHE: dict[str, dict[str, np.ndarray]] = {}
 
 
@@ -138,7 +139,9 @@ def _closest_points_on_triangles(p, a, b, c):
     return q
 
 
-def closest_faces(points, mesh, num_candidates: int = 8, chunk: int = 65536) -> np.ndarray:
+def closest_faces(
+    points, mesh, num_candidates: int = 8, chunk: int = 65536, return_ties: bool = False
+):
     """Index of the mesh face closest to each point, reproducing trimesh's choice.
 
     For a point outside the convex mesh (grid points lie on the sphere, the flat
@@ -149,12 +152,11 @@ def closest_faces(points, mesh, num_candidates: int = 8, chunk: int = 65536) -> 
     unit normal is most aligned with p - q (the face "facing" the point). The
     arithmetic follows trimesh's operation order.
 
-    Tie rule: grid points lying exactly on a mesh edge in a mirror plane of the mesh
-    (lon = 0 or 180) are bit-exactly equidistant from two faces with identical
-    alignment; trimesh then keeps whichever its r-tree listed first, which we cannot
-    replay. We take the higher face index, which matches DeepMind on 3 of the 4 such
-    points of the parity grid (13x24, splits 2); the 4th gets the mirror-image face.
-    Both faces are equally valid; for bit-exact parity load DeepMind's graphs.
+    Ties: grid points lying exactly on a mesh edge in a mirror plane of the mesh are
+    bit-exactly equidistant from two faces with identical alignment (or from three or
+    more faces around a vertex); trimesh then keeps whichever its r-tree listed first,
+    which this rule cannot replay. We take the higher face index and report the point
+    as a tie (`mesh2grid_ties.resolve` then gives DeepMind's face where it is known).
 
     Args:
       points: [num_points, 3].
@@ -164,7 +166,8 @@ def closest_faces(points, mesh, num_candidates: int = 8, chunk: int = 65536) -> 
         brute force in the tests).
 
     Returns:
-      [num_points] int64 face indices.
+      [num_points] int64 face indices; with `return_ties`, also [num_points] bool, True
+      where the choice depends on trimesh's candidate order.
     """
     points = np.asarray(points, dtype=np.float64)
     triangles = mesh.vertices.astype(np.float64)[mesh.faces]  # [F, 3, 3]
@@ -185,6 +188,7 @@ def closest_faces(points, mesh, num_candidates: int = 8, chunk: int = 65536) -> 
     tree = scipy.spatial.cKDTree(triangles.mean(axis=1))
     k_fast, k_exact = min(4, len(triangles)), min(num_candidates, len(triangles))
     result = np.empty(len(points), dtype=np.int64)
+    ties = np.zeros(len(points), dtype=bool)
     for start in range(0, len(points), chunk):
         p = points[start : start + chunk]
         num = len(p)
@@ -197,18 +201,25 @@ def closest_faces(points, mesh, num_candidates: int = 8, chunk: int = 65536) -> 
         margin = np.minimum(inside.min(axis=2), height)  # [P, k]
         first = margin.argmax(axis=1)
         chosen = cand[np.arange(num), first]
-        hard = np.flatnonzero(margin[np.arange(num), first] <= 1e-10)
-        if hard.size:  # on or within 1e-10 of an edge: trimesh's full rule
+        hard = np.flatnonzero(margin[np.arange(num), first] <= 1e-7)
+        if hard.size:  # on or near (1e-7) an edge: trimesh's full rule
             _, cand = tree.query(p[hard], k=k_exact)
             # Descending face index: exact ties go to the higher index (see above).
             cand = -np.sort(-cand.reshape(len(hard), k_exact), axis=1)
-            chosen[hard] = _closest_faces_exact(p[hard], cand, triangles, normals)
+            chosen[hard], tied = _closest_faces_exact(p[hard], cand, triangles, normals)
+            ties[start + hard] = tied
         result[start : start + chunk] = chosen
-    return result
+    return (result, ties) if return_ties else result
 
 
 def _closest_faces_exact(p, cand, triangles, normals):
-    """trimesh's choice among candidate faces `cand` [P, k] for points p [P, 3]."""
+    """trimesh's choice among candidate faces `cand` [P, k] for points p [P, 3].
+
+    Returns (faces [P], ties [P] bool): a tie is a point where that choice depends on
+    the candidates' order: the closest faces are equally close and trimesh does not
+    compare alignments (squared distance <= 1e-8), or it compares two faces whose
+    alignments are equal (to 1e-9), or which two it compares is itself a tie.
+    """
     num, k = cand.shape
     tri = triangles[cand.reshape(-1)]  # [P * k, 3, 3]
     pp = np.repeat(p, k, axis=0)
@@ -222,19 +233,28 @@ def _closest_faces_exact(p, cand, triangles, normals):
     unit = v.reshape(num, k, 3)[rows, best2] / (d_best**0.5)[..., None]
     alignment = (normals[face_best] * unit).sum(axis=2)  # [P, 2]
     pick = np.where(ambiguous, np.argmax(alignment, axis=1), 0)
-    return face_best[np.arange(num), pick]
+    # Order-dependent: the first two (or, when ambiguous, the second and third) are
+    # equally close (to 1e-12 relative), or the alignments of the two are equal.
+    close = 1e-12 * d_best[:, :1]
+    first_tied = np.sum(dist2 <= d_best[:, :1] + close, axis=1) >= 2
+    second_tied = np.sum(dist2 <= d_best[:, 1:] + close, axis=1) >= 3
+    aligned = np.abs(alignment[:, 0] - alignment[:, 1]) <= 1e-9
+    tied = np.where(ambiguous, second_tied | aligned, first_tied)
+    return face_best[np.arange(num), pick], tied
 
 
-def mesh2grid_edges(grid_xyz, mesh) -> tuple[np.ndarray, np.ndarray]:
-    """Each grid point receives from the 3 vertices of its closest mesh face.
+def mesh2grid_faces(lat, lon, mesh_size: int, dtype=np.float32) -> np.ndarray:
+    """[n_lat * n_lon] DeepMind's mesh2grid face of every grid node (banded mesh).
 
-    Returns:
-      senders (mesh indices), receivers (grid indices): [3 * num_grid_nodes] int32,
-      grid-major, in the face's vertex order.
+    Positions come from lat, lon cast to `dtype`, as in DeepMind's denoiser (float32);
+    ties are resolved by `mesh2grid_ties.resolve`.
     """
-    faces = mesh.faces[closest_faces(grid_xyz, mesh)]  # [num_grid_nodes, 3]
-    receivers = np.repeat(np.arange(len(grid_xyz), dtype=np.int32), 3)
-    return faces.reshape(-1).astype(np.int32), receivers
+    lat, lon = np.asarray(lat).astype(dtype), np.asarray(lon).astype(dtype)
+    grid_xyz = geometry.lat_lon_to_xyz(*geometry.grid_lat_lon(lat, lon)).astype(np.float64)
+    mesh = icosahedral_mesh.build_mesh(mesh_size)
+    faces, ties = closest_faces(grid_xyz, mesh, return_ties=True)
+    key = mesh2grid_ties.table_key(lat, lon, mesh_size, dtype)
+    return mesh2grid_ties.resolve(faces, ties, grid_xyz, mesh, mesh_size, key)
 
 
 # ----------------------------------------------------------------------------- attention
@@ -345,7 +365,9 @@ def _build(lat, lon, mesh_size, radius_query_fraction_edge_length, attention_k_h
 
     radius = np.float32(icosahedral_mesh.max_edge_length(mesh) * radius_query_fraction_edge_length)
     g2m_s, g2m_r = grid2mesh_edges(grid_xyz, mesh.vertices, radius)
-    m2g_s, m2g_r = mesh2grid_edges(grid_xyz, mesh)
+    faces = mesh.faces[mesh2grid_faces(lat, lon, mesh_size)]  # [num_grid_nodes, 3]
+    m2g_s = faces.reshape(-1).astype(np.int32)
+    m2g_r = np.repeat(np.arange(len(grid_xyz), dtype=np.int32), 3)
     rows, cols = attention_mask(
         mesh_senders,
         mesh_receivers,
@@ -388,6 +410,9 @@ def cache_dir() -> pathlib.Path:
 def cache_key(lat, lon, mesh_size, radius_query_fraction_edge_length, attention_k_hop) -> str:
     """Hash of everything the graphs depend on: grid coordinates, splits, radius, k."""
     h = hashlib.sha256(_CACHE_VERSION.encode())
+    # Ties are resolved by the table, trimesh or the rule: each gets its own entry.
+    key = mesh2grid_ties.table_key(lat, lon, mesh_size, np.float32)
+    h.update(mesh2grid_ties.method(key).encode())
     h.update(np.ascontiguousarray(lat, np.float64).tobytes())
     h.update(b"|")
     h.update(np.ascontiguousarray(lon, np.float64).tobytes())

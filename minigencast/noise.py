@@ -19,9 +19,20 @@ a template of shape [lat, lon] gets one field.
 The exact random numbers of DeepMind's implementation cannot be reproduced (they depend
 on Haiku's key splitting and dinosaur's coefficient layout); only the distribution
 matters (docs/design.md §4, §12 item 17).
+
+Noise sources. The sampler takes every field it draws from a *noise source*: for each
+sampler iteration i it asks `source.initial_noise(key, template)` (used at i = 0 only)
+and `source.churn_noise(key, template, i)`. `KeyedNoise` (the default) draws fresh noise
+from the key; `RecordedNoise` replays fields recorded elsewhere, e.g. by DeepMind's
+sampler (`docs/parity.md`), so that the same weights, inputs and noise give the same
+forecast. A forecast binds its source to each (member, init, step) with
+`source.bind(member, init, step)`.
 """
 
 from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
@@ -101,3 +112,76 @@ def spherical_white_noise(key, lat, lon, shape_prefix=(), num_channels=None, dty
     if num_channels is None and shape_prefix:
         noise = noise[..., 0]
     return noise
+
+
+_NOISE_FNS: dict = {}
+
+
+def noise_function(lat, lon):
+    """`make_spherical_noise_fn(lat, lon)`, cached per grid (a stable jit static arg)."""
+    key = (tuple(np.asarray(lat).tolist()), tuple(np.asarray(lon).tolist()))
+    if key not in _NOISE_FNS:
+        _NOISE_FNS[key] = make_spherical_noise_fn(np.asarray(lat), np.asarray(lon))
+    return _NOISE_FNS[key]
+
+
+# ----------------------------------------------------------------------------- sources
+@jax.tree_util.register_dataclass
+@dataclasses.dataclass(frozen=True)
+class KeyedNoise:
+    """Fresh noise from the key: every field is `noise_fn(key, template)` (the default).
+
+    `noise_fn` is e.g. `make_spherical_noise_fn(lat, lon)` (a pytree carrying its basis)
+    or `sampler.gaussian_noise`.
+    """
+
+    noise_fn: Callable
+
+    def bind(self, *address):
+        """The source of one (member, init, step): the same one, the key decides."""
+        del address
+        return self
+
+    def initial_noise(self, key, template):
+        return self.noise_fn(key, template)
+
+    def churn_noise(self, key, template, iteration):
+        del iteration
+        return self.noise_fn(key, template)
+
+
+@jax.tree_util.register_dataclass
+@dataclasses.dataclass(frozen=True)
+class RecordedNoise:
+    """Replays recorded fields, ignoring the key.
+
+    Attributes:
+      initial: [*address, *state] the initial field of each address.
+      churn: [*address, N, *state] the churn field of each sampler iteration i < N.
+    `address` is () for one sampler call, or (member, init, step) for a forecast
+    (`bind` picks one); state is e.g. [lat, lon, channel].
+    """
+
+    initial: jax.Array
+    churn: jax.Array
+
+    def bind(self, *address):
+        """The fields of one address, e.g. `bind(member, init, step)` (traced ints allowed)."""
+        return RecordedNoise(self.initial[address], self.churn[address])
+
+    def initial_noise(self, key, template):
+        del key
+        return jnp.asarray(self.initial).astype(template.dtype).reshape(template.shape)
+
+    def churn_noise(self, key, template, iteration):
+        del key
+        return jnp.asarray(self.churn)[iteration].astype(template.dtype).reshape(template.shape)
+
+
+def as_source(noise):
+    """`noise` if it is a noise source, else `KeyedNoise(noise)` for a noise_fn(key, template)."""
+    if hasattr(noise, "churn_noise"):
+        return noise
+    if not isinstance(noise, jax.tree_util.Partial):
+        noise = jax.tree_util.Partial(noise)  # a pytree: the source can enter jit as data
+    return KeyedNoise(noise)

@@ -81,6 +81,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from minigencast import config as config_lib
+from minigencast import noise as noise_lib
 
 DenoiseFn = Callable[[jax.Array, jax.Array], jax.Array]
 NoiseFn = Callable[[jax.Array, jax.Array], jax.Array]
@@ -174,9 +175,9 @@ def num_denoiser_calls(config: config_lib.SamplerConfig) -> int:
 # The sampler.
 
 
-def _churn(key, x, churn_std, noise_fn):
+def _churn(key, x, churn_std, source, iteration):
     """EDM Alg. 2 lines 5-6: x_hat = x + S_noise sqrt(sigma_hat^2 - sigma^2) eps'."""
-    return x + churn_std.astype(x.dtype) * noise_fn(key, x)
+    return x + churn_std.astype(x.dtype) * source.churn_noise(key, x, iteration)
 
 
 def _dpm_solver_2s_step(denoise_fn, x, sigma_hat, sigma_mid, sigma_next):
@@ -198,7 +199,7 @@ def _dpm_solver_2s_step(denoise_fn, x, sigma_hat, sigma_mid, sigma_next):
 
 def _run(denoise_fn, key, template, config, noise_fn, record):
     """The sampler loop; returns (sample, trajectory or None)."""
-    noise_fn = gaussian_noise if noise_fn is None else noise_fn
+    source = noise_lib.as_source(gaussian_noise if noise_fn is None else noise_fn)
     template = jnp.asarray(template)
     # The state and schedule are kept in at least float32 (a bfloat16 sigma of 0.03
     # would be 0.030029); the sample is cast to the template's dtype at the end.
@@ -212,18 +213,21 @@ def _run(denoise_fn, key, template, config, noise_fn, record):
 
     # x_0 = sigma_0 eps: the sampler starts from pure noise around zero (the
     # normalised residual's prior mean), as DeepMind's code does.
-    x = sched["sigma"][0] * noise_fn(init_key, state_template).astype(dtype)
+    x = sched["sigma"][0] * source.initial_noise(init_key, state_template).astype(dtype)
     x_init = x
 
-    def churn(key, x, churn_std):
+    def churn(key, x, churn_std, iteration):
         # lax.cond runs one branch, so steps without churn (14-19 for GenCast) draw
         # no noise; the schedule is not batched, so under vmap it stays a cond.
         return jax.lax.cond(
-            churn_std > 0, lambda x: _churn(key, x, churn_std, noise_fn), lambda x: x, x
+            churn_std > 0,
+            lambda x: _churn(key, x, churn_std, source, iteration),
+            lambda x: x,
+            x,
         )
 
     def body(x, step):
-        x = churn(step["key"], x, step["churn_std"])
+        x = churn(step["key"], x, step["churn_std"], step["iteration"])
         x_next, x0 = _dpm_solver_2s_step(
             denoise_fn, x, step["sigma_hat"], step["sigma_mid"], step["sigma_next"]
         )
@@ -231,12 +235,13 @@ def _run(denoise_fn, key, template, config, noise_fn, record):
 
     leading = {k: v[:-1] for k, v in sched.items()}
     leading["key"] = step_keys[:-1]
+    leading["iteration"] = jnp.arange(n - 1)
     x, recorded = jax.lax.scan(body, x, leading)
 
     # Last step, sigma_next = 0: churn if configured, then Euler to 0, i.e.
     # x_N = x + (0 - sigma_hat) (x - D(x; sigma_hat)) / sigma_hat = D(x; sigma_hat).
     if schedule["churn_std"][-1] > 0:
-        x = _churn(step_keys[-1], x, sched["churn_std"][-1], noise_fn)
+        x = _churn(step_keys[-1], x, sched["churn_std"][-1], source, n - 1)
     x_final = denoise_fn(x, sched["sigma_hat"][-1]).astype(template.dtype)
     if not record:
         return x_final, None
@@ -271,8 +276,11 @@ def sample(
       template: array whose shape and dtype the sample takes (its values are
         unused), e.g. [lat, lon, channel] for one GenCast state.
       config: the schedule and churn settings (static: read with NumPy).
-      noise_fn: noise_fn(key, template) -> unit-variance noise like template.
-        Default i.i.d. Gaussian; GenCast uses spherical white noise.
+      noise_fn: noise_fn(key, template) -> unit-variance noise like template, or a
+        noise source (`noise.KeyedNoise`, `noise.RecordedNoise`): iteration i's churn
+        field is `source.churn_noise(step_keys[i], x, i)`, the initial one
+        `source.initial_noise(init_key, template)`. Default i.i.d. Gaussian; GenCast
+        uses spherical white noise.
 
     Returns:
       The sample, shaped and typed like `template` (the loop itself runs in at

@@ -42,10 +42,13 @@ from __future__ import annotations
 import functools
 from typing import NamedTuple
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 
 from minigencast import geometry
+
+HIGHEST = jax.lax.Precision.HIGHEST
 
 
 class Basis(NamedTuple):
@@ -148,9 +151,11 @@ def synthesise(basis: Basis, cos_coeffs, sin_coeffs):
     legendre = jnp.asarray(basis.legendre)  # [M, lat, L]
     n_lon = basis.longitude_size.shape[0]
     big_l = legendre.shape[0]
-    # Latitude profiles per order m: A_m(lat) = sum_l P_lm N_m c_lm (a batched matmul).
-    a_m = jnp.einsum("mil,...ml->...mi", legendre, cos_coeffs)  # [..., M, lat]
-    b_m = jnp.einsum("mil,...ml->...mi", legendre, sin_coeffs)
+    # Latitude profiles per order m: A_m(lat) = sum_l P_lm N_m c_lm (a batched matmul),
+    # at full float32 precision, as dinosaur does: TF32/bf16 passes on GPU/TPU would
+    # otherwise perturb the noise (CPU results are unchanged).
+    a_m = jnp.einsum("mil,...ml->...mi", legendre, cos_coeffs, precision=HIGHEST)  # [..., M, lat]
+    b_m = jnp.einsum("mil,...ml->...mi", legendre, sin_coeffs, precision=HIGHEST)
     # irfft(X)_j = (1/n) [X_0 + 2 sum_m Re(X_m e^{2 pi i m j / n})] sums A_m cos + B_m sin
     # for X_0 = n A_0 and X_m = (n / 2)(A_m - i B_m).
     scale = jnp.full((big_l,), n_lon / 2).at[0].set(n_lon)

@@ -455,7 +455,7 @@ def train(
         raise ValueError(
             f"batch_size {tc.batch_size} must be divisible by the {mesh.devices.size} devices"
         )
-    noise_fn = noise_function(data.lat, data.lon)
+    noise_fn = noise.noise_function(data.lat, data.lon)
     structure = replicate(network.build_structure(cfg, data.lat, data.lon), mesh)
     fetch = arrays.make_fetch(data.frames, data.forcings, data.static, data.layout, data.times)
 
@@ -584,14 +584,3 @@ def drop_nan_windows(data, train_windows, val_windows, log_dir=None, progress=Fa
     if n and log_dir is not None:
         print(f"left out {n} windows with NaN outside SST (skipped_windows.txt)", file=sys.stderr)
     return kept[0], kept[1]
-
-
-_NOISE_FNS: dict = {}
-
-
-def noise_function(lat, lon):
-    """noise.make_spherical_noise_fn(lat, lon), cached per grid (a stable jit static arg)."""
-    key = (tuple(np.asarray(lat).tolist()), tuple(np.asarray(lon).tolist()))
-    if key not in _NOISE_FNS:
-        _NOISE_FNS[key] = noise.make_spherical_noise_fn(np.asarray(lat), np.asarray(lon))
-    return _NOISE_FNS[key]

@@ -16,6 +16,7 @@ from minigencast import (
     config,
     forecast,
     network,
+    noise,
     train,
     training_state,
 )
@@ -39,7 +40,7 @@ def _rollout(setup, num_steps=10, members=2, chunk=5):
     cfg, ds, stats, params = setup
     data = arrays.prepare(ds, cfg.task_config, stats)
     structure = network.build_structure(cfg, data.lat, data.lon)
-    noise_fn = train.noise_function(data.lat, data.lon)
+    noise_fn = noise.noise_function(data.lat, data.lon)
     forcings = data.forcings[None, : 2 + num_steps]
     return forecast.rollout(
         params,
@@ -84,6 +85,54 @@ def test_member_keys_do_not_depend_on_ensemble_size():
     np.testing.assert_array_equal(
         a[1], jax.random.key_data(jax.random.fold_in(jax.random.key(3), 1))
     )
+
+
+def test_member_keys_fold_in_the_init_time():
+    inits = np.array(["2020-01-01T00", "2020-01-01T12", "1950-06-01T00"], "datetime64[ns]")
+    per_init = jax.random.key_data(forecast.member_keys(3, 2, inits))  # [I, S]
+    assert per_init.shape[:2] == (3, 2)
+    # fold_in(fold_in(key(3), member), minutes since 1970 mod 2^32), by hand.
+    minutes = (inits.astype("datetime64[m]").astype(np.int64) % 2**32).astype(np.uint32)
+    for i, m in enumerate(minutes):
+        for s in range(2):
+            want = jax.random.fold_in(jax.random.fold_in(jax.random.key(3), s), m)
+            np.testing.assert_array_equal(per_init[i, s], jax.random.key_data(want))
+    # The first members do not depend on the ensemble size, nor on the other inits.
+    more = jax.random.key_data(forecast.member_keys(3, 5, inits[1:]))
+    np.testing.assert_array_equal(per_init[1:], more[:, :2])
+
+
+def test_identical_inputs_at_two_inits_give_different_members(setup):
+    """Noise is drawn per init time: the same frames and forcings at two inits differ."""
+    cfg, ds, stats, params = setup
+    data = arrays.prepare(ds, cfg.task_config, stats)
+    structure = network.build_structure(cfg, data.lat, data.lon)
+    frames = np.repeat(data.raw_frames[None, :2], 2, axis=0)
+    forcings = np.repeat(data.forcings[None, :3], 2, axis=0)
+    inits = data.times[[1, 3]]
+
+    def run(init_times):
+        ((_, out),) = forecast.rollout(
+            params,
+            structure,
+            cfg,
+            data.layout,
+            data.static,
+            frames,
+            forcings,
+            1,
+            2,
+            noise.noise_function(data.lat, data.lon),
+            chunk_steps=1,
+            init_times=init_times,
+        )
+        return out
+
+    per_init = run(inits)
+    assert np.isfinite(per_init).all()
+    assert not np.allclose(per_init[0], per_init[1])
+    same = run(None)  # without init times, member i has one key at every init
+    np.testing.assert_array_equal(same[0], same[1])
 
 
 @pytest.mark.parametrize("suffix", [".nc", ".zarr"])

@@ -33,8 +33,8 @@ def _load(name):
     return xarray.load_dataset(CASE / name)
 
 
-@pytest.fixture(scope="module")
-def case():
+def load_case():
+    """The case's checkpoint, data and grid (also used by benchmarks/parity.py)."""
     ckpt = checkpoint.load(CASE / "params.npz")  # strict: keys and shapes match the config
     meta = json.loads((CASE / "meta.json").read_text())
     inputs = _load("inputs.nc")
@@ -49,6 +49,11 @@ def case():
         "lat": inputs["lat"].values,
         "lon": inputs["lon"].values,
     }
+
+
+@pytest.fixture(scope="module")
+def case():
+    return load_case()
 
 
 def _graphs(case):

@@ -125,3 +125,27 @@ def test_power_spectrum_of_single_harmonics():
 def test_bad_max_degree():
     with pytest.raises(ValueError, match="max_degree"):
         sh.build_basis(*GRIDS["poles_33x64"], max_degree=40)
+
+
+def test_synthesis_runs_at_highest_precision_and_cpu_results_are_unchanged(monkeypatch):
+    """The Legendre matmuls ask for Precision.HIGHEST (no TF32/bf16 passes on GPU/TPU);
+    on CPU that is what the default precision computes, bit for bit."""
+    lat, lon = GRIDS["poles_33x64"]
+    basis = sh.build_basis(lat, lon)
+    cos_coeffs, sin_coeffs = (
+        jnp.asarray(c, jnp.float32)
+        for c in _random_coefficients(np.random.default_rng(3), 4, basis.max_degree)
+    )
+    jaxpr = jax.make_jaxpr(sh.synthesise)(basis, cos_coeffs, sin_coeffs).jaxpr
+    dots = [e for e in jaxpr.eqns if e.primitive.name == "dot_general"]
+    assert len(dots) == 2
+    highest = (jax.lax.Precision.HIGHEST, jax.lax.Precision.HIGHEST)
+    assert all(e.params["precision"] == highest for e in dots)
+    fields = np.asarray(sh.synthesise(basis, cos_coeffs, sin_coeffs))
+    # The same synthesis at default precision gives the same bits on CPU.
+    monkeypatch.setattr(sh, "HIGHEST", jax.lax.Precision.DEFAULT)
+    default = np.asarray(sh.synthesise(basis, cos_coeffs, sin_coeffs))
+    if jax.default_backend() == "cpu":
+        np.testing.assert_array_equal(fields, default)
+    else:  # GPU/TPU: default precision may use TF32/bf16 passes; HIGHEST stays close
+        np.testing.assert_allclose(fields, default, atol=1e-2 * np.abs(fields).max())

@@ -240,8 +240,8 @@ plt.show()
 # %% [markdown]
 # **Check.** The layout is what the metrics expect (`valid_time = init_time + lead_time`),
 # every value is finite, members differ from each other, and member $i$ does not depend on
-# the ensemble size (member keys are `fold_in(key(seed), i)`), so a 2-member run
-# reproduces the first two members.
+# the ensemble size (member keys are `fold_in(key(seed), i)`, then the init time is folded
+# in), so a 2-member run reproduces the first two members.
 
 # %%
 assert fc[var].dims == ("sample", "init_time", "lead_time", "level", "lat", "lon")
@@ -325,7 +325,7 @@ def denoise_fn(x, sigma):
     return preconditioning.denoise(raw, x, sigma)
 
 
-_, step_key = jax.random.split(forecast.member_keys(SEED, 1)[0])
+_, step_key = jax.random.split(forecast.member_keys(SEED, 1, init_times[:1])[0, 0])
 residual = jax.jit(sampler.sample, static_argnums=(0, 3))(
     denoise_fn, step_key, jnp.zeros(frames.shape[1:]), CFG.sampler_config, noise_fn
 )
