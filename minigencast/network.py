@@ -35,6 +35,7 @@ Memory and cost at 0.25 deg: see the `transformer` module docstring.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from typing import NamedTuple
 
@@ -49,6 +50,20 @@ NUM_STRUCTURAL_FEATURES = 3
 EDGE_FEATURES = 4
 
 
+@jax.tree_util.register_static
+@dataclasses.dataclass(frozen=True)
+class Chunks:
+    """How many grid nodes / grid-side edges are evaluated at a time (None: all at once).
+
+    Static under jit (a pytree without leaves), so a `Structure` carries it into
+    compiled code; `memory.plan` chooses it from a memory budget.
+    """
+
+    grid_nodes: int | None = None
+    grid2mesh_edges: int | None = None
+    mesh2grid_edges: int | None = None
+
+
 class Structure(NamedTuple):
     """Static graph structure of one (grid, mesh, k) combination, as arrays.
 
@@ -56,6 +71,7 @@ class Structure(NamedTuple):
     grid2mesh_*: senders (grid index), receivers (mesh index) [E_g2m], edge features [E_g2m, 4];
     mesh2grid_*: senders (mesh index), receivers (grid index) [E_m2g], edge features [E_m2g, 4];
     attention: a `transformer.Attention` layout of the k-hop mask.
+    chunks: the grid-side `Chunks` (static).
     """
 
     grid_node_features: jax.Array
@@ -67,10 +83,20 @@ class Structure(NamedTuple):
     mesh2grid_receivers: jax.Array
     mesh2grid_edge_features: jax.Array
     attention: transformer.Attention
+    chunks: Chunks = Chunks()
 
 
-def structure_from_graphs(graphs: dict, attention_type: str) -> Structure:
-    """A `Structure` from a dict with the keys of `graphs.build_graphs` / parity graphs.npz."""
+def structure_from_graphs(
+    graphs: dict,
+    attention_type: str,
+    chunks: Chunks | None = None,
+    window_chunk_size: int | None = None,
+) -> Structure:
+    """A `Structure` from a dict with the keys of `graphs.build_graphs` / parity graphs.npz.
+
+    chunks: grid-side chunking (default none); window_chunk_size: queries per
+    "splash_mha" window (`transformer.build_attention`).
+    """
     num_mesh = graphs["mesh_node_structural_features"].shape[0]
     i32 = lambda a: np.asarray(a, np.int32)  # noqa: E731
     f32 = lambda a: np.asarray(a, np.float32)  # noqa: E731
@@ -84,8 +110,13 @@ def structure_from_graphs(graphs: dict, attention_type: str) -> Structure:
         mesh2grid_receivers=i32(graphs["mesh2grid_receivers"]),
         mesh2grid_edge_features=f32(graphs["mesh2grid_edge_features"]),
         attention=transformer.build_attention(
-            graphs["attention_mask_rows"], graphs["attention_mask_cols"], num_mesh, attention_type
+            graphs["attention_mask_rows"],
+            graphs["attention_mask_cols"],
+            num_mesh,
+            attention_type,
+            window_chunk_size,
         ),
+        chunks=Chunks() if chunks is None else chunks,
     )
 
 
@@ -261,8 +292,15 @@ def raw_denoiser(
         axis=-1,
     )
 
-    grid2mesh = jax.checkpoint(gnn.grid2mesh) if remat else gnn.grid2mesh
-    mesh2grid = jax.checkpoint(gnn.mesh2grid) if remat else gnn.mesh2grid
+    chunks = structure.chunks
+    grid2mesh = functools.partial(
+        gnn.grid2mesh, edge_chunk=chunks.grid2mesh_edges, node_chunk=chunks.grid_nodes
+    )
+    mesh2grid = functools.partial(
+        gnn.mesh2grid, edge_chunk=chunks.mesh2grid_edges, node_chunk=chunks.grid_nodes
+    )
+    grid2mesh = jax.checkpoint(grid2mesh) if remat else grid2mesh
+    mesh2grid = jax.checkpoint(mesh2grid) if remat else mesh2grid
     mesh_latent, grid_latent = grid2mesh(
         params["grid2mesh_gnn"],
         grid_nodes.astype(compute_dtype),
