@@ -48,11 +48,19 @@ def _timed(fn, repeats):
     return times
 
 
-def run_one(preset: str, attention: str | None, repeats: int, backward: bool, bf16: bool) -> dict:
+def run_one(
+    preset: str,
+    attention: str | None,
+    repeats: int,
+    backward: bool,
+    bf16: bool,
+    grid_chunk: int | None = None,
+    budget_gb: float | None = None,
+) -> dict:
     import jax
     import jax.numpy as jnp
 
-    from minigencast import config, network
+    from minigencast import config, memory, network
 
     cfg = config.preset(preset)
     if attention is not None:
@@ -70,9 +78,35 @@ def run_one(preset: str, attention: str | None, repeats: int, backward: bool, bf
     result["dtype"] = "bfloat16" if bf16 else "float32"
 
     t0 = time.perf_counter()
-    structure = network.build_structure(cfg, lat, lon, attention_type=attention)
-    result["attention_layout"] = type(structure.attention).__name__
+    graphs = network.build_graphs(cfg, lat, lon)
     result["graph_build_seconds"] = time.perf_counter() - t0
+    n_mesh = graphs["mesh_node_structural_features"].shape[0]
+    layout = attention or network.attention_layout_type(st.attention_type, n_mesh)
+    sizes = memory.sizes(cfg, graphs)
+    budget = memory.default_budget_bytes() if budget_gb is None else budget_gb * memory.GB
+    plan = memory.plan(
+        sizes,
+        layout,
+        int(budget),
+        grid_chunk=grid_chunk,
+        bytes_per_activation=2 if bf16 else 4,
+    )
+    structure = network.build_structure(
+        cfg,
+        lat,
+        lon,
+        graphs,
+        layout,
+        chunks=plan.chunks,
+        window_chunk_size=plan.window_chunk,
+    )
+    del graphs
+    result["attention_layout"] = type(structure.attention).__name__
+    result["chunks"] = dataclasses.asdict(plan.chunks)
+    result["window_chunk"] = plan.window_chunk
+    result["memory_budget_gb"] = budget / memory.GB
+    result["estimated_peak_gb"] = plan.estimate["peak"] / memory.GB
+    result["estimate_gb"] = {k: v / memory.GB for k, v in plan.estimate.items()}
     counts = network.channel_counts(cfg)
     params = jax.jit(network.init_denoiser, static_argnums=(1, 2, 3, 4))(
         jax.random.key(0), cfg, *counts
@@ -80,7 +114,7 @@ def run_one(preset: str, attention: str | None, repeats: int, backward: bool, bf
     result["parameters"] = int(sum(x.size for x in jax.tree_util.tree_leaves(params)))
     rng = np.random.default_rng(0)
     inputs, targets, forcings = (
-        jnp.asarray(rng.standard_normal((n_lat, n_lon, n)), jnp.float32)
+        jnp.asarray(rng.standard_normal((n_lat, n_lon, n), dtype=np.float32))
         for n in (counts[0], counts[1], counts[2])
     )
     sigma = jnp.float32(1.0)
@@ -128,12 +162,24 @@ def main(argv=None):
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--no-backward", action="store_true")
     parser.add_argument("--bfloat16", action="store_true")
+    parser.add_argument("--grid_chunk", type=int, default=None, help="grid nodes/edges per chunk")
+    parser.add_argument(
+        "--memory_budget_gb", type=float, default=None, help="plan chunks for this budget"
+    )
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     presets = args.preset or ["cpu", "gencast_1p0deg_mini"]
 
     if args.child:
-        res = run_one(presets[0], args.attention, args.repeats, not args.no_backward, args.bfloat16)
+        res = run_one(
+            presets[0],
+            args.attention,
+            args.repeats,
+            not args.no_backward,
+            args.bfloat16,
+            args.grid_chunk,
+            args.memory_budget_gb,
+        )
         print("RESULT " + json.dumps(res))
         return
 
@@ -153,6 +199,9 @@ def main(argv=None):
             cmd.append("--no-backward")
         if args.bfloat16:
             cmd.append("--bfloat16")
+        for flag in ("grid_chunk", "memory_budget_gb"):
+            if getattr(args, flag) is not None:
+                cmd += [f"--{flag}", str(getattr(args, flag))]
         proc = subprocess.run(cmd, capture_output=True, text=True)
         lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
         if proc.returncode != 0 or not lines:

@@ -121,10 +121,9 @@ def structure_from_graphs(
 
 
 # Up to this many mesh nodes, "splash_mha" (DeepMind's TPU kernel name) is evaluated with
-# dense masked attention: the same function, and on CPU far faster than gathering
-# neighbour lists (measured at 1 deg Mini, N = 2,562, k = 16: 6 vs 58 CPU-seconds for the
-# 16 blocks) because dense attention reuses K/V through matmuls while the gather moves
-# N K_max D floats per layer. Larger meshes get the memory-efficient neighbour lists.
+# dense masked attention: the same function, and at 1 deg Mini (N = 2,562, k = 16) the
+# banded windows would span ~0.9 N anyway. Larger meshes get the banded windows
+# (0.25 deg: windows of ~0.5 N, `transformer.BandedWindows`).
 DENSE_ATTENTION_MAX_NODES = 4096
 
 
@@ -136,30 +135,43 @@ def attention_layout_type(attention_type: str, num_mesh_nodes: int) -> str:
 
 
 def build_structure(
-    cfg, lat, lon, graphs: dict | None = None, attention_type: str | None = None
+    cfg,
+    lat,
+    lon,
+    graphs: dict | None = None,
+    attention_type: str | None = None,
+    chunks: Chunks | None = None,
+    window_chunk_size: int | None = None,
 ) -> Structure:
     """Graphs for the grid (lat, lon in degrees) and cfg's mesh, radius and k-hop.
 
-    `attention_type` forces a layout ("mha", "splash_mha" = neighbour lists,
+    `attention_type` forces a layout ("mha", "splash_mha" = banded windows,
     "triblockdiag_mha"); by default cfg's `attention_type` through
-    `attention_layout_type` (all layouts compute the same function).
+    `attention_layout_type` (all layouts compute the same function). `chunks` and
+    `window_chunk_size` bound the memory (`memory.plan` chooses them from a budget).
     """
-    arch = cfg.denoiser_architecture_config
-    st = arch.sparse_transformer_config
     if graphs is None:
-        from minigencast import graphs as graphs_lib
-
-        graphs = graphs_lib.build_graphs(
-            np.asarray(lat),
-            np.asarray(lon),
-            arch.mesh_size,
-            arch.radius_query_fraction_edge_length,
-            st.attention_k_hop,
-        )
+        graphs = build_graphs(cfg, lat, lon)
     if attention_type is None:
         num_mesh = graphs["mesh_node_structural_features"].shape[0]
-        attention_type = attention_layout_type(st.attention_type, num_mesh)
-    return structure_from_graphs(graphs, attention_type)
+        attention_type = attention_layout_type(
+            cfg.denoiser_architecture_config.sparse_transformer_config.attention_type, num_mesh
+        )
+    return structure_from_graphs(graphs, attention_type, chunks, window_chunk_size)
+
+
+def build_graphs(cfg, lat, lon) -> dict:
+    """`graphs.build_graphs` for cfg's mesh, radius and k-hop on the grid (lat, lon)."""
+    from minigencast import graphs as graphs_lib
+
+    arch = cfg.denoiser_architecture_config
+    return graphs_lib.build_graphs(
+        np.asarray(lat),
+        np.asarray(lon),
+        arch.mesh_size,
+        arch.radius_query_fraction_edge_length,
+        arch.sparse_transformer_config.attention_k_hop,
+    )
 
 
 # --------------------------------------------------------------------------
