@@ -37,7 +37,7 @@ import numpy as np
 import xarray
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from minigencast import network, preconditioning, sampler, stacking, windows
+from minigencast import memory, network, preconditioning, sampler, stacking, windows
 
 STEP = np.timedelta64(12, "h")
 SAMPLE_AXIS = "sample"
@@ -70,17 +70,17 @@ def forecast_step(params, structure, cfg, layout, static, frames, forcings, key,
 def _rollout_chunk(
     params, structure, layout, static, frames, keys, forcing_windows, nan_mask, noise_fn, *, cfg
 ):
-    """`lax.scan` of `forecast_step` over a chunk, `vmap`ped over inits and members.
+    """`lax.scan` of `forecast_step` over a chunk, `vmap`ped over (init, member) pairs.
 
     Args:
-      frames: [I, S, T_in, lat, lon, C_t] (I init times, S members); keys: [S].
-      forcing_windows: [I, K, T_in + 1, lat, lon, C_f] forcings of each step of the chunk.
-      nan_mask: [I, lat, lon, C_t] bool, where outputs are NaN (SST over land).
+      frames: [P, T_in, lat, lon, C_t] (P pairs of an init time and a member); keys: [P].
+      forcing_windows: [P, K, T_in + 1, lat, lon, C_f] forcings of each step of the chunk.
+      nan_mask: [P, lat, lon, C_t] bool, where outputs are NaN (SST over land).
     Returns:
-      (frames [I, S, T_in, ...], keys [S], outputs [I, S, K, lat, lon, C_t]).
+      (frames [P, T_in, ...], keys [P], outputs [P, K, lat, lon, C_t]).
     """
 
-    def member(frames, key, forcing_windows, nan_mask):
+    def pair(frames, key, forcing_windows, nan_mask):
         def body(carry, forcings):
             frames, key = carry
             key, step_key = jax.random.split(key)
@@ -94,11 +94,7 @@ def _rollout_chunk(
         (frames, key), outputs = jax.lax.scan(body, (frames, key), forcing_windows)
         return frames, key, outputs
 
-    over_members = jax.vmap(member, in_axes=(0, 0, None, None))
-    frames, keys, outputs = jax.vmap(over_members, in_axes=(0, None, 0, 0))(
-        frames, keys, forcing_windows, nan_mask
-    )
-    return frames, keys[0], outputs
+    return jax.vmap(pair)(frames, keys, forcing_windows, nan_mask)
 
 
 # Compiled once per (cfg, shapes); the layout and structure enter as data.
@@ -133,6 +129,7 @@ def rollout(
     noise_fn,
     seed=0,
     chunk_steps=4,
+    members_per_batch=None,
 ):
     """Yields (first_step, outputs [I, S, k, lat, lon, C_t] NumPy) chunk by chunk.
 
@@ -144,6 +141,9 @@ def rollout(
       num_steps: 12 h steps; num_members: ensemble size S (same member keys at every
         init time).
       chunk_steps: steps per compiled chunk (memory ~ chunk_steps, not num_steps).
+      members_per_batch: how many (init, member) pairs run together (default all
+        I S); the pairs run in groups of this size, the last padded by repeating its
+        last pair: one compiled program, memory ~ members_per_batch.
     """
     t_in = layout.num_input_times
     init_frames = np.asarray(init_frames, np.float32)
@@ -154,37 +154,50 @@ def rollout(
         np.asarray(layout.nan_fillable), init_frames[:, 0]
     )
     frames = windows.fill_nans(np, init_frames, layout)
-    frames = np.broadcast_to(frames[:, None], (n_init, num_members) + frames.shape[1:])
     keys = member_keys(seed, num_members)
+    # Pair p = (init p // S, member p % S); groups of m pairs, the last one padded.
+    num_pairs = n_init * num_members
+    m = min(members_per_batch or num_pairs, num_pairs)
+    num_groups = -(-num_pairs // m)
+    pair_index = np.minimum(np.arange(num_groups * m), num_pairs - 1).reshape(num_groups, m)
     # The carry is placed (and committed) up front, exactly as the chunk function returns
     # it, so every chunk call has the same signature: one compilation.
-    mesh = sample_mesh(num_members)
+    mesh = sample_mesh(m)
     if mesh is not None:
-        frames = jax.device_put(frames, NamedSharding(mesh, PartitionSpec(None, SAMPLE_AXIS)))
-        keys = jax.device_put(keys, NamedSharding(mesh, PartitionSpec(SAMPLE_AXIS)))
+        frame_sharding = NamedSharding(mesh, PartitionSpec(SAMPLE_AXIS))
+        key_sharding = frame_sharding
     else:
-        device = jax.sharding.SingleDeviceSharding(jax.devices()[0])
-        frames, keys = jax.device_put(frames, device), jax.device_put(keys, device)
+        frame_sharding = key_sharding = jax.sharding.SingleDeviceSharding(jax.devices()[0])
+    carries = [
+        (
+            jax.device_put(frames[idx // num_members], frame_sharding),
+            jax.device_put(keys[idx % num_members], key_sharding),
+        )
+        for idx in pair_index
+    ]
     # Step j uses forcings[:, j : j + t_in + 1]; pad the tail so every chunk is full.
     padded = np.concatenate([forcings] + [forcings[:, -1:]] * chunk_steps, axis=1)
     for start in range(0, num_steps, chunk_steps):
         win = np.stack(
             [padded[:, j : j + t_in + 1] for j in range(start, start + chunk_steps)], axis=1
         )
-        frames, keys, out = rollout_chunk(
-            params,
-            structure,
-            layout,
-            static,
-            frames,
-            keys,
-            win,
-            nan_mask,
-            noise_fn,
-            cfg=cfg,
-        )
         k = min(chunk_steps, num_steps - start)
-        yield start, np.asarray(jax.device_get(out))[:, :, :k]
+        outputs = np.empty((num_groups * m, k) + init_frames.shape[2:], np.float32)
+        for g, idx in enumerate(pair_index):
+            g_frames, g_keys, out = rollout_chunk(
+                params,
+                structure,
+                layout,
+                static,
+                *carries[g],
+                win[idx // num_members],
+                nan_mask[idx // num_members],
+                noise_fn,
+                cfg=cfg,
+            )
+            carries[g] = (g_frames, g_keys)
+            outputs[g * m : (g + 1) * m] = np.asarray(jax.device_get(out))[:, :k]
+        yield start, outputs[:num_pairs].reshape((n_init, num_members) + outputs.shape[1:])
 
 
 # ----------------------------------------------------------------------------- datasets
@@ -429,6 +442,10 @@ def run(
     chunk_steps: int = 4,
     metadata=None,
     progress: bool = True,
+    members_per_batch: int | None = None,
+    attention: str | None = None,
+    memory_budget_gb: float | None = None,
+    grid_chunk: int | None = None,
 ):
     """Ensemble forecasts from `init_times`; the API twin of `minigencast forecast`.
 
@@ -440,6 +457,14 @@ def run(
       num_steps: 12 h steps (30 = 15 days); num_members: ensemble size.
       out: None to return an in-memory Dataset; a path ending in .nc or .zarr to
         write chunk by chunk (the file appears only when complete).
+      members_per_batch: (init, member) pairs run together (default: as many as the
+        memory budget allows, `memory.plan`).
+      attention: "mha", "splash_mha" or "triblockdiag_mha" (default: the checkpoint's,
+        dense for small meshes); all compute the same function.
+      memory_budget_gb: default the device's memory (host: 80 % of the RAM).
+      grid_chunk: grid nodes and grid-side edges evaluated at a time (default: from
+        the budget). A configuration whose estimate exceeds the budget raises
+        `memory.MemoryBudgetError` before anything is compiled or written.
     Returns:
       The forecast Dataset (sample, init_time, lead_time, [level,] lat, lon), or the
       path written.
@@ -455,7 +480,29 @@ def run(
     idx = init_indices(data.times, init_times, t_in)
     init_times = data.times[idx]
     lead_times = np.arange(1, num_steps + 1) * STEP
-    structure = network.build_structure(cfg, data.lat, data.lon)
+    graphs = network.build_graphs(cfg, data.lat, data.lon)
+    if attention is None:
+        attention = network.attention_layout_type(
+            cfg.denoiser_architecture_config.sparse_transformer_config.attention_type,
+            graphs["mesh_node_structural_features"].shape[0],
+        )
+    budget = (
+        memory.default_budget_bytes()
+        if memory_budget_gb is None
+        else int(memory_budget_gb * memory.GB)
+    )
+    plan = memory.plan(
+        memory.sizes(cfg, graphs),
+        attention,
+        budget,
+        num_samples=len(idx) * num_members,
+        members_per_batch=members_per_batch,
+        grid_chunk=grid_chunk,
+        forecast=True,
+    )
+    structure = network.build_structure(
+        cfg, data.lat, data.lon, graphs, attention, plan.chunks, plan.window_chunk
+    )
     noise_fn = train.noise_function(data.lat, data.lon)
     attrs = {n: dict(dataset[n].attrs) for n in task.target_variables if n in dataset}
 
@@ -498,6 +545,7 @@ def run(
             noise_fn,
             seed=seed,
             chunk_steps=chunk_steps,
+            members_per_batch=plan.members_per_batch,
         ):
             k = outputs.shape[2]
             chunk = chunk_to_dataset(
