@@ -43,6 +43,7 @@ def run_one(
     grid_chunk: int | None,
     budget_gb: float | None,
     bf16: bool,
+    noise_levels: int | None = None,
 ) -> dict:
     import jax
     import jax.numpy as jnp
@@ -50,6 +51,9 @@ def run_one(
     from minigencast import config, memory, network, noise, preconditioning, sampler
 
     cfg = config.preset(preset)
+    if noise_levels is not None:  # fewer denoiser calls per step (CPU runs): 2 (n - 1) + 1
+        sc = dataclasses.replace(cfg.sampler_config, num_noise_levels=noise_levels)
+        cfg = dataclasses.replace(cfg, sampler_config=sc)
     n_lat, n_lon = cfg.grid
     lat = np.linspace(-90.0, 90.0, n_lat)
     lon = np.arange(n_lon) * 360.0 / n_lon
@@ -152,6 +156,9 @@ def main(argv=None):
     parser.add_argument("--grid_chunk", type=int, default=None)
     parser.add_argument("--memory_budget_gb", type=float, default=None)
     parser.add_argument("--bfloat16", action="store_true")
+    parser.add_argument(
+        "--noise_levels", type=int, default=None, help="sampler levels (default GenCast's 20)"
+    )
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     defaults = {p: (m, s) for p, m, s in DEFAULT_RUNS}
@@ -167,6 +174,7 @@ def main(argv=None):
             args.grid_chunk,
             args.memory_budget_gb,
             args.bfloat16,
+            args.noise_levels,
         )
         print("RESULT " + json.dumps(res), flush=True)
         return 0
@@ -177,7 +185,7 @@ def main(argv=None):
         cmd = [sys.executable, os.path.abspath(__file__), "--child", "--preset", preset]
         cmd += ["--members", str(args.members or members), "--steps", str(args.steps or steps)]
         cmd += ["--attention", args.attention]
-        for flag in ("members_per_batch", "grid_chunk", "memory_budget_gb"):
+        for flag in ("members_per_batch", "grid_chunk", "memory_budget_gb", "noise_levels"):
             if getattr(args, flag) is not None:
                 cmd += [f"--{flag}", str(getattr(args, flag))]
         if args.bfloat16:

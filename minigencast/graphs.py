@@ -585,4 +585,7 @@ def info(cfg, grid=None) -> dict:
     )
     memory["noise_basis"] = 4 * (n_lon // 2) ** 2 * n_lat
     out["memory_bytes"] = memory
+    from minigencast import memory as memory_lib
+
+    out["peak_memory_estimate_bytes"] = memory_lib.summary(cfg, g)
     return out

@@ -228,3 +228,18 @@ def plan(
             "or a larger --memory_budget_gb"
         )
     return Plan(chunks, window, m, e, budget)
+
+
+def summary(cfg, graphs: dict) -> dict:
+    """Estimated peak bytes of one denoiser call and of one forecast member (no chunking,
+    float32) for every attention layout: the `minigencast info` entry."""
+    from minigencast import transformer
+
+    s = sizes(cfg, graphs)
+    return {
+        a: {
+            "denoiser_call": estimate(s, a)["peak"],
+            "forecast_member": estimate(s, a, forecast=True)["peak"],
+        }
+        for a in transformer.ATTENTION_TYPES
+    }
