@@ -241,6 +241,7 @@ def serve_reference():
         hidden_layers=1,
         radius_query_fraction_edge_length=0.6,
         norm_conditioning_features=("noise_level_encodings",),
+        node_output_size=84,  # target channels; set by GenCast's constructor there
     )  # fmt: skip
 
     @hk.transform

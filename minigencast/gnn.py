@@ -153,6 +153,28 @@ def aggregate_chunked(message_fn, edge_arrays, receivers, num_nodes, chunk, dtyp
 
 
 # --------------------------------------------------------------------------
+# Embedders of static inputs: LN(MLP(x)) depends only on the graphs and the weights.
+
+STATIC_EMBEDDERS = {
+    "grid2mesh_gnn": ("encoder_edges_grid2mesh", "encoder_nodes_mesh_nodes"),
+    "mesh2grid_gnn": ("encoder_edges_mesh2grid",),
+}
+
+
+def static_embedding(params, name, x):
+    """LN(MLP(x)) of the embedder `name`: its part that does not depend on sigma."""
+    return nn.layer_norm(nn.mlp(params[f"{name}_mlp"], x, activation=nn.swish))
+
+
+def embed(params, name, x, cond, static=None):
+    """MLPn(x) = (1 + s(c)) LN(MLP(x)) + o(c); `x` is the precomputed LN(MLP(.)) of a
+    static input when `static` is given (`static_embedding`)."""
+    if static is None:
+        return nn.mlp_with_norm(params, name, x, cond)
+    return nn.norm_conditioning(params[f"{name}_norm_conditioning"], x, cond)
+
+
+# --------------------------------------------------------------------------
 # Grid2Mesh (encoder).
 
 GRID2MESH_EDGES = "grid2mesh"
@@ -187,6 +209,7 @@ def grid2mesh(
     cond,
     edge_chunk: int | None = None,
     node_chunk: int | None = None,
+    static: dict | None = None,
 ):
     """One encoder step: grid features -> (mesh latent, grid latent) (spec sec. 6.6).
 
@@ -198,6 +221,8 @@ def grid2mesh(
       cond: [cond] noise-level encoding.
       edge_chunk, node_chunk: evaluate the edges / grid nodes this many at a time
         (static; None: all at once). Same function, bounded memory.
+      static: optional `static_embeddings` of the edge and mesh-node embedders
+        (computed once per forecast); then `edge_features` and `mesh_nodes` are unused.
     Returns:
       mesh latent [num_mesh_nodes, latent], grid latent [num_grid_nodes, latent].
     """
@@ -207,20 +232,22 @@ def grid2mesh(
         (grid_nodes,),
         node_chunk,
     )
-    h_m = nn.mlp_with_norm(params, "encoder_nodes_mesh_nodes", mesh_nodes, cond)
+    mesh_in = mesh_nodes if static is None else static["encoder_nodes_mesh_nodes"]
+    h_m = embed(params, "encoder_nodes_mesh_nodes", mesh_in, cond, static)
     latent = h_m.shape[-1]
     w_e, w_s, w_r, b = split_first_linear(params, name, latent, latent, h_g.dtype)
     p_s = map_rows(lambda h: jnp.dot(h, w_s), (h_g,), node_chunk)  # per node, not per edge
     p_r = jnp.dot(h_m, w_r)
 
     def messages(features, s, r):
-        e = nn.mlp_with_norm(params, "encoder_edges_grid2mesh", features, cond)
+        e = embed(params, "encoder_edges_grid2mesh", features, cond, static)
         x = jnp.dot(e, w_e) + p_s[s] + p_r[r] + nn.expand_to(b, 2)
         return edge_mlp_rest(params, name, x, cond)
 
     # DeepMind aggregates in float32 even under bfloat16 ("f32_aggregation").
+    edges = edge_features if static is None else static["encoder_edges_grid2mesh"]
     a_m = aggregate_chunked(
-        messages, (edge_features, senders), receivers, h_m.shape[0], edge_chunk, jnp.float32
+        messages, (edges, senders), receivers, h_m.shape[0], edge_chunk, jnp.float32
     )
     h_m = h_m + nn.mlp_with_norm(
         params, "processor_nodes_0_mesh_nodes", jnp.concatenate([h_m, a_m], -1), cond
@@ -266,6 +293,7 @@ def mesh2grid(
     cond,
     edge_chunk: int | None = None,
     node_chunk: int | None = None,
+    static: dict | None = None,
 ):
     """One decoder step and the output MLP: -> [num_grid_nodes, num_outputs] (spec sec. 6.8).
 
@@ -275,7 +303,7 @@ def mesh2grid(
       grid_latent: [num_grid_nodes, latent] grid latent of the encoder.
       edge_features: [num_edges, 4]; senders (mesh index), receivers (grid index).
       cond: [cond].
-      edge_chunk, node_chunk: as in `grid2mesh`.
+      edge_chunk, node_chunk, static: as in `grid2mesh`.
     """
     name = "processor_edges_0_mesh2grid"
     latent = mesh_latent.shape[-1]
@@ -284,12 +312,13 @@ def mesh2grid(
     p_r = map_rows(lambda h: jnp.dot(h, w_r), (grid_latent,), node_chunk)
 
     def messages(features, s, r):
-        e = nn.mlp_with_norm(params, "encoder_edges_mesh2grid", features, cond)
+        e = embed(params, "encoder_edges_mesh2grid", features, cond, static)
         x = jnp.dot(e, w_e) + p_s[s] + p_r[r] + nn.expand_to(b, 2)
         return edge_mlp_rest(params, name, x, cond)
 
+    edges = edge_features if static is None else static["encoder_edges_mesh2grid"]
     a_g = aggregate_chunked(
-        messages, (edge_features, senders), receivers, grid_latent.shape[0], edge_chunk, None
+        messages, (edges, senders), receivers, grid_latent.shape[0], edge_chunk, None
     )
 
     def update_and_decode(g, a):

@@ -366,16 +366,26 @@ def test_intermediates(outputs):
             assert err <= RTOL, (key, i, err)
 
 
-@pytest.mark.parametrize("attention_type", transformer.ATTENTION_TYPES)
-def test_chunked_grid_side_equals_unchunked(case, reference_graphs, outputs, attention_type):
+@pytest.mark.parametrize(
+    "attention_type, hoist",
+    [("mha", False), ("mha", True), ("splash_mha", False), ("triblockdiag_mha", True)],
+)
+def test_chunked_grid_side_equals_unchunked(case, reference_graphs, outputs, attention_type, hoist):
     """Grid nodes and grid-side edges a few at a time (uneven, padded chunks), attention
-    windows of 16 queries: the same F as everything at once, to 1e-6 of each variable's
-    max |F| (the tolerance convention of this file)."""
+    windows of 16 queries, and optionally the static embeddings hoisted out of the call
+    (`network.hoist_static`): the same F as everything at once, to 1e-6 of each
+    variable's max |F| (the tolerance convention of this file)."""
     chunks = network.Chunks(grid_nodes=50, grid2mesh_edges=100, mesh2grid_edges=128)
     ckpt = case["ckpt"]
     structure = network.structure_from_graphs(
         reference_graphs, attention_type, chunks=chunks, window_chunk_size=16
     )
+    if hoist:
+        structure = network.hoist_static(ckpt.params, structure)
+        assert structure.static["mesh2grid_gnn"]["encoder_edges_mesh2grid"].shape == (
+            reference_graphs["mesh2grid_senders"].shape[0],
+            ckpt.config.denoiser_architecture_config.latent_size,
+        )
     inputs, _ = stacking.dataset_to_array(case["normalised_inputs"])
     forcings, _ = stacking.dataset_to_array(case["normalised_forcings"], grid=case["grid"])
     noisy = case["noisy"]
