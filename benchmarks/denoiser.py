@@ -172,7 +172,8 @@ def _serve(call, info: dict):
 
 
 def serve_ours(preset: str):
-    """Our 1 deg Mini denoiser call, dense attention, float32 (the `run_one` setup)."""
+    """Our 1 deg Mini denoiser call, dense attention, float32, static embeddings hoisted
+    (`network.hoist_static`, as in a forecast)."""
     import jax
     import jax.numpy as jnp
 
@@ -187,6 +188,7 @@ def serve_ours(preset: str):
     params = jax.jit(network.init_denoiser, static_argnums=(1, 2, 3, 4))(
         jax.random.key(0), cfg, *counts
     )
+    structure = network.hoist_static(params, structure)  # as forecast.run does
     rng = np.random.default_rng(0)
     inputs, targets, forcings = (
         jnp.asarray(rng.standard_normal((n_lat, n_lon, n), dtype=np.float32)) for n in counts

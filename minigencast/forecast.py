@@ -503,6 +503,8 @@ def run(
     structure = network.build_structure(
         cfg, data.lat, data.lon, graphs, attention, plan.chunks, plan.window_chunk
     )
+    if plan.estimate["peak"] + memory.hoisted_bytes(memory.sizes(cfg, graphs)) <= budget:
+        structure = network.hoist_static(params, structure)
     noise_fn = train.noise_function(data.lat, data.lon)
     attrs = {n: dict(dataset[n].attrs) for n in task.target_variables if n in dataset}
 

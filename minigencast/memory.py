@@ -150,6 +150,11 @@ def estimate(
     return {k: int(v) for k, v in out.items()}
 
 
+def hoisted_bytes(s: Sizes) -> int:
+    """Bytes of `network.hoist_static`'s embeddings: (E_g2m + E_m2g + N_m) D float32."""
+    return 4 * s.latent * (s.grid2mesh_edges + s.mesh2grid_edges + s.mesh_nodes)
+
+
 def default_budget_bytes() -> int:
     """The first device's memory limit (XLA's statistics), else 80 % of the host RAM."""
     import jax
