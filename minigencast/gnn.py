@@ -107,20 +107,24 @@ def aggregate(messages, receivers, num_nodes, dtype=jnp.float32):
 def map_rows(fn, arrays, chunk: int | None):
     """fn over the leading axis of `arrays` (equal lengths N), `chunk` rows at a time.
 
-    fn maps [C, ...] arrays to one [C, F] array; rows are independent. The last chunk
-    is zero-padded and its padding dropped. chunk None (or >= N): one call.
+    fn maps [C, ...] arrays to one [C, F] array; rows are independent. Chunks are
+    sliced in place and written into one [N, F] output (`fori_loop`); the last chunk
+    starts at N - chunk, recomputing a few rows, so nothing is padded or copied.
+    chunk None (or >= N): one call.
     """
     n = arrays[0].shape[0]
     if chunk is None or chunk >= n:
         return fn(*arrays)
-    num = -(-n // chunk)
+    specs = [jax.ShapeDtypeStruct((chunk,) + x.shape[1:], x.dtype) for x in arrays]
+    out = jax.eval_shape(fn, *specs)
 
-    def pad(x):
-        x = jnp.pad(x, ((0, num * chunk - n),) + ((0, 0),) * (x.ndim - 1))
-        return x.reshape((num, chunk) + x.shape[1:])
+    def body(i, result):
+        start = jnp.minimum(i * chunk, n - chunk)
+        y = fn(*(jax.lax.dynamic_slice_in_dim(x, start, chunk) for x in arrays))
+        return jax.lax.dynamic_update_slice_in_dim(result, y, start, 0)
 
-    out = jax.lax.map(lambda xs: fn(*xs), tuple(pad(x) for x in arrays))
-    return out.reshape((num * chunk,) + out.shape[2:])[:n]
+    init = jnp.zeros((n,) + out.shape[1:], out.dtype)
+    return jax.lax.fori_loop(0, -(-n // chunk), body, init)
 
 
 def aggregate_chunked(message_fn, edge_arrays, receivers, num_nodes, chunk, dtype):

@@ -7,11 +7,11 @@ The estimate adds up the arrays alive at the worst moment of one denoiser call
   inputs      the grid inputs [N_g, C_in + C_f + C_t] (argument + stacked copy)
   encoder     grid latent h_g and its sender projection h_g W_s [N_g, D] each,
               plus one chunk of edge work (~5 [E_c, D] float32) or grid-node work;
-              chunked grid nodes add 2 [N_g, D] (padded input, sliced output)
+              chunked grid nodes add one [N_g, D] (`gnn.map_rows`'s output)
   processor   grid latent [N_g, D] (kept for the decoder) plus one layer's attention
               (~3 copies of its float32 logits: logits, mask select, softmax)
   decoder     grid latent, h_g W_r and the aggregated messages [N_g, D] each, plus
-              one chunk of edge or node work (and the 2 copies of chunking)
+              one chunk of edge or node work (and the output of chunking)
   peak        base + inputs + max(encoder, processor, decoder), times the samples
               run together (members_per_batch) for everything but base
 
@@ -127,8 +127,8 @@ def estimate(
     att = attention_bytes(s, attention_type, window_chunk)
     grid_latent = n_g * d * a
     node_work = node_rows * (s.node_features + 3 * d) * 4 if grid_nodes else 0
-    # Chunked grid nodes: `gnn.map_rows` pads its inputs and slices its output (copies).
-    pad_copies = 2 * grid_latent if grid_nodes else 0
+    # Chunked grid nodes: `gnn.map_rows` writes into a fresh [N_g, F] output.
+    pad_copies = grid_latent if grid_nodes else 0
     per_sample = {
         "inputs": 2 * n_g * s.node_features * 4,
         "encoder": 2 * grid_latent
