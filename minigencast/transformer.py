@@ -19,16 +19,15 @@ DeepMind's reference in tests/test_parity.py):
                  Memory O(H N^2); matmul-bound, the fastest choice on CPU up to
                  ~10^4 nodes (1 deg Mini: N = 2,562; `network.build_structure` also uses
                  it for "splash_mha" on meshes up to 4,096 nodes).
-  NeighbourList  `"splash_mha"` (DeepMind's TPU kernel name; here our memory-efficient
-                 path for big meshes): each node's padded list of <= K_max neighbours
-                 (K_max = 766 for splits 4 / k 16, 3,169 for splits 6 / k 32); keys and
-                 values are gathered per chunk of queries (`lax.map`), softmax over the
-                 list. Memory O(chunk K_max D) instead of O(N^2); FLOPs O(N K_max D), but
-                 it moves N K_max D floats per layer (memory-bound: on a 2-core CPU 10x
-                 slower than dense at Mini size, see benchmarks/denoiser.py).
+  BandedWindows  `"splash_mha"` (DeepMind's TPU kernel name; here our memory-bounded
+                 path for big meshes): chunks of Q consecutive queries attend to one
+                 contiguous window of W <= Q + 2b keys (the RCM-ordered mask is banded),
+                 sliced, not gathered: two dense matmuls per chunk (`lax.map`). Memory
+                 O(H Q W); Q from the memory budget (`window_chunk`). W is 0.92 N at
+                 1 deg Mini (no saving there), ~0.5 N at 0.25 deg.
   TriBlockMask   `"triblockdiag_mha"` (DeepMind's GPU path): the RCM-banded mask has
                  bandwidth < b, so query block i only sees key blocks i-1, i, i+1; logits
-                 3 N b per head, joint softmax over the three blocks.
+                 [H, b, 3b] per block, one block at a time, joint softmax over the three.
 
 Plan and memory estimate for 0.25 deg (grid 721 x 1440 = 1,038,240 nodes; mesh splits 6:
 N = 40,962; k 32: K_max = 3,169, tri-block b = 10,273; d_model 512, 4 heads; 1,618,818
@@ -36,22 +35,13 @@ grid2mesh and 3,114,720 mesh2grid edges) on one 80 GB GPU, float32, one sample:
 
   * attention, dense: 4 x 40,962^2 logits = 27 GB per layer, twice that with the
     softmax -> does not fit.
-  * attention, neighbour lists (our "splash_mha"): a chunk of Q queries holds gathered
-    K and V of 2 Q K_max 512 x 4 B = Q x 13 MB plus logits Q x 4 x 3,169 x 4 B; set
-    `NEIGHBOUR_CHUNK_ELEMENTS = 2**30` on a GPU (Q = 661, ~8.7 GB transient per layer).
-    Traffic 2 N K_max 512 x 4 B = 530 GB per layer, ~0.16 s at 3.35 TB/s (H100),
-    ~2.5 s for 16 layers per denoiser call; the [N, 512] activations are only 84 MB.
-  * attention, tri-block: 3 x 41,092 x 10,273 x 4 heads x 4 B = 20 GB of logits per
-    layer (x2 with the exponentials): fits, as DeepMind's ~60 GB VRAM figure shows.
-  * the grid side dominates memory: one [3.1 M edges, 512] float32 tensor is 6.4 GB and
-    the mesh2grid edge MLP keeps ~4 alive (~26 GB); grid2mesh ~4 x 3.3 GB (freed before
-    mesh2grid); grid latents 2.1 GB each. Estimated peak ~35-45 GB with neighbour
-    attention: one 80 GB GPU suffices for inference (ensemble members run one after
-    another, or 2 at a time).
-  * training at 0.25 deg needs the backward pass's activations (~10 edge tensors,
-    > 60 GB): wrap the GNN edge MLPs and each transformer block in `jax.checkpoint`, or
-    process the grid side in chunks of grid rows (mesh2grid edges are grid-major, 3 per
-    grid node, so chunks are contiguous), and use bfloat16 activations.
+  * attention, banded windows (our "splash_mha"): windows of W <= Q + 20,546 keys;
+    logits 3 x 4 x Q x W x 4 B per chunk (Q = 512: 0.5 GB), ~N W / N^2 = 0.5 of the
+    dense FLOPs.
+  * attention, tri-block: one block's logits 4 x 10,273 x 30,819 x 4 B = 5 GB at a time.
+  * the grid side dominates memory; `memory.estimate` counts it, `memory.plan` chunks it
+    (docs/performance.md). Measured on one H200: a 0.25 deg 12 h step with tri-block
+    attention, unchunked, peaks at 34 GB of device memory.
 """
 
 from __future__ import annotations
