@@ -178,6 +178,27 @@ def embed(params, name, x, cond, static=None):
     return nn.norm_conditioning(params[f"{name}_norm_conditioning"], x, cond)
 
 
+def aggregate_edge_messages(
+    params, names, graph, first_linear, num_nodes, cond, edge_chunk, dtype, static
+):
+    """Sum by receiver of e' = MLPn([MLPn(edge features), h_s, h_r]), chunked.
+
+    names: (edge embedder, edge update); graph: (edge features, senders, receivers);
+    first_linear: (W_e, h_s W_s per sender node, h_r W_r per receiver node, b).
+    """
+    embedder, name = names
+    features, senders, receivers = graph
+    w_e, p_s, p_r, b = first_linear
+
+    def messages(rows, s, r):
+        e = embed(params, embedder, rows, cond, static)
+        x = jnp.dot(e, w_e) + p_s[s] + p_r[r] + nn.expand_to(b, 2)
+        return edge_mlp_rest(params, name, x, cond)
+
+    edges = features if static is None else static[embedder]
+    return aggregate_chunked(messages, (edges, senders), receivers, num_nodes, edge_chunk, dtype)
+
+
 # --------------------------------------------------------------------------
 # Grid2Mesh (encoder).
 
@@ -243,15 +264,17 @@ def grid2mesh(
     p_s = map_rows(lambda h: jnp.dot(h, w_s), (h_g,), node_chunk)  # per node, not per edge
     p_r = jnp.dot(h_m, w_r)
 
-    def messages(features, s, r):
-        e = embed(params, "encoder_edges_grid2mesh", features, cond, static)
-        x = jnp.dot(e, w_e) + p_s[s] + p_r[r] + nn.expand_to(b, 2)
-        return edge_mlp_rest(params, name, x, cond)
-
     # DeepMind aggregates in float32 even under bfloat16 ("f32_aggregation").
-    edges = edge_features if static is None else static["encoder_edges_grid2mesh"]
-    a_m = aggregate_chunked(
-        messages, (edges, senders), receivers, h_m.shape[0], edge_chunk, jnp.float32
+    a_m = aggregate_edge_messages(
+        params,
+        ("encoder_edges_grid2mesh", name),
+        (edge_features, senders, receivers),
+        (w_e, p_s, p_r, b),
+        h_m.shape[0],
+        cond,
+        edge_chunk,
+        jnp.float32,
+        static,
     )
     h_m = h_m + nn.mlp_with_norm(
         params, "processor_nodes_0_mesh_nodes", jnp.concatenate([h_m, a_m], -1), cond
@@ -315,14 +338,16 @@ def mesh2grid(
     p_s = jnp.dot(mesh_latent, w_s)
     p_r = map_rows(lambda h: jnp.dot(h, w_r), (grid_latent,), node_chunk)
 
-    def messages(features, s, r):
-        e = embed(params, "encoder_edges_mesh2grid", features, cond, static)
-        x = jnp.dot(e, w_e) + p_s[s] + p_r[r] + nn.expand_to(b, 2)
-        return edge_mlp_rest(params, name, x, cond)
-
-    edges = edge_features if static is None else static["encoder_edges_mesh2grid"]
-    a_g = aggregate_chunked(
-        messages, (edges, senders), receivers, grid_latent.shape[0], edge_chunk, None
+    a_g = aggregate_edge_messages(
+        params,
+        ("encoder_edges_mesh2grid", name),
+        (edge_features, senders, receivers),
+        (w_e, p_s, p_r, b),
+        grid_latent.shape[0],
+        cond,
+        edge_chunk,
+        None,
+        static,
     )
 
     def update_and_decode(g, a):
