@@ -48,11 +48,19 @@ def _timed(fn, repeats):
     return times
 
 
-def run_one(preset: str, attention: str | None, repeats: int, backward: bool, bf16: bool) -> dict:
+def run_one(
+    preset: str,
+    attention: str | None,
+    repeats: int,
+    backward: bool,
+    bf16: bool,
+    grid_chunk: int | None = None,
+    budget_gb: float | None = None,
+) -> dict:
     import jax
     import jax.numpy as jnp
 
-    from minigencast import config, network
+    from minigencast import config, memory, network
 
     cfg = config.preset(preset)
     if attention is not None:
@@ -70,9 +78,35 @@ def run_one(preset: str, attention: str | None, repeats: int, backward: bool, bf
     result["dtype"] = "bfloat16" if bf16 else "float32"
 
     t0 = time.perf_counter()
-    structure = network.build_structure(cfg, lat, lon, attention_type=attention)
-    result["attention_layout"] = type(structure.attention).__name__
+    graphs = network.build_graphs(cfg, lat, lon)
     result["graph_build_seconds"] = time.perf_counter() - t0
+    n_mesh = graphs["mesh_node_structural_features"].shape[0]
+    layout = attention or network.attention_layout_type(st.attention_type, n_mesh)
+    sizes = memory.sizes(cfg, graphs)
+    budget = memory.default_budget_bytes() if budget_gb is None else budget_gb * memory.GB
+    plan = memory.plan(
+        sizes,
+        layout,
+        int(budget),
+        grid_chunk=grid_chunk,
+        bytes_per_activation=2 if bf16 else 4,
+    )
+    structure = network.build_structure(
+        cfg,
+        lat,
+        lon,
+        graphs,
+        layout,
+        chunks=plan.chunks,
+        window_chunk_size=plan.window_chunk,
+    )
+    del graphs
+    result["attention_layout"] = type(structure.attention).__name__
+    result["chunks"] = dataclasses.asdict(plan.chunks)
+    result["window_chunk"] = plan.window_chunk
+    result["memory_budget_gb"] = budget / memory.GB
+    result["estimated_peak_gb"] = plan.estimate["peak"] / memory.GB
+    result["estimate_gb"] = {k: v / memory.GB for k, v in plan.estimate.items()}
     counts = network.channel_counts(cfg)
     params = jax.jit(network.init_denoiser, static_argnums=(1, 2, 3, 4))(
         jax.random.key(0), cfg, *counts
@@ -80,7 +114,7 @@ def run_one(preset: str, attention: str | None, repeats: int, backward: bool, bf
     result["parameters"] = int(sum(x.size for x in jax.tree_util.tree_leaves(params)))
     rng = np.random.default_rng(0)
     inputs, targets, forcings = (
-        jnp.asarray(rng.standard_normal((n_lat, n_lon, n)), jnp.float32)
+        jnp.asarray(rng.standard_normal((n_lat, n_lon, n), dtype=np.float32))
         for n in (counts[0], counts[1], counts[2])
     )
     sigma = jnp.float32(1.0)
@@ -121,6 +155,164 @@ def run_one(preset: str, attention: str | None, repeats: int, backward: bool, bf
     return result
 
 
+# ----------------------------------------------------------------------------- side by side
+def _serve(call, info: dict):
+    """Child protocol: READY, then one timed call per "go" line, RESULT on "quit"."""
+    import jax
+
+    jax.block_until_ready(call())  # warm-up
+    print("READY " + json.dumps(info), flush=True)
+    for line in sys.stdin:
+        if line.strip() != "go":
+            break
+        cpu0, t0 = time.process_time(), time.perf_counter()
+        jax.block_until_ready(call())
+        print(f"TIME {time.perf_counter() - t0} {time.process_time() - cpu0}", flush=True)
+    print("RESULT " + json.dumps({"peak_rss_gb": _rss_gb()}), flush=True)
+
+
+def serve_ours(preset: str):
+    """Our 1 deg Mini denoiser call, dense attention, float32, static embeddings hoisted
+    (`network.hoist_static`, as in a forecast)."""
+    import jax
+    import jax.numpy as jnp
+
+    from minigencast import config, network
+
+    cfg = config.preset(preset)
+    n_lat, n_lon = cfg.grid
+    structure = network.build_structure(
+        cfg, np.linspace(-90.0, 90.0, n_lat), np.arange(n_lon) * 360.0 / n_lon
+    )
+    counts = network.channel_counts(cfg)
+    params = jax.jit(network.init_denoiser, static_argnums=(1, 2, 3, 4))(
+        jax.random.key(0), cfg, *counts
+    )
+    structure = network.hoist_static(params, structure)  # as forecast.run does
+    rng = np.random.default_rng(0)
+    inputs, targets, forcings = (
+        jnp.asarray(rng.standard_normal((n_lat, n_lon, n), dtype=np.float32)) for n in counts
+    )
+    fwd = jax.jit(lambda p, x: network.raw_denoiser(p, structure, cfg, inputs, forcings, x, 1.0))
+    compiled = fwd.lower(params, targets).compile()
+    _serve(lambda: compiled(params, targets), {"impl": "minigencast"})
+
+
+def serve_reference():
+    """DeepMind's `denoiser.Denoiser` (d39de19) for the 1 deg Mini, dense "mha", float32,
+    batch 1, random weights (`hk.transform` init) and inputs; imports only the reference."""
+    import haiku as hk
+    import jax
+    import xarray
+    from graphcast import denoiser, gencast, graphcast
+
+    task = gencast.TASK
+    rng = np.random.default_rng(0)
+    sizes = {"batch": 1, "lat": 181, "lon": 360, "level": len(task.pressure_levels)}
+
+    def dataset(names, num_times):
+        data = {}
+        for name in names:
+            if name in graphcast.STATIC_VARS:
+                dims = ("lat", "lon")
+            elif name in graphcast.ALL_ATMOSPHERIC_VARS:
+                dims = ("batch", "time", "lat", "lon", "level")
+            else:
+                dims = ("batch", "time", "lat", "lon")
+            shape = [num_times if d == "time" else sizes[d] for d in dims]
+            data[name] = (dims, rng.standard_normal(shape, dtype=np.float32))
+        coords = {
+            "lat": np.linspace(-90.0, 90.0, 181),
+            "lon": np.arange(360.0),
+            "level": list(task.pressure_levels),
+            "time": np.arange(num_times) * np.timedelta64(12, "h"),
+        }
+        return xarray.Dataset(data, coords=coords)
+
+    inputs = dataset(task.input_variables, 2)
+    noisy = dataset(task.target_variables, 1)
+    forcings = dataset(task.forcing_variables, 1)
+    sigma = xarray.DataArray(np.ones(1, np.float32), dims=("batch",))
+    arch = denoiser.DenoiserArchitectureConfig(
+        sparse_transformer_config=denoiser.SparseTransformerConfig(
+            attention_k_hop=16, d_model=512, num_layers=16, num_heads=4,
+            attention_type="mha", mask_type="full",
+        ),
+        mesh_size=4,
+        latent_size=512,
+        hidden_layers=1,
+        radius_query_fraction_edge_length=0.6,
+        norm_conditioning_features=("noise_level_encodings",),
+        node_output_size=84,  # target channels; set by GenCast's constructor there
+    )  # fmt: skip
+
+    @hk.transform
+    def fwd(i, n, s, f):
+        return denoiser.Denoiser(denoiser.NoiseEncoderConfig(), arch)(i, n, s, f)
+
+    params = jax.jit(fwd.init)(jax.random.PRNGKey(0), inputs, noisy, sigma, forcings)
+    apply = jax.jit(lambda p, i, n, s, f: fwd.apply(p, None, i, n, s, f))
+    compiled = apply.lower(params, inputs, noisy, sigma, forcings).compile()
+    _serve(
+        lambda: jax.tree_util.tree_leaves(compiled(params, inputs, noisy, sigma, forcings)),
+        {"impl": "reference"},
+    )
+
+
+def side_by_side(preset: str, reference: str, reference_python: str | None, repeats: int):
+    """Alternates one call of ours and one of the reference, `repeats` times each."""
+    python = reference_python or os.path.join(os.path.dirname(reference), "venv", "bin", "python")
+    env = dict(os.environ, PYTHONPATH=os.path.abspath(reference))
+    procs = {
+        "ours": subprocess.Popen(
+            [sys.executable, __file__, "--serve", "ours", "--preset", preset],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        ),
+        "reference": subprocess.Popen(
+            [python, __file__, "--serve", "reference"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env,
+        ),
+    }  # fmt: skip
+
+    def read(proc, tag):
+        for line in proc.stdout:
+            if line.startswith(tag + " "):
+                return line[len(tag) + 1 :].strip()
+        raise RuntimeError(f"child exited before {tag} (return code {proc.wait()})")
+
+    for proc in procs.values():
+        read(proc, "READY")
+    times = {name: [] for name in procs}
+    cpu = {name: [] for name in procs}
+    for _ in range(repeats):
+        for name, proc in procs.items():
+            proc.stdin.write("go\n")
+            proc.stdin.flush()
+            wall, cpu_s = (float(v) for v in read(proc, "TIME").split())
+            times[name].append(wall)
+            cpu[name].append(cpu_s)
+    result = {"preset": preset, "load_average_1min_at_end": os.getloadavg()[0]}
+    for name, proc in procs.items():
+        proc.stdin.write("quit\n")
+        proc.stdin.flush()
+        peak = json.loads(read(proc, "RESULT"))["peak_rss_gb"]
+        proc.wait()
+        result[name] = {
+            "forward_seconds": times[name],
+            "forward_seconds_median": float(np.median(times[name])),
+            "forward_cpu_seconds_median": float(np.median(cpu[name])),
+            "peak_rss_gb": peak,
+        }
+    result["ratio_reference_over_ours_wall"] = (
+        result["reference"]["forward_seconds_median"] / result["ours"]["forward_seconds_median"]
+    )
+    result["ratio_reference_over_ours_cpu"] = (
+        result["reference"]["forward_cpu_seconds_median"]
+        / result["ours"]["forward_cpu_seconds_median"]
+    )
+    return result
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--preset", action="append", help="preset name (repeatable)")
@@ -128,12 +320,49 @@ def main(argv=None):
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--no-backward", action="store_true")
     parser.add_argument("--bfloat16", action="store_true")
+    parser.add_argument("--grid_chunk", type=int, default=None, help="grid nodes/edges per chunk")
+    parser.add_argument(
+        "--memory_budget_gb", type=float, default=None, help="plan chunks for this budget"
+    )
+    parser.add_argument(
+        "--reference",
+        default=None,
+        help="DeepMind's graphcast source folder: time it and ours alternately (1 deg Mini)",
+    )
+    parser.add_argument(
+        "--reference_python",
+        default=None,
+        help="its venv's python (default: REFERENCE/../venv/bin/python)",
+    )
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--serve", choices=["ours", "reference"], help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     presets = args.preset or ["cpu", "gencast_1p0deg_mini"]
 
+    if args.serve == "ours":
+        return serve_ours(presets[0])
+    if args.serve == "reference":
+        return serve_reference()
+    if args.reference:
+        res = side_by_side(
+            (args.preset or ["gencast_1p0deg_mini"])[0],
+            args.reference,
+            args.reference_python,
+            args.repeats,
+        )
+        print(json.dumps(res, indent=1))
+        return
+
     if args.child:
-        res = run_one(presets[0], args.attention, args.repeats, not args.no_backward, args.bfloat16)
+        res = run_one(
+            presets[0],
+            args.attention,
+            args.repeats,
+            not args.no_backward,
+            args.bfloat16,
+            args.grid_chunk,
+            args.memory_budget_gb,
+        )
         print("RESULT " + json.dumps(res))
         return
 
@@ -153,6 +382,9 @@ def main(argv=None):
             cmd.append("--no-backward")
         if args.bfloat16:
             cmd.append("--bfloat16")
+        for flag in ("grid_chunk", "memory_budget_gb"):
+            if getattr(args, flag) is not None:
+                cmd += [f"--{flag}", str(getattr(args, flag))]
         proc = subprocess.run(cmd, capture_output=True, text=True)
         lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
         if proc.returncode != 0 or not lines:

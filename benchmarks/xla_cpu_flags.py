@@ -59,12 +59,12 @@ def run_one(repeats: int, mean: str) -> dict:
     batch = train.shard_batch(next(batches)[1], mesh)
     params = network.init_denoiser(jax.random.key(0), cfg, *network.channel_counts(cfg))
     state = train.replicate(train.init_train_state(params, tc), mesh)
-    step = train.make_train_step(train.make_example_loss(cfg, d.lat, noise_fn), tc, mesh)
+    step = train.make_train_step(train.make_example_loss(cfg, d.lat), tc, mesh)
     key = jax.random.key(1)
 
     def train_step():
         nonlocal state
-        state, metrics = step(state, structure, batch, key)
+        state, metrics = step(state, (structure, noise_fn), batch, key)
         return metrics
 
     t_in = d.layout.num_input_times

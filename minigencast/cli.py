@@ -547,6 +547,13 @@ def _add_train(sub):
         action="store_true",
         help="resume even with other training settings than the run's (recorded in log.jsonl)",
     )
+    p.add_argument(
+        "--attention",
+        choices=("mha", "splash_mha", "triblockdiag_mha"),
+        default=None,
+        help="attention layout stored in the config (default: the preset's); all compute "
+        "the same function, splash_mha evaluates densely up to 4,096 mesh nodes",
+    )
     _add_config_flags(p, config.TrainConfig)
     _add_multihost_flags(p)
     p.set_defaults(run=_run_train)
@@ -562,6 +569,11 @@ def _run_train(args):
     from minigencast.data import layouts
 
     cfg = config.preset(args.preset)
+    if args.attention:
+        arch = cfg.denoiser_architecture_config
+        st = dataclasses.replace(arch.sparse_transformer_config, attention_type=args.attention)
+        arch = dataclasses.replace(arch, sparse_transformer_config=st)
+        cfg = dataclasses.replace(cfg, denoiser_architecture_config=arch)
     tc = config.TrainConfig(
         **{f.name: getattr(args, f.name) for f in dataclasses.fields(config.TrainConfig)}
     )
@@ -586,7 +598,7 @@ def _run_train(args):
         "--run_dir",
         args.run_dir,
     ]
-    for flag in ("stats", "init_checkpoint"):
+    for flag in ("stats", "init_checkpoint", "attention"):
         if getattr(args, flag):
             words += [f"--{flag}", getattr(args, flag)]
     for f in dataclasses.fields(config.TrainConfig):
@@ -662,7 +674,48 @@ def _add_forecast(sub):
     )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     _add_multihost_flags(p)
+    _add_memory_flags(p)
+    p.add_argument(
+        "--members_per_batch",
+        type=_positive(int),
+        default=None,
+        help="(init, member) pairs run together (default: as many as fit the memory budget)",
+    )
     p.set_defaults(run=_run_forecast)
+
+
+def _positive(kind):
+    def parse(text):
+        value = kind(text)
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"must be positive, got {text!r}")
+        return value
+
+    return parse
+
+
+def _add_memory_flags(p):
+    """--attention, --memory_budget_gb, --grid_chunk (docs/performance.md)."""
+    from minigencast import transformer
+
+    p.add_argument(
+        "--attention",
+        choices=transformer.ATTENTION_TYPES,
+        default=None,
+        help="attention layout (default: the checkpoint's; all compute the same function)",
+    )
+    p.add_argument(
+        "--memory_budget_gb",
+        type=_positive(float),
+        default=None,
+        help="memory to plan for (default: the device's; on CPU 80%% of the RAM)",
+    )
+    p.add_argument(
+        "--grid_chunk",
+        type=_positive(int),
+        default=None,
+        help="grid nodes and grid-side edges evaluated at a time (default: from the budget)",
+    )
 
 
 def _run_forecast(args):
@@ -702,6 +755,10 @@ def _run_forecast(args):
         progress=not args.quiet,
         overwrite=args.overwrite,
         protect=protect,
+        members_per_batch=args.members_per_batch,
+        attention=args.attention,
+        memory_budget_gb=args.memory_budget_gb,
+        grid_chunk=args.grid_chunk,
     )
     if main:
         print(f"wrote {path}")

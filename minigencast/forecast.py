@@ -48,6 +48,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from minigencast import (
     arrays,
     channel_order,
+    memory,
     multihost,
     network,
     noise,
@@ -98,20 +99,20 @@ def _rollout_chunk(
     *,
     cfg,
 ):
-    """`lax.scan` of `forecast_step` over a chunk, `vmap`ped over inits and members.
+    """`lax.scan` of `forecast_step` over a chunk, `vmap`ped over (init, member) pairs.
 
     Args:
-      frames: [I, S, T_in, lat, lon, C_t] (I init times, S members); keys: [I, S].
-      forcing_windows: [I, K, T_in + 1, lat, lon, C_f] forcings of each step of the chunk.
-      nan_mask: [I, lat, lon, C_t] bool, where outputs are NaN (SST over land).
+      frames: [P, T_in, lat, lon, C_t] (P pairs of an init time and a member); keys: [P].
+      forcing_windows: [P, K, T_in + 1, lat, lon, C_f] forcings of each step of the chunk.
+      nan_mask: [P, lat, lon, C_t] bool, where outputs are NaN (SST over land).
       noise_fn: a noise source (`noise.as_source`), bound here to each
-        (member, init, step) of `address` = (members [S], inits [I], steps [K]) int32.
+        (member, init, step) of `address` = (members [P], inits [P], steps [K]) int32.
     Returns:
-      (frames [I, S, T_in, ...], keys [I, S], outputs [I, S, K, lat, lon, C_t]).
+      (frames [P, T_in, ...], keys [P], outputs [P, K, lat, lon, C_t]).
     """
     members, inits, steps = address
 
-    def member(frames, key, forcing_windows, nan_mask, member_index, init_index):
+    def pair(frames, key, forcing_windows, nan_mask, member_index, init_index):
         def body(carry, xs):
             forcings, step_index = xs
             frames, key = carry
@@ -127,10 +128,7 @@ def _rollout_chunk(
         (frames, key), outputs = jax.lax.scan(body, (frames, key), (forcing_windows, steps))
         return frames, key, outputs
 
-    over_members = jax.vmap(member, in_axes=(0, 0, None, None, 0, None))
-    return jax.vmap(over_members, in_axes=(0, 0, 0, 0, None, 0))(
-        frames, keys, forcing_windows, nan_mask, members, inits
-    )
+    return jax.vmap(pair)(frames, keys, forcing_windows, nan_mask, members, inits)
 
 
 # Compiled once per (cfg, shapes); the layout and structure enter as data.
@@ -182,6 +180,7 @@ def rollout(
     seed=0,
     chunk_steps=4,
     init_times=None,
+    members_per_batch=None,
 ):
     """Yields (first_step, outputs [I, S, k, lat, lon, C_t] NumPy) chunk by chunk.
 
@@ -196,6 +195,9 @@ def rollout(
       chunk_steps: steps per compiled chunk (memory ~ chunk_steps, not num_steps).
       init_times: [I] datetime64 of the inits, folded into the member keys
         (`member_keys`); None gives member i the same key at every init.
+      members_per_batch: how many (init, member) pairs run together (default all
+        I S); the pairs run in groups of this size, the last padded by repeating its
+        last pair: one compiled program, memory ~ members_per_batch.
     """
     t_in = layout.num_input_times
     init_frames = np.asarray(init_frames, np.float32)
@@ -206,47 +208,60 @@ def rollout(
         np.asarray(layout.nan_fillable), init_frames[:, 0]
     )
     frames = arrays.fill_nans(np, init_frames, layout)
-    frames = np.broadcast_to(frames[:, None], (n_init, num_members) + frames.shape[1:])
     if init_times is not None and len(init_times) != n_init:
         raise ValueError(f"{len(init_times)} init times for {n_init} sets of input frames")
     keys = member_keys(seed, num_members, init_times)
     if init_times is None:
         keys = jnp.broadcast_to(keys, (n_init,) + keys.shape)
+    key_bits = np.asarray(jax.random.key_data(keys))  # [I, S, ...] on the host
     noise_source = noise.as_source(noise_fn)
-    members, inits = np.arange(num_members, dtype=np.int32), np.arange(n_init, dtype=np.int32)
+    # Pair p = (init p // S, member p % S); groups of m pairs, the last one padded.
+    num_pairs = n_init * num_members
+    m = min(members_per_batch or num_pairs, num_pairs)
+    num_groups = -(-num_pairs // m)
+    pair_index = np.minimum(np.arange(num_groups * m), num_pairs - 1).reshape(num_groups, m)
+    pair_init = (pair_index // num_members).astype(np.int32)
+    pair_member = (pair_index % num_members).astype(np.int32)
     # The carry is placed (and committed) up front, exactly as the chunk function returns
     # it, so every chunk call has the same signature: one compilation.
-    mesh = sample_mesh(num_members)
+    mesh = sample_mesh(m)
     if mesh is not None:
-        frames = jax.device_put(frames, NamedSharding(mesh, PartitionSpec(None, SAMPLE_AXIS)))
-        # Through the key bits: a host array may be placed on devices of every process.
-        bits = np.asarray(jax.random.key_data(keys))  # [I, S, ...]
-        bits = jax.device_put(bits, NamedSharding(mesh, PartitionSpec(None, SAMPLE_AXIS)))
-        keys = jax.random.wrap_key_data(bits)
+        sharding = NamedSharding(mesh, PartitionSpec(SAMPLE_AXIS))
     else:
-        device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
-        frames, keys = jax.device_put(frames, device), jax.device_put(keys, device)
+        sharding = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+    # Keys travel as their bits: a host array may be placed on devices of every process.
+    carries = [
+        (
+            jax.device_put(frames[i], sharding),
+            jax.random.wrap_key_data(jax.device_put(key_bits[i, s], sharding)),
+        )
+        for i, s in zip(pair_init, pair_member, strict=True)
+    ]
     # Step j uses forcings[:, j : j + t_in + 1]; pad the tail so every chunk is full.
     padded = np.concatenate([forcings] + [forcings[:, -1:]] * chunk_steps, axis=1)
     for start in range(0, num_steps, chunk_steps):
         win = np.stack(
             [padded[:, j : j + t_in + 1] for j in range(start, start + chunk_steps)], axis=1
         )
-        frames, keys, out = rollout_chunk(
-            params,
-            structure,
-            layout,
-            static,
-            frames,
-            keys,
-            win,
-            nan_mask,
-            noise_source,
-            (members, inits, np.arange(start, start + chunk_steps, dtype=np.int32)),
-            cfg=cfg,
-        )
         k = min(chunk_steps, num_steps - start)
-        yield start, multihost.gather(out)[:, :, :k]
+        steps = np.arange(start, start + chunk_steps, dtype=np.int32)
+        outputs = np.empty((num_groups * m, k) + init_frames.shape[2:], np.float32)
+        for g, (i, s) in enumerate(zip(pair_init, pair_member, strict=True)):
+            g_frames, g_keys, out = rollout_chunk(
+                params,
+                structure,
+                layout,
+                static,
+                *carries[g],
+                win[i],
+                nan_mask[i],
+                noise_source,
+                (s, i, steps),
+                cfg=cfg,
+            )
+            carries[g] = (g_frames, g_keys)
+            outputs[g * m : (g + 1) * m] = multihost.gather(out)[:, :k]
+        yield start, outputs[:num_pairs].reshape((n_init, num_members) + outputs.shape[1:])
 
 
 # ----------------------------------------------------------------------------- datasets
@@ -511,6 +526,10 @@ def run(
     protect=(),
     graphs: dict | None = None,
     noise_source=None,
+    members_per_batch: int | None = None,
+    attention: str | None = None,
+    memory_budget_gb: float | None = None,
+    grid_chunk: int | None = None,
 ):
     """Ensemble forecasts from `init_times`; the API twin of `minigencast forecast`.
 
@@ -529,6 +548,14 @@ def run(
         default: built for the data's grid.
       noise_source: where the sampler's noise comes from (`noise.py`), bound to each
         (member, init index, step); default: spherical noise from the member keys.
+      members_per_batch: (init, member) pairs run together (default: as many as the
+        memory budget allows, `memory.plan`).
+      attention: "mha", "splash_mha" or "triblockdiag_mha" (default: the checkpoint's,
+        dense for small meshes); all compute the same function.
+      memory_budget_gb: default the device's memory (host: 80 % of the RAM).
+      grid_chunk: grid nodes and grid-side edges evaluated at a time (default: from
+        the budget). A configuration whose estimate exceeds the budget raises
+        `memory.MemoryBudgetError` before anything is compiled or written.
     Returns:
       The forecast Dataset (sample, init_time, lead_time, [level,] lat, lon), or the
       path written.
@@ -547,7 +574,32 @@ def run(
     idx = init_indices(data.times, init_times, t_in)
     init_times = data.times[idx]
     lead_times = np.arange(1, num_steps + 1) * STEP
-    structure = network.build_structure(cfg, data.lat, data.lon, graphs)
+    if graphs is None:
+        graphs = network.build_graphs(cfg, data.lat, data.lon)
+    if attention is None:
+        attention = network.attention_layout_type(
+            cfg.denoiser_architecture_config.sparse_transformer_config.attention_type,
+            graphs["mesh_node_structural_features"].shape[0],
+        )
+    budget = (
+        memory.default_budget_bytes()
+        if memory_budget_gb is None
+        else int(memory_budget_gb * memory.GB)
+    )
+    plan = memory.plan(
+        memory.sizes(cfg, graphs),
+        attention,
+        budget,
+        num_samples=len(idx) * num_members,
+        members_per_batch=members_per_batch,
+        grid_chunk=grid_chunk,
+        forecast=True,
+    )
+    structure = network.build_structure(
+        cfg, data.lat, data.lon, graphs, attention, plan.chunks, plan.window_chunk
+    )
+    if plan.estimate["peak"] + memory.hoisted_bytes(memory.sizes(cfg, graphs)) <= budget:
+        structure = network.hoist_static(params, structure)
     if noise_source is None:
         noise_source = noise.KeyedNoise(noise.noise_function(data.lat, data.lon))
     attrs = {n: dict(dataset[n].attrs) for n in task.target_variables if n in dataset}
@@ -596,6 +648,7 @@ def run(
             seed=seed,
             chunk_steps=chunk_steps,
             init_times=init_times,
+            members_per_batch=plan.members_per_batch,
         ):
             k = outputs.shape[2]
             chunk = chunk_to_dataset(

@@ -56,6 +56,21 @@ def _init_many(key, specs, cond_size, hidden_layers, latent) -> Params:
 # Shared message-passing pieces.
 
 
+def split_first_linear(params, name, d_e: int, d_s: int, dtype):
+    """(W_e, W_s, W_r, b) of the edge MLP's first Linear, split by input block."""
+    first = params[f"{name}_mlp"]["linear_0"]
+    w = first["w"].astype(dtype)
+    return w[:d_e], w[d_e : d_e + d_s], w[d_e + d_s :], first["b"].astype(dtype)
+
+
+def edge_mlp_rest(params, name, x, cond):
+    """The edge MLP after its first Linear (pre-activation x), then the cond. LayerNorm."""
+    mlp = params[f"{name}_mlp"]
+    rest = {f"linear_{i - 1}": mlp[f"linear_{i}"] for i in range(1, len(mlp))}
+    x = nn.mlp(rest, nn.swish(x)) if rest else x
+    return nn.conditional_layer_norm(params[f"{name}_norm_conditioning"], x, cond)
+
+
 def edge_update(params, name, edges, senders_h, receivers_h, senders, receivers, cond):
     """e' = MLPn([e, h_s[senders], h_r[receivers]]) with the first Linear factorised.
 
@@ -65,26 +80,123 @@ def edge_update(params, name, edges, senders_h, receivers_h, senders, receivers,
     Returns:
       [num_edges, latent].
     """
-    mlp = params[f"{name}_mlp"]
-    first = mlp["linear_0"]
-    w = first["w"].astype(edges.dtype)
-    d_e, d_s = edges.shape[-1], senders_h.shape[-1]
-    w_e, w_s, w_r = w[:d_e], w[d_e : d_e + d_s], w[d_e + d_s :]
+    w_e, w_s, w_r, b = split_first_linear(
+        params, name, edges.shape[-1], senders_h.shape[-1], edges.dtype
+    )
     x = (
         jnp.dot(edges, w_e)
         + jnp.dot(senders_h, w_s)[senders]
         + jnp.dot(receivers_h, w_r)[receivers]
-        + nn.expand_to(first["b"].astype(edges.dtype), 2)
+        + nn.expand_to(b, 2)
     )
-    rest = {f"linear_{i - 1}": mlp[f"linear_{i}"] for i in range(1, len(mlp))}
-    x = nn.mlp(rest, nn.swish(x)) if rest else x
-    return nn.conditional_layer_norm(params[f"{name}_norm_conditioning"], x, cond)
+    return edge_mlp_rest(params, name, x, cond)
 
 
 def aggregate(messages, receivers, num_nodes, dtype=jnp.float32):
-    """a_i = sum of messages with receiver i: [num_edges, F] -> [num_nodes, F] (plain sum)."""
+    """a_i = sum of messages with receiver i: [num_edges, F] -> [num_nodes, F] (plain sum),
+    accumulated in `dtype` (None: the messages' dtype)."""
+    dtype = messages.dtype if dtype is None else dtype
     summed = jax.ops.segment_sum(messages.astype(dtype), receivers, num_segments=num_nodes)
     return summed.astype(messages.dtype)
+
+
+# --------------------------------------------------------------------------
+# Chunked evaluation: the same functions, a bounded number of grid nodes / edges at a time.
+
+
+def map_rows(fn, arrays, chunk: int | None):
+    """fn over the leading axis of `arrays` (equal lengths N), `chunk` rows at a time.
+
+    fn maps [C, ...] arrays to one [C, F] array; rows are independent. Chunks are
+    sliced in place and written into one [N, F] output (`fori_loop`); the last chunk
+    starts at N - chunk, recomputing a few rows, so nothing is padded or copied.
+    chunk None (or >= N): one call.
+    """
+    n = arrays[0].shape[0]
+    if chunk is None or chunk >= n:
+        return fn(*arrays)
+    specs = [jax.ShapeDtypeStruct((chunk,) + x.shape[1:], x.dtype) for x in arrays]
+    out = jax.eval_shape(fn, *specs)
+
+    def body(i, result):
+        start = jnp.minimum(i * chunk, n - chunk)
+        y = fn(*(jax.lax.dynamic_slice_in_dim(x, start, chunk) for x in arrays))
+        return jax.lax.dynamic_update_slice_in_dim(result, y, start, 0)
+
+    init = jnp.zeros((n,) + out.shape[1:], out.dtype)
+    return jax.lax.fori_loop(0, -(-n // chunk), body, init)
+
+
+def aggregate_chunked(message_fn, edge_arrays, receivers, num_nodes, chunk, dtype):
+    """sum_e message_fn(edge rows)[e] by receiver, `chunk` edges at a time.
+
+    A `lax.scan` carries the [num_nodes, F] sums (in `dtype`); only one chunk's
+    messages are alive at a time. Padding edges get receiver `num_nodes`, dropped by
+    the scatter. chunk None (or >= num_edges): `aggregate` of all messages at once.
+    """
+    n = receivers.shape[0]
+    if chunk is None or chunk >= n:
+        return aggregate(message_fn(*edge_arrays, receivers), receivers, num_nodes, dtype)
+    num = -(-n // chunk)
+    extra = num * chunk - n
+    r_pad = jnp.pad(receivers, (0, extra), constant_values=num_nodes).reshape(num, chunk)
+    xs = tuple(
+        jnp.pad(x, ((0, extra),) + ((0, 0),) * (x.ndim - 1)).reshape((num, chunk) + x.shape[1:])
+        for x in edge_arrays
+    )
+
+    def body(acc, args):
+        *rows, r = args
+        msg = message_fn(*rows, jnp.minimum(r, num_nodes - 1))
+        return acc.at[r].add(msg.astype(dtype), mode="drop"), None
+
+    out = jax.eval_shape(message_fn, *(x[0] for x in xs), jnp.zeros(chunk, r_pad.dtype))
+    dtype = out.dtype if dtype is None else dtype
+    acc, _ = jax.lax.scan(body, jnp.zeros((num_nodes, out.shape[-1]), dtype), xs + (r_pad,))
+    return acc.astype(out.dtype)
+
+
+# --------------------------------------------------------------------------
+# Embedders of static inputs: LN(MLP(x)) depends only on the graphs and the weights.
+
+STATIC_EMBEDDERS = {
+    "grid2mesh_gnn": ("encoder_edges_grid2mesh", "encoder_nodes_mesh_nodes"),
+    "mesh2grid_gnn": ("encoder_edges_mesh2grid",),
+}
+
+
+def static_embedding(params, name, x):
+    """LN(MLP(x)) of the embedder `name`: its part that does not depend on sigma."""
+    return nn.layer_norm(nn.mlp(params[f"{name}_mlp"], x, activation=nn.swish))
+
+
+def embed(params, name, x, cond, static=None):
+    """MLPn(x) = (1 + s(c)) LN(MLP(x)) + o(c); `x` is the precomputed LN(MLP(.)) of a
+    static input when `static` is given (`static_embedding`)."""
+    if static is None:
+        return nn.mlp_with_norm(params, name, x, cond)
+    return nn.norm_conditioning(params[f"{name}_norm_conditioning"], x, cond)
+
+
+def aggregate_edge_messages(
+    params, names, graph, first_linear, num_nodes, cond, edge_chunk, dtype, static
+):
+    """Sum by receiver of e' = MLPn([MLPn(edge features), h_s, h_r]), chunked.
+
+    names: (edge embedder, edge update); graph: (edge features, senders, receivers);
+    first_linear: (W_e, h_s W_s per sender node, h_r W_r per receiver node, b).
+    """
+    embedder, name = names
+    features, senders, receivers = graph
+    w_e, p_s, p_r, b = first_linear
+
+    def messages(rows, s, r):
+        e = embed(params, embedder, rows, cond, static)
+        x = jnp.dot(e, w_e) + p_s[s] + p_r[r] + nn.expand_to(b, 2)
+        return edge_mlp_rest(params, name, x, cond)
+
+    edges = features if static is None else static[embedder]
+    return aggregate_chunked(messages, (edges, senders), receivers, num_nodes, edge_chunk, dtype)
 
 
 # --------------------------------------------------------------------------
@@ -110,7 +222,18 @@ def init_grid2mesh(
     return _init_many(key, specs, cond_size, hidden_layers, latent)
 
 
-def grid2mesh(params, grid_nodes, mesh_nodes, edge_features, senders, receivers, cond):
+def grid2mesh(
+    params,
+    grid_nodes,
+    mesh_nodes,
+    edge_features,
+    senders,
+    receivers,
+    cond,
+    edge_chunk: int | None = None,
+    node_chunk: int | None = None,
+    static: dict | None = None,
+):
     """One encoder step: grid features -> (mesh latent, grid latent) (docs/design.md §6.6).
 
     Args:
@@ -119,21 +242,46 @@ def grid2mesh(params, grid_nodes, mesh_nodes, edge_features, senders, receivers,
       mesh_nodes: [num_mesh_nodes, C]  zeros + 3 structural features.
       edge_features: [num_edges, 4]; senders (grid index), receivers (mesh index): [num_edges].
       cond: [cond] noise-level encoding.
+      edge_chunk, node_chunk: evaluate the edges / grid nodes this many at a time
+        (static; None: all at once). Same function, bounded memory.
+      static: optional `static_embeddings` of the edge and mesh-node embedders
+        (computed once per forecast); then `edge_features` and `mesh_nodes` are unused.
     Returns:
       mesh latent [num_mesh_nodes, latent], grid latent [num_grid_nodes, latent].
     """
-    e = nn.mlp_with_norm(params, "encoder_edges_grid2mesh", edge_features, cond)
-    h_g = nn.mlp_with_norm(params, "encoder_nodes_grid_nodes", grid_nodes, cond)
-    h_m = nn.mlp_with_norm(params, "encoder_nodes_mesh_nodes", mesh_nodes, cond)
-    e_new = edge_update(
-        params, "processor_edges_0_grid2mesh", e, h_g, h_m, senders, receivers, cond
+    name = "processor_edges_0_grid2mesh"
+    h_g = map_rows(
+        lambda x: nn.mlp_with_norm(params, "encoder_nodes_grid_nodes", x, cond),
+        (grid_nodes,),
+        node_chunk,
     )
+    mesh_in = mesh_nodes if static is None else static["encoder_nodes_mesh_nodes"]
+    h_m = embed(params, "encoder_nodes_mesh_nodes", mesh_in, cond, static)
+    latent = h_m.shape[-1]
+    w_e, w_s, w_r, b = split_first_linear(params, name, latent, latent, h_g.dtype)
+    p_s = map_rows(lambda h: jnp.dot(h, w_s), (h_g,), node_chunk)  # per node, not per edge
+    p_r = jnp.dot(h_m, w_r)
+
     # DeepMind aggregates in float32 even under bfloat16 ("f32_aggregation").
-    a_m = aggregate(e_new, receivers, h_m.shape[0], dtype=jnp.float32)
+    a_m = aggregate_edge_messages(
+        params,
+        ("encoder_edges_grid2mesh", name),
+        (edge_features, senders, receivers),
+        (w_e, p_s, p_r, b),
+        h_m.shape[0],
+        cond,
+        edge_chunk,
+        jnp.float32,
+        static,
+    )
     h_m = h_m + nn.mlp_with_norm(
         params, "processor_nodes_0_mesh_nodes", jnp.concatenate([h_m, a_m], -1), cond
     )
-    h_g = h_g + nn.mlp_with_norm(params, "processor_nodes_0_grid_nodes", h_g, cond)
+    h_g = map_rows(
+        lambda h: h + nn.mlp_with_norm(params, "processor_nodes_0_grid_nodes", h, cond),
+        (h_g,),
+        node_chunk,
+    )
     return h_m, h_g
 
 
@@ -160,7 +308,18 @@ def init_mesh2grid(
     return params
 
 
-def mesh2grid(params, mesh_latent, grid_latent, edge_features, senders, receivers, cond):
+def mesh2grid(
+    params,
+    mesh_latent,
+    grid_latent,
+    edge_features,
+    senders,
+    receivers,
+    cond,
+    edge_chunk: int | None = None,
+    node_chunk: int | None = None,
+    static: dict | None = None,
+):
     """One decoder step and the output MLP: -> [num_grid_nodes, num_outputs] (docs/design.md §6.8).
 
     Args:
@@ -169,14 +328,31 @@ def mesh2grid(params, mesh_latent, grid_latent, edge_features, senders, receiver
       grid_latent: [num_grid_nodes, latent] grid latent of the encoder.
       edge_features: [num_edges, 4]; senders (mesh index), receivers (grid index).
       cond: [cond].
+      edge_chunk, node_chunk, static: as in `grid2mesh`.
     """
-    e = nn.mlp_with_norm(params, "encoder_edges_mesh2grid", edge_features, cond)
-    e_new = edge_update(
-        params, "processor_edges_0_mesh2grid", e, mesh_latent, grid_latent, senders, receivers, cond
+    name = "processor_edges_0_mesh2grid"
+    latent = mesh_latent.shape[-1]
+    w_e, w_s, w_r, b = split_first_linear(params, name, latent, latent, mesh_latent.dtype)
+    p_s = jnp.dot(mesh_latent, w_s)
+    p_r = map_rows(lambda h: jnp.dot(h, w_r), (grid_latent,), node_chunk)
+
+    a_g = aggregate_edge_messages(
+        params,
+        ("encoder_edges_mesh2grid", name),
+        (edge_features, senders, receivers),
+        (w_e, p_s, p_r, b),
+        grid_latent.shape[0],
+        cond,
+        edge_chunk,
+        None,
+        static,
     )
-    a_g = aggregate(e_new, receivers, grid_latent.shape[0], dtype=e_new.dtype)
-    h_g = grid_latent + nn.mlp_with_norm(
-        params, "processor_nodes_0_grid_nodes", jnp.concatenate([grid_latent, a_g], -1), cond
-    )
-    # The decoder MLP has no LayerNorm and no conditioning.
-    return nn.mlp(params["decoder_nodes_grid_nodes_mlp"], h_g, activation=nn.swish)
+
+    def update_and_decode(g, a):
+        h = g + nn.mlp_with_norm(
+            params, "processor_nodes_0_grid_nodes", jnp.concatenate([g, a], -1), cond
+        )
+        # The decoder MLP has no LayerNorm and no conditioning.
+        return nn.mlp(params["decoder_nodes_grid_nodes_mlp"], h, activation=nn.swish)
+
+    return map_rows(update_and_decode, (grid_latent, a_g), node_chunk)

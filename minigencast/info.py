@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from minigencast import graphs, icosahedral_mesh, network
+from minigencast import memory as memory_lib
 from minigencast import transformer as transformer_lib
 
 
@@ -90,4 +91,5 @@ def info(cfg, grid=None) -> dict:
     )
     memory["noise_basis"] = 4 * (n_lon // 2) ** 2 * n_lat
     out["memory_bytes"] = memory
+    out["peak_memory_estimate_bytes"] = memory_lib.summary(cfg, g)
     return out

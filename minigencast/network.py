@@ -35,6 +35,7 @@ Memory and cost at 0.25 deg: see the `transformer` module docstring.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from typing import NamedTuple
 
@@ -48,6 +49,20 @@ Params = dict
 NUM_STRUCTURAL_FEATURES = 3
 
 
+@jax.tree_util.register_static
+@dataclasses.dataclass(frozen=True)
+class Chunks:
+    """How many grid nodes / grid-side edges are evaluated at a time (None: all at once).
+
+    Static under jit (a pytree without leaves), so a `Structure` carries it into
+    compiled code; `memory.plan` chooses it from a memory budget.
+    """
+
+    grid_nodes: int | None = None
+    grid2mesh_edges: int | None = None
+    mesh2grid_edges: int | None = None
+
+
 class Structure(NamedTuple):
     """Static graph structure of one (grid, mesh, k) combination, as arrays.
 
@@ -55,6 +70,9 @@ class Structure(NamedTuple):
     grid2mesh_*: senders (grid index), receivers (mesh index) [E_g2m], edge features [E_g2m, 4];
     mesh2grid_*: senders (mesh index), receivers (grid index) [E_m2g], edge features [E_m2g, 4];
     attention: a `transformer.Attention` layout of the k-hop mask.
+    chunks: the grid-side `Chunks` (static).
+    static: None, or the embeddings of the static edge and mesh-node features for one
+      set of weights (`hoist_static`), {"grid2mesh_gnn": {embedder: [E or N_m, D]}, ...}.
     """
 
     grid_node_features: jax.Array
@@ -66,10 +84,21 @@ class Structure(NamedTuple):
     mesh2grid_receivers: jax.Array
     mesh2grid_edge_features: jax.Array
     attention: transformer.Attention
+    chunks: Chunks = Chunks()
+    static: dict | None = None
 
 
-def structure_from_graphs(graphs: dict, attention_type: str) -> Structure:
-    """A `Structure` from a dict with the keys of `graphs.build_graphs` / parity graphs.npz."""
+def structure_from_graphs(
+    graphs: dict,
+    attention_type: str,
+    chunks: Chunks | None = None,
+    window_chunk_size: int | None = None,
+) -> Structure:
+    """A `Structure` from a dict with the keys of `graphs.build_graphs` / parity graphs.npz.
+
+    chunks: grid-side chunking (default none); window_chunk_size: queries per
+    "splash_mha" window (`transformer.build_attention`).
+    """
     num_mesh = graphs["mesh_node_structural_features"].shape[0]
     i32 = lambda a: np.asarray(a, np.int32)  # noqa: E731
     f32 = lambda a: np.asarray(a, np.float32)  # noqa: E731
@@ -83,16 +112,20 @@ def structure_from_graphs(graphs: dict, attention_type: str) -> Structure:
         mesh2grid_receivers=i32(graphs["mesh2grid_receivers"]),
         mesh2grid_edge_features=f32(graphs["mesh2grid_edge_features"]),
         attention=transformer.build_attention(
-            graphs["attention_mask_rows"], graphs["attention_mask_cols"], num_mesh, attention_type
+            graphs["attention_mask_rows"],
+            graphs["attention_mask_cols"],
+            num_mesh,
+            attention_type,
+            window_chunk_size,
         ),
+        chunks=Chunks() if chunks is None else chunks,
     )
 
 
 # Up to this many mesh nodes, "splash_mha" (DeepMind's TPU kernel name) is evaluated with
-# dense masked attention: the same function, and on CPU far faster than gathering
-# neighbour lists (measured at 1 deg Mini, N = 2,562, k = 16: 6 vs 58 CPU-seconds for the
-# 16 blocks) because dense attention reuses K/V through matmuls while the gather moves
-# N K_max D floats per layer. Larger meshes get the memory-efficient neighbour lists.
+# dense masked attention: the same function, and at 1 deg Mini (N = 2,562, k = 16) the
+# banded windows would span ~0.9 N anyway. Larger meshes get the banded windows
+# (0.25 deg: windows of ~0.5 N, `transformer.BandedWindows`).
 DENSE_ATTENTION_MAX_NODES = 4096
 
 
@@ -104,30 +137,88 @@ def attention_layout_type(attention_type: str, num_mesh_nodes: int) -> str:
 
 
 def build_structure(
-    cfg, lat, lon, graphs: dict | None = None, attention_type: str | None = None
+    cfg,
+    lat,
+    lon,
+    graphs: dict | None = None,
+    attention_type: str | None = None,
+    chunks: Chunks | None = None,
+    window_chunk_size: int | None = None,
 ) -> Structure:
     """Graphs for the grid (lat, lon in degrees) and cfg's mesh, radius and k-hop.
 
-    `attention_type` forces a layout ("mha", "splash_mha" = neighbour lists,
+    `attention_type` forces a layout ("mha", "splash_mha" = banded windows,
     "triblockdiag_mha"); by default cfg's `attention_type` through
-    `attention_layout_type` (all layouts compute the same function).
+    `attention_layout_type` (all layouts compute the same function). `chunks` and
+    `window_chunk_size` bound the memory (`memory.plan` chooses them from a budget).
     """
-    arch = cfg.denoiser_architecture_config
-    st = arch.sparse_transformer_config
     if graphs is None:
-        from minigencast import graphs as graphs_lib
-
-        graphs = graphs_lib.build_graphs(
-            np.asarray(lat),
-            np.asarray(lon),
-            arch.mesh_size,
-            arch.radius_query_fraction_edge_length,
-            st.attention_k_hop,
-        )
+        graphs = build_graphs(cfg, lat, lon)
     if attention_type is None:
         num_mesh = graphs["mesh_node_structural_features"].shape[0]
-        attention_type = attention_layout_type(st.attention_type, num_mesh)
-    return structure_from_graphs(graphs, attention_type)
+        attention_type = attention_layout_type(
+            cfg.denoiser_architecture_config.sparse_transformer_config.attention_type, num_mesh
+        )
+    return structure_from_graphs(graphs, attention_type, chunks, window_chunk_size)
+
+
+def build_graphs(cfg, lat, lon) -> dict:
+    """`graphs.build_graphs` for cfg's mesh, radius and k-hop on the grid (lat, lon)."""
+    from minigencast import graphs as graphs_lib
+
+    arch = cfg.denoiser_architecture_config
+    return graphs_lib.build_graphs(
+        np.asarray(lat),
+        np.asarray(lon),
+        arch.mesh_size,
+        arch.radius_query_fraction_edge_length,
+        arch.sparse_transformer_config.attention_k_hop,
+    )
+
+
+HOIST_CHUNK_ROWS = 2**16
+
+
+def hoist_static(params: Params, structure: Structure) -> Structure:
+    """`structure` with the weight-dependent static work done once (`Structure.static`).
+
+    The encoder's edge and mesh-node embedders and the decoder's edge embedder see only
+    the graphs' fixed features, so their LN(MLP(.)) is the same at every denoiser call
+    of a forecast (`gnn.static_embedding`); only the sigma-dependent scale and offset
+    stay per call. Memory: (E_g2m + E_m2g + N_m) D floats (0.6 GB at 1 deg, 9.8 GB at
+    0.25 deg), so `forecast.run` hoists only within the memory budget.
+    """
+    inputs = {
+        "encoder_edges_grid2mesh": structure.grid2mesh_edge_features,
+        "encoder_nodes_mesh_nodes": np.concatenate(
+            [
+                np.zeros(
+                    (structure.mesh_node_features.shape[0], _num_data_channels(params)),
+                    np.float32,
+                ),
+                structure.mesh_node_features,
+            ],
+            axis=-1,
+        ),
+        "encoder_edges_mesh2grid": structure.mesh2grid_edge_features,
+    }
+    # 65,536 rows at a time: the MLP's transients stay ~0.4 GB whatever the graph size.
+    embed = jax.jit(
+        lambda p, name, x: gnn.map_rows(
+            lambda rows: gnn.static_embedding(p, name, rows), (x,), HOIST_CHUNK_ROWS
+        ),
+        static_argnums=1,
+    )
+    static = {
+        gnn_name: {name: embed(params[gnn_name], name, inputs[name]) for name in names}
+        for gnn_name, names in gnn.STATIC_EMBEDDERS.items()
+    }
+    return structure._replace(static=static)
+
+
+def _num_data_channels(params: Params) -> int:
+    w = params["grid2mesh_gnn"]["encoder_nodes_mesh_nodes_mlp"]["linear_0"]["w"]
+    return w.shape[0] - NUM_STRUCTURAL_FEATURES
 
 
 # --------------------------------------------------------------------------
@@ -258,8 +349,24 @@ def raw_denoiser(
         axis=-1,
     )
 
-    grid2mesh = jax.checkpoint(gnn.grid2mesh) if remat else gnn.grid2mesh
-    mesh2grid = jax.checkpoint(gnn.mesh2grid) if remat else gnn.mesh2grid
+    chunks = structure.chunks
+    static = structure.static
+    if static is not None:
+        static = jax.tree_util.tree_map(lambda x: x.astype(compute_dtype), static)
+    grid2mesh = functools.partial(
+        gnn.grid2mesh,
+        edge_chunk=chunks.grid2mesh_edges,
+        node_chunk=chunks.grid_nodes,
+        static=None if static is None else static["grid2mesh_gnn"],
+    )
+    mesh2grid = functools.partial(
+        gnn.mesh2grid,
+        edge_chunk=chunks.mesh2grid_edges,
+        node_chunk=chunks.grid_nodes,
+        static=None if static is None else static["mesh2grid_gnn"],
+    )
+    grid2mesh = jax.checkpoint(grid2mesh) if remat else grid2mesh
+    mesh2grid = jax.checkpoint(mesh2grid) if remat else mesh2grid
     mesh_latent, grid_latent = grid2mesh(
         params["grid2mesh_gnn"],
         grid_nodes.astype(compute_dtype),

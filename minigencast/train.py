@@ -238,11 +238,13 @@ def make_eval_loss(example_loss: ExampleLoss, mesh: Mesh):
 
 
 # ----------------------------------------------------------------------------- GenCast loss
-def make_example_loss(cfg, lat, noise_fn):
+def make_example_loss(cfg, lat):
     """GenCast's loss for one example (docs/design.md §3.3-3.4), for `make_train_step`.
 
-    example_loss(params, structure, example, key) with example = {"inputs" [lat, lon,
-    C_in], "forcings" [lat, lon, C_f], "targets" [lat, lon, C_t]} (arrays.make_fetch):
+    example_loss(params, (structure, noise_fn), example, key) with example = {"inputs"
+    [lat, lon, C_in], "forcings" [lat, lon, C_f], "targets" [lat, lon, C_t]}
+    (arrays.make_fetch). The graphs and the noise basis (`noise_function`, 1.5 GB at
+    0.25 deg) both enter as arguments: data of the compiled step, not constants.
 
       sigma ~ training distribution (preconditioning.sample_noise_levels)
       x     = y + sigma * eps,  eps spherical white noise per channel (noise_fn)
@@ -251,7 +253,8 @@ def make_example_loss(cfg, lat, noise_fn):
     lat_weights = geometry.latitude_weights(lat).astype(np.float32)
     chan_weights = losses.task_channel_weights(cfg.task_config).astype(np.float32)
 
-    def example_loss(params, structure, example, key):
+    def example_loss(params, statics, example, key):
+        structure, noise_fn = statics
         k_sigma, k_noise = jax.random.split(key)
         sigma = preconditioning.sample_noise_levels(k_sigma, cfg.noise_config)
         y = example["targets"]
@@ -456,7 +459,8 @@ def train(
             f"batch_size {tc.batch_size} must be divisible by the {mesh.devices.size} devices"
         )
     noise_fn = noise.noise_function(data.lat, data.lon)
-    structure = replicate(network.build_structure(cfg, data.lat, data.lon), mesh)
+    statics = replicate((network.build_structure(cfg, data.lat, data.lon), noise_fn), mesh)
+    structure = statics[0]
     fetch = arrays.make_fetch(data.frames, data.forcings, data.static, data.layout, data.times)
 
     base_key = jax.random.key(tc.seed)
@@ -473,7 +477,7 @@ def train(
     state = replicate(state, mesh)
     start = int(state["step"])
 
-    example_loss = make_example_loss(cfg, data.lat, noise_fn)
+    example_loss = make_example_loss(cfg, data.lat)
     step_fn = make_train_step(example_loss, tc, mesh)
     eval_loss = make_eval_loss(example_loss, mesh)
     batches = loader.WindowLoader(
@@ -521,7 +525,7 @@ def train(
         for step in range(start, tc.num_steps):
             _, batch = next(iterator)
             batch = shard_batch(batch, mesh, tc.batch_size)
-            state, metrics = step_fn(state, structure, batch, base_key)
+            state, metrics = step_fn(state, statics, batch, base_key)
             row = {k: float(v) for k, v in metrics.items()}
             wall = time.perf_counter() - t0
             row.update(
@@ -533,7 +537,7 @@ def train(
             if len(val_windows) and ((step + 1) % tc.eval_every == 0 or is_last):
                 params = evaluation_params(state)
                 row["val_loss"] = validation_loss(
-                    eval_loss, params, structure, val_windows, fetch, tc.batch_size, mesh
+                    eval_loss, params, statics, val_windows, fetch, tc.batch_size, mesh
                 )
                 if eval_members > 1 and eval_inits > 0:
                     crps = validation_crps(

@@ -19,16 +19,15 @@ DeepMind's reference in tests/test_parity.py):
                  Memory O(H N^2); matmul-bound, the fastest choice on CPU up to
                  ~10^4 nodes (1 deg Mini: N = 2,562; `network.build_structure` also uses
                  it for "splash_mha" on meshes up to 4,096 nodes).
-  NeighbourList  `"splash_mha"` (DeepMind's TPU kernel name; here our memory-efficient
-                 path for big meshes): each node's padded list of <= K_max neighbours
-                 (K_max = 766 for splits 4 / k 16, 3,169 for splits 6 / k 32); keys and
-                 values are gathered per chunk of queries (`lax.map`), softmax over the
-                 list. Memory O(chunk K_max D) instead of O(N^2); FLOPs O(N K_max D), but
-                 it moves N K_max D floats per layer (memory-bound: on a 2-core CPU 10x
-                 slower than dense at Mini size, see benchmarks/denoiser.py).
+  BandedWindows  `"splash_mha"` (DeepMind's TPU kernel name; here our memory-bounded
+                 path for big meshes): chunks of Q consecutive queries attend to one
+                 contiguous window of W <= Q + 2b keys (the RCM-ordered mask is banded),
+                 sliced, not gathered: two dense matmuls per chunk (`lax.map`). Memory
+                 O(H Q W); Q from the memory budget (`window_chunk`). W is 0.92 N at
+                 1 deg Mini (no saving there), ~0.5 N at 0.25 deg.
   TriBlockMask   `"triblockdiag_mha"` (DeepMind's GPU path): the RCM-banded mask has
                  bandwidth < b, so query block i only sees key blocks i-1, i, i+1; logits
-                 3 N b per head, joint softmax over the three blocks.
+                 [H, b, 3b] per block, one block at a time, joint softmax over the three.
 
 Plan and memory estimate for 0.25 deg (grid 721 x 1440 = 1,038,240 nodes; mesh splits 6:
 N = 40,962; k 32: K_max = 3,169, tri-block b = 10,273; d_model 512, 4 heads; 1,618,818
@@ -36,22 +35,13 @@ grid2mesh and 3,114,720 mesh2grid edges) on one 80 GB GPU, float32, one sample:
 
   * attention, dense: 4 x 40,962^2 logits = 27 GB per layer, twice that with the
     softmax -> does not fit.
-  * attention, neighbour lists (our "splash_mha"): a chunk of Q queries holds gathered
-    K and V of 2 Q K_max 512 x 4 B = Q x 13 MB plus logits Q x 4 x 3,169 x 4 B; set
-    `NEIGHBOUR_CHUNK_ELEMENTS = 2**30` on a GPU (Q = 661, ~8.7 GB transient per layer).
-    Traffic 2 N K_max 512 x 4 B = 530 GB per layer, ~0.16 s at 3.35 TB/s (H100),
-    ~2.5 s for 16 layers per denoiser call; the [N, 512] activations are only 84 MB.
-  * attention, tri-block: 3 x 41,092 x 10,273 x 4 heads x 4 B = 20 GB of logits per
-    layer (x2 with the exponentials): fits, as DeepMind's ~60 GB VRAM figure shows.
-  * the grid side dominates memory: one [3.1 M edges, 512] float32 tensor is 6.4 GB and
-    the mesh2grid edge MLP keeps ~4 alive (~26 GB); grid2mesh ~4 x 3.3 GB (freed before
-    mesh2grid); grid latents 2.1 GB each. Estimated peak ~35-45 GB with neighbour
-    attention: one 80 GB GPU suffices for inference (ensemble members run one after
-    another, or 2 at a time).
-  * training at 0.25 deg needs the backward pass's activations (~10 edge tensors,
-    > 60 GB): wrap the GNN edge MLPs and each transformer block in `jax.checkpoint`, or
-    process the grid side in chunks of grid rows (mesh2grid edges are grid-major, 3 per
-    grid node, so chunks are contiguous), and use bfloat16 activations.
+  * attention, banded windows (our "splash_mha"): windows of W <= Q + 20,546 keys;
+    logits 3 x 4 x Q x W x 4 B per chunk (Q = 512: 0.5 GB), ~N W / N^2 = 0.5 of the
+    dense FLOPs.
+  * attention, tri-block: one block's logits 4 x 10,273 x 30,819 x 4 B = 5 GB at a time.
+  * the grid side dominates memory; `memory.estimate` counts it, `memory.plan` chunks it
+    (docs/performance.md). Measured on one H200: a 0.25 deg 12 h step with tri-block
+    attention, unchunked, peaks at 34 GB of device memory.
 """
 
 from __future__ import annotations
@@ -78,22 +68,29 @@ class DenseMask(NamedTuple):
     mask: jax.Array
 
 
-class NeighbourList(NamedTuple):
-    """idx: int32 [N, K_max] neighbour indices (padding = the node itself);
-    valid: bool [N, K_max]."""
+class BandedWindows(NamedTuple):
+    """Chunks of Q consecutive queries, each attending to a window of W consecutive keys.
 
-    idx: jax.Array
-    valid: jax.Array
+    start: int32 [num_chunks], first key of each chunk's window; mask: bool
+    [num_chunks, Q, W], True where query start_q + i may attend to key start[c] + j.
+    The k-hop mask is banded after DeepMind's reverse Cuthill-McKee ordering, so a
+    chunk's neighbours lie in one contiguous window: keys and values are sliced, not
+    gathered, and each chunk is two dense matmuls.
+    """
+
+    start: jax.Array
+    mask: jax.Array
 
 
 class TriBlockMask(NamedTuple):
-    """mask: bool [num_blocks, 3, b, b], the (diagonal, upper, lower) blocks of the mask
-    after zero-padding N to num_blocks * b (DeepMind's `mask_block_diags`)."""
+    """mask: bool [num_blocks, b, 3 b]: query block i's keys in blocks (i, i + 1, i - 1),
+    the (diagonal, upper, lower) blocks of DeepMind's `mask_block_diags`, after
+    zero-padding N to num_blocks * b."""
 
     mask: jax.Array
 
 
-Attention = DenseMask | NeighbourList | TriBlockMask
+Attention = DenseMask | BandedWindows | TriBlockMask
 ATTENTION_TYPES = ("mha", "splash_mha", "triblockdiag_mha")
 
 
@@ -103,8 +100,38 @@ def tri_block_size(rows: np.ndarray, cols: np.ndarray) -> int:
     return int(np.max(np.abs(rows.astype(np.int64) - cols.astype(np.int64)))) + 1
 
 
-def build_attention(rows, cols, num_nodes: int, attention_type: str) -> Attention:
-    """The attention layout for `attention_type` from the COO mask (rows, cols) incl. self."""
+def window_chunk(num_nodes: int, num_heads: int, bandwidth: int, budget_bytes: float) -> int:
+    """Queries per `BandedWindows` chunk whose logits (~3 live copies of [H, Q, W] float32,
+    W <= Q + 2 bandwidth) fit `budget_bytes`; a power of two >= 16, at most num_nodes."""
+    q = 16
+    while q < num_nodes and 3 * 4 * num_heads * (2 * q) * (2 * q + 2 * bandwidth) <= budget_bytes:
+        q *= 2
+    return min(q, num_nodes)
+
+
+def banded_windows(rows, cols, num_nodes: int, chunk: int) -> BandedWindows:
+    """`BandedWindows` of the COO mask for chunks of `chunk` queries (static NumPy work)."""
+    num_chunks = -(-num_nodes // chunk)
+    chunk_of = rows // chunk
+    lo = np.full(num_chunks, num_nodes, np.int64)
+    hi = np.zeros(num_chunks, np.int64)
+    np.minimum.at(lo, chunk_of, cols)
+    np.maximum.at(hi, chunk_of, cols)
+    width = int(np.max(hi - lo + 1))
+    start = np.clip(np.minimum(lo, num_nodes - width), 0, None)
+    mask = np.zeros((num_chunks, chunk, width), bool)
+    mask[chunk_of, rows % chunk, cols - start[chunk_of]] = True
+    return BandedWindows(start.astype(np.int32), mask)
+
+
+def build_attention(
+    rows, cols, num_nodes: int, attention_type: str, window_chunk_size: int | None = None
+) -> Attention:
+    """The attention layout for `attention_type` from the COO mask (rows, cols) incl. self.
+
+    `window_chunk_size`: queries per chunk of the "splash_mha" windows (default: all
+    rows in one window, i.e. dense over the band; see `window_chunk`).
+    """
     rows = np.asarray(rows, np.int64)
     cols = np.asarray(cols, np.int64)
     if attention_type == "mha":
@@ -112,21 +139,11 @@ def build_attention(rows, cols, num_nodes: int, attention_type: str) -> Attentio
         mask[rows, cols] = True
         return DenseMask(mask)
     if attention_type == "splash_mha":
-        order = np.lexsort((cols, rows))
-        rows, cols = rows[order], cols[order]
-        counts = np.bincount(rows, minlength=num_nodes)
-        k_max = int(counts.max())
-        starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
-        slot = np.arange(rows.size) - starts[rows]
-        idx = np.repeat(np.arange(num_nodes)[:, None], k_max, axis=1)
-        valid = np.zeros((num_nodes, k_max), bool)
-        idx[rows, slot] = cols
-        valid[rows, slot] = True
-        return NeighbourList(idx.astype(np.int32), valid)
+        return banded_windows(rows, cols, num_nodes, window_chunk_size or num_nodes)
     if attention_type == "triblockdiag_mha":
         b = tri_block_size(rows, cols)
         num_blocks = -(-num_nodes // b)
-        mask = np.zeros((num_blocks, 3, b, b), bool)
+        mask = np.zeros((num_blocks, b, 3, b), bool)
         q_block, q_in = rows // b, rows % b
         k_block, k_in = cols // b, cols % b
         which = np.select(
@@ -134,8 +151,8 @@ def build_attention(rows, cols, num_nodes: int, attention_type: str) -> Attentio
         )
         if np.any(which < 0):
             raise ValueError("mask is not tri-block-diagonal for its own block size")
-        mask[q_block, which, q_in, k_in] = True
-        return TriBlockMask(mask)
+        mask[q_block, q_in, which, k_in] = True
+        return TriBlockMask(mask.reshape(num_blocks, b, 3 * b))
     raise ValueError(f"attention_type must be one of {ATTENTION_TYPES}, got {attention_type!r}")
 
 
@@ -220,50 +237,36 @@ def dense_attention(q, k, v, mask: DenseMask):
     return jnp.einsum("hqk,khd->qhd", weights, v)
 
 
-# Gathered keys per chunk of queries in `neighbour_attention` (2**24 floats = 64 MB suits
-# a CPU; use ~2**30 on an 80 GB GPU, see the module docstring).
-NEIGHBOUR_CHUNK_ELEMENTS = 2**24
+def window_attention(q, k, v, windows: BandedWindows):
+    """Attention over banded windows, one chunk of queries at a time (`lax.map`).
 
-
-def neighbour_attention(q, k, v, neighbours: NeighbourList, chunk_elements: int | None = None):
-    """Gather attention over each node's neighbour list, chunked over queries.
-
-    Per chunk of Q queries the gathered keys and values are [Q, K_max, H, key_size]; Q is
-    chosen so that this holds ~`chunk_elements` numbers (64 MB in float32).
+    Chunk c: logits [H, Q, W] = q_c k[start_c : start_c + W]^T, masked; memory
+    O(H Q W) instead of O(H N^2), FLOPs N W instead of N^2 per head.
     """
     n, heads, dk = q.shape
-    k_max = neighbours.idx.shape[1]
-    chunk_elements = NEIGHBOUR_CHUNK_ELEMENTS if chunk_elements is None else chunk_elements
-    chunk = int(max(1, min(n, chunk_elements // max(1, k_max * heads * dk))))
-    num_chunks = -(-n // chunk)
+    num_chunks, chunk, width = windows.mask.shape
     pad = num_chunks * chunk - n
-    idx = jnp.pad(neighbours.idx, ((0, pad), (0, 0)))
-    valid = jnp.pad(neighbours.valid, ((0, pad), (0, 0)))
-    q_pad = jnp.pad(q, ((0, pad), (0, 0), (0, 0)))
+    q_pad = jnp.pad(q, ((0, pad), (0, 0), (0, 0))).reshape(num_chunks, chunk, heads, dk)
 
     def one_chunk(args):
-        q_c, idx_c, valid_c = args  # [Q, H, dk], [Q, K], [Q, K]
-        k_c, v_c = k[idx_c], v[idx_c]  # [Q, K, H, dk]
-        logits = jnp.einsum("qhd,qkhd->qhk", q_c, k_c)
-        logits = jnp.where(valid_c[:, None, :], logits, MASK_VALUE)
-        weights = _softmax_f32(logits).astype(v.dtype)
-        return jnp.einsum("qhk,qkhd->qhd", weights, v_c)
+        q_c, start, mask_c = args  # [Q, H, dk], [], [Q, W]
+        k_c = jax.lax.dynamic_slice_in_dim(k, start, width)
+        v_c = jax.lax.dynamic_slice_in_dim(v, start, width)
+        return dense_attention(q_c, k_c, v_c, DenseMask(mask_c))
 
-    out = jax.lax.map(
-        one_chunk,
-        (
-            q_pad.reshape(num_chunks, chunk, heads, dk),
-            idx.reshape(num_chunks, chunk, k_max),
-            valid.reshape(num_chunks, chunk, k_max),
-        ),
-    )
+    if num_chunks == 1:
+        out = one_chunk((q_pad[0], windows.start[0], windows.mask[0]))[None]
+    else:
+        out = jax.lax.map(one_chunk, (q_pad, windows.start, windows.mask))
     return out.reshape(num_chunks * chunk, heads, dk)[:n]
 
 
 def triblock_attention(q, k, v, blocks: TriBlockMask):
-    """Tri-block-diagonal attention (DeepMind's `triblockdiag_mha`)."""
+    """Tri-block-diagonal attention (DeepMind's `triblockdiag_mha`), one query block at a
+    time (`lax.map`): logits [H, b, 3b] per block, the joint softmax over its three key
+    blocks."""
     n, heads, dk = q.shape
-    num_blocks, _, b, _ = blocks.mask.shape
+    num_blocks, b, _ = blocks.mask.shape
     pad = num_blocks * b - n
 
     def blocked(x):  # [N, H, dk] -> [num_blocks, b, H, dk]
@@ -273,13 +276,15 @@ def triblock_attention(q, k, v, blocks: TriBlockMask):
     # Keys/values padded by one empty block on each side: block i sees i-1, i, i+1.
     kb = jnp.pad(kb, ((1, 1), (0, 0), (0, 0), (0, 0)))
     vb = jnp.pad(vb, ((1, 1), (0, 0), (0, 0), (0, 0)))
-    k3 = jnp.concatenate([kb[1:-1], kb[2:], kb[:-2]], axis=1)  # [nb, 3b, H, dk] (d, u, l)
-    v3 = jnp.concatenate([vb[1:-1], vb[2:], vb[:-2]], axis=1)
-    mask = blocks.mask.transpose(0, 2, 1, 3).reshape(num_blocks, b, 3 * b)  # [nb, b, 3b]
-    logits = jnp.einsum("nqhd,nkhd->nhqk", qb, k3)
-    logits = jnp.where(mask[:, None], logits, MASK_VALUE)
-    weights = _softmax_f32(logits).astype(v.dtype)
-    out = jnp.einsum("nhqk,nkhd->nqhd", weights, v3)
+
+    def one_block(args):
+        i, q_i, mask_i = args  # [], [b, H, dk], [b, 3b]
+        # Key blocks (diagonal, upper, lower) = padded blocks i + 1, i + 2, i.
+        k3 = jnp.concatenate([kb[i + 1], kb[i + 2], kb[i]], axis=0)
+        v3 = jnp.concatenate([vb[i + 1], vb[i + 2], vb[i]], axis=0)
+        return dense_attention(q_i, k3, v3, DenseMask(mask_i))
+
+    out = jax.lax.map(one_block, (jnp.arange(num_blocks), qb, blocks.mask))
     return out.reshape(num_blocks * b, heads, dk)[:n]
 
 
@@ -287,8 +292,8 @@ def attend(q, k, v, attention: Attention):
     """Dispatches on the layout's type (static under jit)."""
     if isinstance(attention, DenseMask):
         return dense_attention(q, k, v, attention)
-    if isinstance(attention, NeighbourList):
-        return neighbour_attention(q, k, v, attention)
+    if isinstance(attention, BandedWindows):
+        return window_attention(q, k, v, attention)
     if isinstance(attention, TriBlockMask):
         return triblock_attention(q, k, v, attention)
     raise TypeError(f"unknown attention layout {type(attention).__name__}")

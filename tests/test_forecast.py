@@ -36,7 +36,7 @@ def setup():
     return cfg, ds, stats, params
 
 
-def _rollout(setup, num_steps=10, members=2, chunk=5):
+def _rollout(setup, num_steps=10, members=2, chunk=5, members_per_batch=None):
     cfg, ds, stats, params = setup
     data = arrays.prepare(ds, cfg.task_config, stats)
     structure = network.build_structure(cfg, data.lat, data.lon)
@@ -54,6 +54,7 @@ def _rollout(setup, num_steps=10, members=2, chunk=5):
         members,
         noise_fn,
         chunk_steps=chunk,
+        members_per_batch=members_per_batch,
     )
 
 
@@ -76,6 +77,55 @@ def test_rollout_compiles_once_and_memory_is_flat(setup):
     full = np.concatenate(outs, 2)
     assert np.isfinite(full).all()
     assert not np.array_equal(full[:, 0], full[:, 1])  # members differ
+
+
+def test_members_in_groups_equal_all_at_once(setup):
+    """3 members in groups of 2 (the last padded): one program, the same forecast."""
+    before = forecast.rollout_chunk._cache_size()
+    together = np.concatenate([o for _, o in _rollout(setup, 4, members=3, chunk=2)], 2)
+    grouped = np.concatenate(
+        [o for _, o in _rollout(setup, 4, members=3, chunk=2, members_per_batch=2)], 2
+    )
+    assert forecast.rollout_chunk._cache_size() == before + 2  # group sizes 3 and 2
+    assert grouped.shape == together.shape == (1, 3, 4) + grouped.shape[3:]
+    # Batch size changes float rounding only (as in the 1 vs 4 devices test below).
+    np.testing.assert_allclose(grouped, together, rtol=1e-4, atol=1e-4)
+
+
+def test_over_budget_fails_before_compiling_or_writing(setup, tmp_path, monkeypatch, capsys):
+    from minigencast import cli, memory
+
+    cfg, ds, stats, params = setup
+    monkeypatch.setattr(forecast, "rollout", lambda *a, **k: pytest.fail("computed anyway"))
+    path = tmp_path / "fc.nc"
+    with pytest.raises(memory.MemoryBudgetError, match="--members_per_batch"):
+        forecast.run(
+            params,
+            cfg,
+            ds,
+            stats,
+            ds["time"].values[[1]],
+            2,
+            2,
+            out=str(path),
+            progress=False,
+            memory_budget_gb=0.01,
+        )
+    assert not path.exists()
+    ckpt = tmp_path / "model.npz"
+    checkpoint.save(str(ckpt), params, cfg)
+    ds.to_netcdf(tmp_path / "data.nc")
+    (tmp_path / "stats").mkdir()
+    for name, d in stats.items():
+        d.to_netcdf(tmp_path / "stats" / f"{name}_by_level.nc")
+    argv = ["forecast", "--checkpoint", str(ckpt), "--data", str(tmp_path / "data.nc")]
+    argv += ["--stats", str(tmp_path / "stats")]
+    argv += ["--init_time", str(ds["time"].values[1]), "--num_steps", "2", "--quiet"]
+    argv += ["--out", str(path), "--memory_budget_gb", "0.01", "--attention", "mha"]
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "estimated peak memory" in err and "budget of 0.0 GB" in err
+    assert not path.exists()
 
 
 def test_member_keys_do_not_depend_on_ensemble_size():

@@ -369,3 +369,47 @@ def test_intermediates(outputs):
             ours = inters[i][key].reshape(r.shape)
             err = np.abs(ours - r).max() / np.abs(r).max()
             assert err <= RTOL, (key, i, err)
+
+
+@pytest.mark.parametrize(
+    "attention_type, hoist",
+    [("mha", False), ("mha", True), ("splash_mha", False), ("triblockdiag_mha", True)],
+)
+def test_chunked_grid_side_equals_unchunked(case, reference_graphs, outputs, attention_type, hoist):
+    """Grid nodes and grid-side edges a few at a time (uneven, padded chunks), attention
+    windows of 16 queries, and optionally the static embeddings hoisted out of the call
+    (`network.hoist_static`): the same F as everything at once, to 1e-6 of each
+    variable's max |F| (the tolerance convention of this file)."""
+    chunks = network.Chunks(grid_nodes=50, grid2mesh_edges=100, mesh2grid_edges=128)
+    ckpt = case["ckpt"]
+    structure = network.structure_from_graphs(
+        reference_graphs, attention_type, chunks=chunks, window_chunk_size=16
+    )
+    if hoist:
+        structure = network.hoist_static(ckpt.params, structure)
+        assert structure.static["mesh2grid_gnn"]["encoder_edges_mesh2grid"].shape == (
+            reference_graphs["mesh2grid_senders"].shape[0],
+            ckpt.config.denoiser_architecture_config.latent_size,
+        )
+    inputs, _ = stacking.dataset_to_array(case["normalised_inputs"])
+    forcings, _ = stacking.dataset_to_array(case["normalised_forcings"], grid=case["grid"])
+    noisy = case["noisy"]
+    raws = []
+    for i, sigma in enumerate(noisy["sigma"].values):
+        x, _ = stacking.dataset_to_array(noisy.isel(sigma=i, drop=True))
+        c_in = 1 / np.sqrt(sigma**2 + 1)
+        raw = network.raw_denoiser_jit(
+            ckpt.params,
+            structure,
+            ckpt.config,
+            inputs[0],
+            forcings[0],
+            jnp.asarray(c_in * x[0], jnp.float32),
+            jnp.float32(sigma),
+        )
+        raws.append(np.asarray(raw))
+    ref = _load("expected_raw_output.nc")
+    unchunked = _as_dataset(outputs[attention_type][0], ref)
+    errors = _per_variable_errors(_as_dataset(np.stack(raws), ref), unchunked)
+    worst = max(errors, key=errors.get)
+    assert errors[worst] <= 1e-6, (worst, errors)

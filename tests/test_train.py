@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import synthetic_data
 
-from minigencast import arrays, channel_order, config, loader, train, training_state
+from minigencast import arrays, channel_order, config, loader, noise, train, training_state
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -597,3 +597,27 @@ def test_validation_crps_is_the_fair_crps_of_the_picked_windows(monkeypatch):
         crps = skill - np.sum(pairs, axis=0) / (2 * members * (members - 1))
         expected = np.mean(crps * area[:, None])
         np.testing.assert_allclose(scores[name], expected, rtol=1e-10)
+
+
+def test_noise_basis_enters_the_train_step_as_data():
+    """The spherical-noise basis is an argument of the compiled step, not a constant."""
+    import re
+
+    from minigencast import network
+
+    cfg = config.tiny()
+    ds = synthetic_data.dataset(num_times=4)
+    data = arrays.prepare(ds, cfg.task_config, synthetic_data.stats(ds))
+    noise_fn = noise.noise_function(data.lat, data.lon)
+    basis_size = max(leaf.size for leaf in jax.tree_util.tree_leaves(noise_fn))
+    statics = (network.build_structure(cfg, data.lat, data.lon), noise_fn)
+    fetch = arrays.make_fetch(data.frames, data.forcings, data.static, data.layout)
+    batch = fetch(np.array([[0, 1, 2]]))
+    params = network.init_denoiser(jax.random.key(0), cfg, *network.channel_counts(cfg))
+    step = train.make_train_step(train.make_example_loss(cfg, data.lat), TC, train.data_mesh())
+    text = step.lower(train.init_train_state(params, TC), statics, batch, jax.random.key(0))
+    sizes = [
+        int(np.prod([int(d) for d in shape.split("x")]))
+        for shape in re.findall(r"constant dense<.*?> : tensor<([0-9x]+)x", text.as_text())
+    ]
+    assert max(sizes, default=0) < basis_size

@@ -27,26 +27,30 @@ def _qkv(key, n, heads=3, dk=4):
 def test_layouts(key):
     rows, cols, dense = _banded_mask()
     np.testing.assert_array_equal(transformer.build_attention(rows, cols, 50, "mha").mask, dense)
-    nl = transformer.build_attention(rows, cols, 50, "splash_mha")
-    assert nl.idx.shape[1] == dense.sum(1).max()
-    for i in range(50):
-        assert set(nl.idx[i][nl.valid[i]].tolist()) == set(np.nonzero(dense[i])[0].tolist())
+    for chunk in (7, 16, 50):
+        win = transformer.build_attention(rows, cols, 50, "splash_mha", window_chunk_size=chunk)
+        num_chunks, q, w = win.mask.shape
+        assert (num_chunks, q) == (-(-50 // chunk), chunk) and w <= 50
+        for i in range(50):  # the window of row i holds exactly row i of the mask
+            c, r = divmod(i, chunk)
+            keys = win.start[c] + np.flatnonzero(win.mask[c, r])
+            np.testing.assert_array_equal(keys, np.flatnonzero(dense[i]))
     b = transformer.tri_block_size(rows, cols)
     tb = transformer.build_attention(rows, cols, 50, "triblockdiag_mha")
-    assert tb.mask.shape == (-(-50 // b), 3, b, b)
+    assert tb.mask.shape == (-(-50 // b), b, 3 * b)
     assert tb.mask.sum() == dense.sum()
 
 
-@pytest.mark.parametrize("chunk_elements", [2**24, 100])  # one chunk, many padded chunks
-def test_all_attention_implementations_agree(key, chunk_elements):
+@pytest.mark.parametrize("chunk", [None, 7])  # one window, many padded windows
+def test_all_attention_implementations_agree(key, chunk):
     rows, cols, dense = _banded_mask()
     q, k, v = _qkv(key, 50)
     logits = jnp.einsum("qhd,khd->hqk", q, k)
     logits = jnp.where(dense[None], logits, -jnp.inf)
     expected = jnp.einsum("hqk,khd->qhd", jax.nn.softmax(logits, -1), v)
     dense_out = transformer.attend(q, k, v, transformer.build_attention(rows, cols, 50, "mha"))
-    nl = transformer.build_attention(rows, cols, 50, "splash_mha")
-    nl_out = transformer.neighbour_attention(q, k, v, nl, chunk_elements=chunk_elements)
+    nl = transformer.build_attention(rows, cols, 50, "splash_mha", window_chunk_size=chunk)
+    nl_out = transformer.attend(q, k, v, nl)
     tb_out = transformer.attend(
         q, k, v, transformer.build_attention(rows, cols, 50, "triblockdiag_mha")
     )
@@ -59,7 +63,7 @@ def test_gradients_agree_between_layouts(key):
     q, k, v = _qkv(key, 30)
     grads = []
     for kind in transformer.ATTENTION_TYPES:
-        layout = transformer.build_attention(rows, cols, 30, kind)
+        layout = transformer.build_attention(rows, cols, 30, kind, window_chunk_size=8)
         loss = lambda q, k, v, layout=layout: jnp.sum(transformer.attend(q, k, v, layout) ** 2)  # noqa: E731
         grads.append(jax.jit(jax.grad(loss, argnums=(0, 1, 2)))(q, k, v))
     for g in grads[1:]:

@@ -310,7 +310,9 @@ d = network.denoiser(params, structure, CFG, example["inputs"], example["forcing
 by_hand = preconditioning.loss_weight(sigma) * jnp.sum(
     chan_w32 * jnp.mean(lat_w32[:, None, None] * (d - example["targets"]) ** 2, axis=(0, 1))
 )
-packaged = train.make_example_loss(CFG, data_arrays.lat, noise_fn)(params, structure, example, key)
+packaged = train.make_example_loss(CFG, data_arrays.lat)(
+    params, (structure, noise_fn), example, key
+)
 np.testing.assert_allclose(by_hand, packaged, rtol=1e-4)
 print(f"loss by hand {float(by_hand):.4f} == train.make_example_loss {float(packaged):.4f}")
 assert dataclasses.is_dataclass(TC)
