@@ -2,6 +2,7 @@
 
 import numpy as np
 import pandas as pd
+import pytest
 import xarray
 
 from minigencast import config
@@ -49,3 +50,10 @@ def test_open_and_subset(tmp_path):
     back = xarray.open_zarr(out)
     xarray.testing.assert_allclose(back.load(), ds.load())
     assert back["temperature"].dims == ("time", "level", "lat", "lon")
+    # An existing folder (a user's) is refused and left as it was.
+    user = tmp_path / "mine"
+    user.mkdir()
+    (user / "thesis.tex").write_text("precious")
+    with pytest.raises(FileExistsError, match="never replaces"):
+        weatherbench.subset_to_zarr(store, str(user), task, progress=False)
+    assert [p.name for p in user.iterdir()] == ["thesis.tex"]

@@ -150,10 +150,15 @@ def _check_no_nan(piece: xarray.Dataset, name: str, dim: str) -> None:
 def _write_zarr(ds: xarray.Dataset, out_path: str, dim: str, chunk: int, progress: bool):
     """Write `ds` to a new zarr in `chunk`-sized slices of `dim`, one variable at a time,
     checking each slice for NaN (`_check_no_nan`) before it is written."""
+    if os.path.lexists(out_path):  # Never replace what we did not create (docs/errors.md).
+        raise FileExistsError(
+            f"--out {out_path} exists; the subsetter writes a new zarr store and never "
+            "replaces a file or folder: choose another path or remove it yourself"
+        )
     ds = ds.chunk({d: (chunk if d == dim else -1) for d in ds.dims})
     for v in ds.variables.values():
         v.encoding = {}
-    ds.to_zarr(out_path, mode="w", compute=False)
+    ds.to_zarr(out_path, mode="w-", compute=False)
     static = [v for v in ds.data_vars if dim not in ds[v].dims]
     for name in static:
         _check_no_nan(ds[[name]].compute(), name, dim)
@@ -192,8 +197,8 @@ def subset_to_zarr(
     """Write a canonical subset of a WB2 store to a local zarr (streamed, with tqdm).
 
     Each slice of each variable is checked for NaN before it is written (only SST may
-    be NaN; a store's own 12 h precipitation included). Returns `out_path`. Re-running
-    overwrites it.
+    be NaN; a store's own 12 h precipitation included). Returns `out_path`, which must
+    not exist yet.
     """
     ds = open_weatherbench2(
         store, task, start=start, end=end, levels=levels, subsample_factor=subsample_factor
