@@ -262,21 +262,31 @@ def test_attention_mask_symmetry_shortcut_is_exact(splits, k):
 
 
 def test_attention_layouts_agree():
+    """Each layout, unpacked by hand into an N x N mask, is the dense k-hop mask."""
     mesh = icosahedral_mesh.build_mesh(2)
     senders, receivers = icosahedral_mesh.faces_to_edges(mesh.faces)
     n = len(mesh.vertices)
     rows, cols = graphs.attention_mask(senders, receivers, n, 3)
     dense = transformer.build_attention(rows, cols, n, "mha").mask
-    idx, valid = transformer.build_attention(rows, cols, n, "splash_mha")
-    assert idx.shape == valid.shape == (n, np.bincount(rows).max())
-    rebuilt = np.zeros((n, n), bool)
-    rebuilt[np.repeat(np.arange(n), idx.shape[1])[valid.ravel()], idx[valid]] = True
-    np.testing.assert_array_equal(rebuilt, dense)
-    assert np.all(idx[~valid] == np.nonzero(~valid)[0])  # padding points at the row itself
     np.testing.assert_array_equal(dense, dense.T)
+    # Banded windows: chunk c holds queries c*Q + i and keys start[c] + j.
+    q = 16
+    start, window = transformer.build_attention(rows, cols, n, "splash_mha", q)
+    start, window = np.asarray(start), np.asarray(window)
+    rebuilt = np.zeros((n, n), bool)
+    for c, (first, m) in enumerate(zip(start, window, strict=True)):
+        for i, j in zip(*np.nonzero(m), strict=True):
+            assert c * q + i < n and first + j < n  # padding is never attended
+            rebuilt[c * q + i, first + j] = True
+    np.testing.assert_array_equal(rebuilt, dense)
+    # Tri-block: block i's queries attend to key blocks (i, i + 1, i - 1).
     b = transformer.tri_block_size(rows, cols)
-    i, j = np.nonzero(dense)
-    assert np.abs(i // b - j // b).max() <= 1  # only the own and the adjacent blocks
+    tri = np.asarray(transformer.build_attention(rows, cols, n, "triblockdiag_mha").mask)
+    rebuilt = np.zeros((n, n), bool)
+    for blk, qi, kk in zip(*np.nonzero(tri), strict=True):
+        key_block = blk + (0, 1, -1)[kk // b]
+        rebuilt[blk * b + qi, key_block * b + kk % b] = True
+    np.testing.assert_array_equal(rebuilt, dense)
 
 
 def test_one_degree_mini_facts():
