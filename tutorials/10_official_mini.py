@@ -45,6 +45,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import xarray
 
+import _style  # tutorials/_style.py: the projector-ready figure style
 from minigencast import (
     checkpoint,
     config,
@@ -127,8 +128,7 @@ axes[1].bar([f"{s:g}" for s in noisy.sigma.values], rel_errors)
 axes[1].set(
     yscale="log", xlabel="sigma", ylabel="max relative error", title="parity at every noise level"
 )
-fig.tight_layout()
-plt.show()
+_style.show()
 
 # %% [markdown]
 # **Check.** Agreement to float32 rounding (the reference's own run-to-run differences
@@ -230,8 +230,8 @@ field = fc["2m_temperature"].isel(init_time=0, lead_time=0)
 fig, axes = plt.subplots(1, members, figsize=(5 * members, 3), squeeze=False)
 for i, ax in enumerate(axes[0]):
     ax.pcolormesh(fc.lon, fc.lat, field.isel(sample=i), cmap="viridis")
-    ax.set_title(f"2 m temperature, member {i}, +12 h", fontsize=9)
-plt.show()
+    ax.set_title(f"2 m temperature, member {i}, +12 h")
+_style.show()
 
 # %% [markdown]
 # **Check.** The checkpoint round-trips exactly (weights and config), the Mini layout

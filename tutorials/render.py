@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import os
 import pathlib
+import re
 import sys
 import time
 
@@ -31,6 +32,13 @@ TUTORIALS = pathlib.Path(__file__).resolve().parent
 REPO = TUTORIALS.parent
 BUILD = TUTORIALS / "_build"
 SIZES = ("tiny", "tutorial")
+# The kernel draws with the inline backend even where MPLBACKEND=Agg (CI), so every
+# figure becomes an image/png output of the cell that shows it.
+INLINE_BACKEND = "module://matplotlib_inline.backend_inline"
+# A code cell that creates or shows a figure; it must leave an image/png output.
+PLOTTING = re.compile(
+    r"\b(plt\.(subplots|figure|subplot_mosaic|show)|_style\.show|display\.Image)\("
+)
 
 
 def sources(prefixes=()) -> list[pathlib.Path]:
@@ -98,7 +106,10 @@ def execute(ipynb: pathlib.Path, size: str = "tutorial", timeout: int = 900):
     nb = nbformat.read(ipynb, as_version=4)
     env = {
         "MINIGENCAST_SIZE": size,
-        "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
+        "MPLBACKEND": INLINE_BACKEND,
+        "PYTHONPATH": os.pathsep.join(
+            filter(None, [str(REPO), str(TUTORIALS), os.environ.get("PYTHONPATH")])
+        ),
     }
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)  # the kernel inherits this process's environment
@@ -119,6 +130,18 @@ def execute(ipynb: pathlib.Path, size: str = "tutorial", timeout: int = 900):
             else:
                 os.environ[k] = v
     return nb, seconds
+
+
+def figure_cells_without_image(nb) -> list[str]:
+    """Code cells that create or show a figure (PLOTTING) but have no image/png output."""
+    missing = []
+    for i, cell in enumerate(nb.cells):
+        if cell.cell_type != "code" or not PLOTTING.search(cell.source):
+            continue
+        if not any("image/png" in out.get("data", {}) for out in cell.get("outputs", [])):
+            first = cell.source.strip().splitlines()[0][:60]
+            missing.append(f"cell {i} ({first!r}) shows no image")
+    return missing
 
 
 def to_html(nb, out: pathlib.Path) -> pathlib.Path:
@@ -158,6 +181,8 @@ def main(argv=None) -> int:
     for py in paths:
         nb, seconds = execute(py.with_suffix(".ipynb"), args.size, args.timeout)
         total += seconds
+        for problem in figure_cells_without_image(nb):
+            print(f"{py.stem}: {problem}", file=sys.stderr)
         out = to_html(nb, BUILD / py.with_suffix(".html").name)
         print(f"{py.stem:32s} {seconds:7.1f} s  -> {out.relative_to(REPO)}", flush=True)
     print(f"{'total (' + args.size + ')':32s} {total:7.1f} s")
