@@ -283,9 +283,10 @@ print(
     f"{mask.sum(1).min()}-{mask.sum(1).max()} of {n_m} keys"
 )
 
-fig, ax = plt.subplots(figsize=(4, 4))
-ax.imshow(weights[0][: min(n_m, 120), : min(n_m, 120)], cmap="magma")
-ax.set(title="head 0 attention weights (first nodes)", xlabel="key j", ylabel="query i")
+fig, ax = plt.subplots(figsize=(6, 5))
+image = ax.imshow(weights[0][: min(n_m, 120), : min(n_m, 120)], cmap="magma")
+fig.colorbar(image, ax=ax, label="attention weight")
+ax.set(title="head 0 attention weights\n(first nodes)", xlabel="key j", ylabel="query i")
 _style.show()
 
 # %% [markdown]

@@ -153,11 +153,13 @@ lat = ds.lat.values
 lat_w = losses.latitude_weights(lat)
 channels = stacking.target_channels(TASK)
 chan_w = losses.task_channel_weights(TASK)
-fig, axes = plt.subplots(1, 3, figsize=(15, 3.3))
+fig, axes = plt.subplots(1, 3, figsize=(16, max(4.0, 0.3 * len(channels) + 1.0)))
 axes[0].plot(lat, lat_w, "o-", ms=3)
 axes[0].set(xlabel="latitude", title="latitude weights (mean 1)")
-axes[1].bar([f"{c.variable[:12]}{'@' + str(c.level) if c.level else ''}" for c in channels], chan_w)
-axes[1].tick_params(axis="x", rotation=80, labelsize=7)
+axes[1].barh(
+    [f"{c.variable[:12]}{'@' + str(c.level) if c.level else ''}" for c in channels], chan_w
+)
+axes[1].invert_yaxis()  # channels in stacking order, top to bottom
 axes[1].set(title="channel weights")
 s_grid = np.geomspace(0.02, 88, 200)
 axes[2].plot(s_grid, preconditioning.loss_weight(s_grid), label="lambda(sigma)")

@@ -101,6 +101,8 @@ ax.plot(
 )
 ax.axhline(exact, color="k", lw=0.8, label="exact CRPS of N(0, 1)")
 ax.set(xscale="log", xlabel="ensemble size M", ylabel="mean CRPS", title=f"y = {y_obs}")
+ax.set_xticks(sizes, [str(m) for m in sizes])
+ax.xaxis.set_minor_formatter(plt.NullFormatter())
 ax.legend()
 _style.show()
 
@@ -173,15 +175,16 @@ ensembles = {
 }
 ensembles["pixel noise"] = as_forecast(y + common + lead_scale * rng.standard_normal(shape))
 
-fig, axes = plt.subplots(1, 4, figsize=(15, 2.8))
+fig, axes = plt.subplots(1, 4, figsize=(15, 3.2))
 panels = (
     [("truth", y[0, -1])]
     + [(f"member {i}, calibrated", ensembles["lambda = 1.0"].values[i, 0, -1]) for i in range(2)]
     + [("member 0, pixel noise", ensembles["pixel noise"].values[0, 0, -1])]
 )
 for ax, (title, field) in zip(axes, panels, strict=True):
-    ax.pcolormesh(truth.lon, truth.lat, field, vmin=240, vmax=310)
+    mesh = ax.pcolormesh(truth.lon, truth.lat, field, vmin=240, vmax=310)
     ax.set_title(title)
+fig.colorbar(mesh, ax=axes, shrink=0.8, label="K")
 fig.suptitle(f"{name}, lead {NUM_LEADS * 12} h")
 _style.show()
 

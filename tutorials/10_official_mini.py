@@ -227,10 +227,14 @@ init_time = dataset.time.values[1]
 fc = forecast.run(mini_ckpt.params, MINI, dataset, stats, [init_time], 1, members, progress=False)
 print(fc)
 field = fc["2m_temperature"].isel(init_time=0, lead_time=0)
-fig, axes = plt.subplots(1, members, figsize=(5 * members, 3), squeeze=False)
+fig, axes = plt.subplots(1, members, figsize=(6 * members, 3.6), squeeze=False)
+t_min, t_max = float(field.min()), float(field.max())
 for i, ax in enumerate(axes[0]):
-    ax.pcolormesh(fc.lon, fc.lat, field.isel(sample=i), cmap="viridis")
-    ax.set_title(f"2 m temperature, member {i}, +12 h")
+    mesh = ax.pcolormesh(
+        fc.lon, fc.lat, field.isel(sample=i), cmap="viridis", vmin=t_min, vmax=t_max
+    )
+    ax.set_title(f"2 m temperature\nmember {i}, +12 h")
+fig.colorbar(mesh, ax=axes[0], shrink=0.8, label="K")
 _style.show()
 
 # %% [markdown]
