@@ -141,6 +141,5 @@ def show(fig=None) -> None:
     """Asserts the projector rules for `fig` (default: the current figure), then shows it."""
     fig = plt.gcf() if fig is None else fig
     found = problems(fig)
-    if found:
-        print("PROBLEM figure not projector-ready:\n  " + "\n  ".join(found))
+    assert not found, "figure not projector-ready:\n  " + "\n  ".join(found)
     plt.show()
