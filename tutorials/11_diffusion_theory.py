@@ -237,13 +237,12 @@ ax.set(
     xscale="log",
     xlim=(20.0, 0.015),
     ylim=(-3.5, 3.5),
-    xlabel="noise level sigma (time runs right to left -> to the right)",
+    xlabel="noise level sigma (sampling runs from left to right)",
     ylabel="x",
     title="probability flow (white) and churned sampler (black) over p_sigma",
 )
 ax.set_xticks([20, 5, 1, 0.2, 0.05], ["20", "5", "1", "0.2", "0.05"])
 ax.xaxis.set_minor_formatter(plt.NullFormatter())
-ax.set_xlabel("noise level sigma (sampling runs from left to right)")
 _style.show()
 
 # %% [markdown]
