@@ -81,6 +81,13 @@ def test_missing_figure_image_is_caught():
     ]
     plot.outputs = [nbformat.v4.new_output("display_data", data={"image/png": "iVBOR"})]
     assert render.figure_cells_without_image(nb) == []
+    # Defining a helper that shows figures draws nothing; calling it must show an image.
+    helper = nbformat.v4.new_code_cell("def show_png(name):\n    display.display(name)")
+    call = nbformat.v4.new_code_cell('show_png("spectra")')
+    nb.cells += [helper, call]
+    assert render.figure_cells_without_image(nb) == [
+        "cell 3 ('show_png(\"spectra\")') shows no image"
+    ]
 
 
 def test_style_rules_catch_small_fonts_bare_maps_and_crowded_ticks(monkeypatch):

@@ -38,9 +38,11 @@ SIZES = ("tiny", "tutorial")
 # The kernel draws with the inline backend even where MPLBACKEND=Agg (CI), so every
 # figure becomes an image/png output of the cell that shows it.
 INLINE_BACKEND = "module://matplotlib_inline.backend_inline"
-# A code cell that creates or shows a figure; it must leave an image/png output.
+# A code cell that creates or shows a figure (pyplot, `_style.show`, or a notebook's
+# `show_png` helper for the package's PNG figures, but not its definition); it must
+# leave an image/png output.
 PLOTTING = re.compile(
-    r"\b(plt\.(subplots|figure|subplot_mosaic|show)|_style\.show|display\.Image)\("
+    r"(?<!def )\b(plt\.(subplots|figure|subplot_mosaic|show)|_style\.show|show_png)\("
 )
 
 
