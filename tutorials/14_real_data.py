@@ -191,17 +191,26 @@ if bool(step3[variables.PRECIPITATION].isel(time=0).isnull().all()):
     step3 = step3.isel(time=slice(1, None))  # no full 12 h window before the first time
 point = {"lat": float(step3.lat[N_LAT // 2]), "lon": float(step3.lon[N_LON // 3])}
 fig, ax = plt.subplots(figsize=(11, 4))
-ax.bar(tp.time.values, 1e3 * tp.sel(point).values, width=1 / 24, label=f"tp, {step_h} h (mm)")
+t0 = tp.time.values[0]
+ax.bar(
+    (tp.time.values - t0) / np.timedelta64(1, "h"),
+    1e3 * tp.sel(point).values,
+    width=0.9 * step_h,
+    label=f"tp, {step_h} h (mm)",
+)
 ax.step(
-    step3.time.values,
+    (step3.time.values - t0) / np.timedelta64(1, "h"),
     1e3 * step3[variables.PRECIPITATION].sel(point).values,
     where="pre",
     color="k",
     lw=2,
     label="12 h accumulation (mm)",
 )
-ax.set(ylabel="mm", title=f"precipitation at lat {point['lat']:.0f}, lon {point['lon']:.0f}")
-ax.tick_params(axis="x", rotation=20)
+ax.set(
+    ylabel="mm",
+    xlabel=f"hours since {str(t0)[:13]} UTC",
+    title=f"precipitation at lat {point['lat']:.0f}, lon {point['lon']:.0f}",
+)
 ax.legend()
 _style.show()
 

@@ -234,7 +234,7 @@ def main(argv=None) -> int:
     for py in paths:
         try:
             nb, seconds = execute(py.with_suffix(".ipynb"), args.size, args.timeout)
-        except nbclient.exceptions.CellExecutionError as error:
+        except (nbclient.exceptions.CellExecutionError, TimeoutError) as error:
             failed.append(py.stem)
             print(f"{py.stem}: FAILED\n{str(error)[-3000:]}", file=sys.stderr, flush=True)
             continue
@@ -244,9 +244,8 @@ def main(argv=None) -> int:
             print(f"{py.stem}: {problem}", file=sys.stderr)
         out = to_html(nb, out_dir / py.with_suffix(".html").name)
         rows.append((py.stem, seconds, out.stat().st_size))
+        write_index(out_dir, args.size, rows[-1:])  # after each notebook: a crash keeps them
         print(f"{py.stem:32s} {seconds:7.1f} s  {rows[-1][2] / 1e6:5.1f} MB -> {out}", flush=True)
-    if rows:
-        write_index(out_dir, args.size, rows)
     size = sum(r[2] for r in rows)
     print(f"{'total (' + args.size + ')':32s} {total:7.1f} s  {size / 1e6:5.1f} MB")
     if failed:
