@@ -223,7 +223,7 @@ churned = config.SamplerConfig(
 )
 ode_paths, ode_sigmas = trajectories(fine, jax.random.key(1), 24)
 sde_paths, sde_sigmas = trajectories(churned, jax.random.key(2), 6)
-sig_axis = np.geomspace(20.0, 0.02, 300)
+sig_axis = np.geomspace(20.0, 0.015, 300)  # to the left edge, where the samples are drawn
 xs = np.linspace(-3.5, 3.5, 281)
 density = np.exp(np.asarray(jax.vmap(lambda s: log_density(jnp.asarray(xs), s))(sig_axis)))
 
