@@ -34,6 +34,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import xarray
 
+import _style  # tutorials/_style.py: the projector-ready figure style
 from minigencast import channel_order, config, data, metrics, normalization, stacking, variables
 from minigencast.data import windows
 
@@ -84,10 +85,9 @@ for ax, (name, level) in zip(axes.ravel(), fields, strict=True):
         da = da.sel(level=level)
     im = ax.pcolormesh(ds.lon, ds.lat, da, cmap="RdBu_r" if "wind" in name else "viridis")
     fig.colorbar(im, ax=ax, label=variables.units(name))
-    ax.set_title(f"{name}" + (f" {level} hPa" if level else ""), fontsize=10)
+    ax.set_title(f"{name}" + (f" {level} hPa" if level else ""))
 fig.suptitle(f"The toy planet at {str(t0)[:16]}")
-fig.tight_layout()
-plt.show()
+_style.show()
 
 # %% [markdown]
 # ## 2. A grid with poles
@@ -112,8 +112,7 @@ pole_spread = {
 axes[1].bar(list(pole_spread), list(pole_spread.values()))
 axes[1].set(yscale="symlog", title="max spread along the north-pole row")
 axes[1].tick_params(axis="x", labelsize=7)
-fig.tight_layout()
-plt.show()
+_style.show()
 
 # %% [markdown]
 # ## 3. Normalisation by level
@@ -146,8 +145,7 @@ for level in TASK.pressure_levels:
 axes[0].set(title="geopotential (m2 s-2)")
 axes[1].set(title="normalised by level")
 axes[0].legend()
-fig.tight_layout()
-plt.show()
+_style.show()
 
 # %% [markdown]
 # ## 4. Residual targets
@@ -174,12 +172,11 @@ for ch in channels:
         stats["diffs_stddev"][ch.variable].sel(sel).item()
         / stats["stddev"][ch.variable].sel(sel).item()
     )
-fig, ax = plt.subplots(figsize=(10, 3))
-ax.bar(labels, ratios)
-ax.set(ylabel="sigma_diff / sigma", title="12 h change relative to climatological spread")
-ax.tick_params(axis="x", rotation=70, labelsize=8)
-fig.tight_layout()
-plt.show()
+fig, ax = plt.subplots(figsize=(9, 0.32 * len(labels) + 1.2))
+ax.barh(labels, ratios)
+ax.invert_yaxis()  # channels in stacking order, top to bottom
+ax.set(xlabel="sigma_diff / sigma", title="12 h change relative to climatological spread")
+_style.show()
 
 # %% [markdown]
 # ## 5. One example: two input frames, a target, forcings
@@ -203,13 +200,12 @@ axes[0].plot(forcings.lon, forcings["day_progress_cos"].isel(batch=0, time=0), l
 axes[0].set(xlabel="longitude", title="day progress at the target time (local solar time)")
 axes[0].legend()
 progress = data.forcings.year_progress(data.forcings.seconds_since_epoch(ds.time.values))
-axes[1].plot(ds.time.values, np.sin(2 * np.pi * progress), label="sin")
-axes[1].plot(ds.time.values, np.cos(2 * np.pi * progress), label="cos")
-axes[1].set(title="year progress")
-axes[1].tick_params(axis="x", rotation=30)
+days = (ds.time.values - ds.time.values[0]) / np.timedelta64(1, "D")
+axes[1].plot(days, np.sin(2 * np.pi * progress), label="sin")
+axes[1].plot(days, np.cos(2 * np.pi * progress), label="cos")
+axes[1].set(title="year progress", xlabel=f"days since {str(ds.time.values[0])[:10]}")
 axes[1].legend()
-fig.tight_layout()
-plt.show()
+_style.show()
 
 # %% [markdown]
 # ## 6. Into the network's layout
@@ -239,9 +235,8 @@ for ax, (title, field) in zip(axes, panels, strict=True):
         ds.lon, ds.lat, np.asarray(field), cmap="RdBu_r" if "residual" in title else "viridis"
     )
     fig.colorbar(im, ax=ax)
-    ax.set_title(title, fontsize=10)
-fig.tight_layout()
-plt.show()
+    ax.set_title(title)
+_style.show()
 
 # %% [markdown]
 # **Check.** Over the data, normalised inputs have mean ≈ 0 and standard deviation ≈ 1 per
@@ -294,7 +289,7 @@ print("normalised fields and residuals have unit scale; channel order as stackin
 # | progress forcings | `minigencast/data/forcings.py` |
 # | statistics, normalisation, residuals and their inverse | `minigencast/normalization.py` |
 # | channel order, Dataset ↔ array | `minigencast/stacking.py` |
-# | the same pipeline on arrays, for training and rollouts | `minigencast/windows.py` (tutorials 06, 08) |
+# | the same pipeline on arrays, for training and rollouts | `minigencast/arrays.py` (tutorials 06, 08) |
 #
 # The last check: normalisation and residuals by hand equal the package's, the inverse
 # recovers the target exactly, and the statistics recomputed by hand from this data equal

@@ -40,6 +40,7 @@ import jax.numpy as jnp
 import matplotlib.pyplot as plt
 import numpy as np
 
+import _style  # tutorials/_style.py: the projector-ready figure style
 from minigencast import config, preconditioning, sampler
 
 # "tiny" in CI (seconds), "tutorial" for readers (a minute or so).
@@ -98,10 +99,9 @@ for ax, sigma in zip(axes, [0.03, 0.5, 2.0, 80.0], strict=True):
     ax.hist(x, bins=80, range=(-lim, lim), density=True, alpha=0.5, label="y + sigma eps")
     ax.plot(grid, noisy_density(grid, sigma), "k", lw=1, label="p_sigma(x)")
     ax.set_title(f"sigma = {sigma}")
-axes[0].legend(fontsize=8)
+axes[0].legend()
 fig.suptitle("Noising: the data density blurred by N(0, sigma^2)")
-fig.tight_layout()
-plt.show()
+_style.show()
 
 # %% [markdown]
 # ## 2. The ideal denoiser
@@ -141,13 +141,47 @@ for sigma in [0.05, 0.3, 1.0, 3.0, 20.0]:
     ax.plot(grid, exact_denoiser(grid, sigma), label=f"sigma = {sigma}")
 ax.plot(grid, grid, "k:", lw=0.8, label="identity")
 ax.set(xlabel="noisy x", ylabel="D*(x; sigma)", title="Exact denoiser of the mixture", ylim=(-2, 2))
-ax.legend(fontsize=8)
-plt.show()
+ax.legend()
+_style.show()
 
 # %% [markdown]
-# At small $\sigma$ the denoiser is nearly the identity (there is little noise to remove)
-# except between the modes, where it snaps $x$ to the nearer mode. At large $\sigma$ it
-# returns almost the data mean 0 whatever $x$ is: the noise swamps the signal.
+# At $\sigma = 0.05$ the noise is far smaller than each mode's own width ($s = 0.3$), so
+# the denoiser is almost the identity everywhere, even between the modes: it moves no
+# point by more than 0.03. The snap to the nearer mode shows at $\sigma \approx 0.3$–$1$:
+# between the modes the curve is much steeper than the identity (slope 3 at $x = 0$ for
+# $\sigma = 0.3$), so a point at $x = 0.3$ is moved to about $0.59$ ($\sigma = 0.3$) or
+# $0.56$ ($\sigma = 0.5$), more than a third of the way to the mode at $0.95$; and at
+# $\sigma = 1$ a point at $1.5$ is pulled in to $0.88$, next to the mode.
+# At large $\sigma$ it returns almost the data mean 0 whatever $x$ is: the noise swamps
+# the signal.
+#
+# **Check.** Each of these sentences, measured on the curves above:
+
+# %%
+inner = jnp.linspace(-2.0, 2.0, 401)
+
+
+def slope_at_zero(sigma):
+    return float(jax.grad(lambda x: exact_denoiser(x[None], sigma)[0])(jnp.float32(0.0)))
+
+
+def denoised(x, sigma):
+    return float(exact_denoiser(jnp.array([x], jnp.float32), sigma)[0])
+
+
+assert float(jnp.max(jnp.abs(exact_denoiser(inner, 0.05) - inner))) < 0.03
+assert slope_at_zero(0.05) < 1.3  # nearly the identity at sigma = 0.05 ...
+for sigma in [0.3, 0.5]:  # ... a steep jump between the modes at sigma = 0.3-0.5
+    assert slope_at_zero(sigma) > 2.0, sigma
+    assert denoised(0.3, sigma) > 0.3 + (MEANS[1] - 0.3) / 3, sigma
+assert abs(denoised(1.5, 1.0) - MEANS[1]) < 0.1  # pulled in to the mode at sigma = 1
+assert float(jnp.max(jnp.abs(exact_denoiser(inner, 20.0)))) < 0.01  # the mean at large sigma
+print(
+    "slope of D at x = 0: "
+    + ", ".join(f"sigma {s}: {slope_at_zero(s):.2f}" for s in [0.05, 0.3, 0.5, 1.0, 3.0])
+)
+
+# %% [markdown]
 #
 # ## 3. EDM preconditioning
 #
@@ -177,7 +211,7 @@ for name in ["c_in", "c_skip", "c_out"]:
 ax.set(xscale="log", xlabel="sigma", title="EDM preconditioning, sigma_data = 1")
 ax.axvline(1.0, color="grey", lw=0.5)
 ax.legend()
-plt.show()
+_style.show()
 
 # %% [markdown]
 # **Why $\sigma_\text{data} = 1$ matters.** The target of $F$ is
@@ -215,7 +249,7 @@ ax.set(
     title="F's regression target",
 )
 ax.legend()
-plt.show()
+_style.show()
 
 # %% [markdown]
 # For standard normal data the exact denoiser *is* $c_\text{skip}\,x$, so the ideal raw
@@ -253,9 +287,17 @@ print("c_skip + c_out^2 = 1, c_in^2 (1 + sigma^2) = 1, and F* = 0 for N(0, 1) da
 # $x \sim \mathcal N(0, \sigma_\max^2)$ — indistinguishable from $p_{\sigma_\max}$ when
 # $\sigma_\max = 80 \gg 1$ — and integrating to $\sigma = 0$ yields data samples.
 # GenCast's $N = 20$ noise levels are equally spaced in $\sigma^{1/\rho}$, $\rho = 7$
-# (EDM eq. 5), which puts most steps at small $\sigma$ where the details form:
+# (EDM eq. 5):
 #
 # $$\sigma_i = \Big(\sigma_\max^{1/\rho} + \tfrac{i}{N-1}\big(\sigma_\min^{1/\rho} - \sigma_\max^{1/\rho}\big)\Big)^{\rho},\quad \sigma_N = 0.$$
+#
+# The steps shrink as $\sigma$ falls (from $80 \to 62$ at the start to $0.06 \to 0.03$ at
+# the end), so *measured in $\sigma$* they crowd at small $\sigma$. Measured in
+# $\log\sigma$ — the axis of this notebook's plots — they do not: the log-steps are even
+# a little *longer* at the small end, and 14 of the 20 levels lie above $\sigma = 1$.
+# What $\rho = 7$ buys is short absolute steps where $D$ changes fastest in $x$ (small
+# $\sigma$, the details), without wasting steps at large $\sigma$, where $D$ is almost
+# the constant data mean.
 #
 # The simplest integrator is Euler: $x_{i+1} = x_i + (\sigma_{i+1} - \sigma_i)\,(x_i - D(x_i;\sigma_i))/\sigma_i$.
 # Rearranged, an Euler step is a convex combination of the state and the denoised estimate,
@@ -266,6 +308,13 @@ print("c_skip + c_out^2 = 1, c_in^2 (1 + sigma^2) = 1, and F* = 0 for N(0, 1) da
 no_churn = dataclasses.replace(config.SamplerConfig(), stochastic_churn_rate=0.0)
 levels = sampler.noise_levels(no_churn)
 print("GenCast's noise levels:", np.round(levels, 3))
+# Check: short steps in sigma at the small end, but not in log sigma; 14 of 20 above 1.
+positive = np.asarray(levels[:-1], np.float64)
+assert np.all(np.diff(-np.diff(positive)) < 0)  # |sigma_{i+1} - sigma_i| shrinks
+log_steps = -np.diff(np.log(positive))
+assert log_steps[-1] > log_steps[0]  # in log sigma the last step is the longer one
+assert int(np.sum(positive > 1.0)) == 14 and len(positive) == 20
+print(f"log-steps {log_steps[0]:.2f} (first) to {log_steps[-1]:.2f} (last)")
 
 
 def euler_by_hand(x, levels):
@@ -290,8 +339,8 @@ ax.hist(
 )
 ax.plot(grid, noisy_density(grid, 0.0), "k", lw=1, label="p_data")
 ax.set(title="Sampling by integrating the probability-flow ODE", xlabel="y")
-ax.legend(fontsize=8)
-plt.show()
+ax.legend()
+_style.show()
 
 # %% [markdown]
 # With only four levels Euler's sample is far too concentrated between the modes: each
@@ -360,8 +409,10 @@ ax.set(
     ylabel="TV distance to p_data",
     title="Cost vs quality, no churn",
 )
+ax.set_xticks([2, 5, 10, 20, 40], ["2", "5", "10", "20", "40"])
+ax.xaxis.set_minor_formatter(plt.NullFormatter())
 ax.legend()
-plt.show()
+_style.show()
 print(
     f"std of the samples: Euler 20 levels {float(x_euler.std()):.3f}, "
     f"Euler 4 levels {float(x_coarse.std()):.3f}, 2S 20 levels {float(x_dpm.std()):.3f}, "
@@ -392,8 +443,8 @@ ax.hist(
 )
 ax.plot(grid, noisy_density(grid, 0.0), "k", lw=1, label="p_data")
 ax.set(title="GenCast's sampler on the exact mixture denoiser", xlabel="y")
-ax.legend(fontsize=8)
-plt.show()
+ax.legend()
+_style.show()
 
 # %% [markdown]
 # **Check.** With the exact denoiser of a Gaussian $\mathcal N(\mu, s^2)$ the sampler

@@ -36,6 +36,7 @@ import jax.numpy as jnp
 import matplotlib.pyplot as plt
 import numpy as np
 
+import _style  # tutorials/_style.py: the projector-ready figure style
 from minigencast import metrics, noise, spherical_harmonics
 
 # "tiny" in CI (seconds), "tutorial" for readers (a 2.8 deg grid).
@@ -64,14 +65,16 @@ print(f"size={SIZE}: grid {N_LAT}x{N_LON}, {NUM_FIELDS} noise fields per statist
 # %%
 basis = spherical_harmonics.build_basis(LAT, LON)
 L = basis.max_degree
-fig, axes = plt.subplots(1, 4, figsize=(15, 2.6))
+fig, axes = plt.subplots(1, 4, figsize=(15, 3.6))
 for ax, (deg_l, m) in zip(axes, [(1, 0), (3, 2), (6, 6), (8, 3)], strict=True):
     c = np.zeros((L, L), np.float32)
     c[m, min(deg_l, L - 1)] = 1.0
     y = spherical_harmonics.synthesise(basis, c, np.zeros_like(c))
-    ax.pcolormesh(LON, LAT, np.asarray(y), cmap="RdBu_r")
-    ax.set_title(f"Y_lm, l = {min(deg_l, L - 1)}, m = {m}", fontsize=9)
-plt.show()
+    top = float(np.abs(np.asarray(y)).max())
+    mesh = ax.pcolormesh(LON, LAT, np.asarray(y), cmap="RdBu_r", vmin=-top, vmax=top)
+    fig.colorbar(mesh, ax=ax, orientation="horizontal", shrink=0.8)
+    ax.set_title(f"Y_lm, l = {min(deg_l, L - 1)}, m = {m}")
+_style.show()
 
 # %% [markdown]
 # ## 2. Two kinds of noise
@@ -93,15 +96,16 @@ fig = plt.figure(figsize=(13, 5))
 for j, (name, fields) in enumerate([("pixel noise", pixel), ("spherical white noise", spherical)]):
     ax = fig.add_subplot(2, 2, 1 + j)
     ax.pcolormesh(LON, LAT, fields[0], cmap="RdBu_r", vmin=-3, vmax=3)
-    ax.set_title(f"{name} on the lat-lon grid", fontsize=9)
+    ax.set_title(f"{name} on the lat-lon grid")
     ax = fig.add_subplot(2, 2, 3 + j, projection="polar")
     north = LAT >= 30
     theta, r = np.meshgrid(np.radians(LON), 90 - LAT[north])
     ax.pcolormesh(theta, r, fields[0][north], cmap="RdBu_r", vmin=-3, vmax=3)
-    ax.set_title("seen from above the north pole", fontsize=9)
+    ax.set_title("seen from above the north pole")
     ax.set_yticklabels([])
-fig.tight_layout()
-plt.show()
+    ax.set_xticks(np.radians([0, 90, 180, 270]), ["0°", "90°E", "180°", "90°W"])
+fig.colorbar(ax.collections[0], ax=fig.axes, shrink=0.8, label="noise value (both kinds)")
+_style.show()
 
 # %% [markdown]
 # Seen from above the pole, pixel noise is visibly finer near the pole — the grid cells
@@ -123,7 +127,7 @@ ax.plot(spec_pix / (4 * np.pi), "s-", ms=3, label="pixel noise")
 ax.axhline(1 / L, color="k", lw=0.8, label="1 / L")
 ax.set(xlabel="degree l", ylabel="power / 4 pi", yscale="log", title="angular power spectra")
 ax.legend()
-plt.show()
+_style.show()
 
 # %% [markdown]
 # ## 4. Statistics at a fixed physical scale
@@ -154,8 +158,7 @@ for name, s in stds.items():
     axes[1].plot(LAT, s, "o-", ms=3, label=name)
 axes[1].set(xlabel="latitude", title=f"std of the mean over {radius_km:.0f} km discs")
 axes[1].legend()
-fig.tight_layout()
-plt.show()
+_style.show()
 
 # %% [markdown]
 # **Check.** Spherical noise has unit pointwise variance at every latitude (poles

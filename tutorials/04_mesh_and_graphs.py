@@ -36,6 +36,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from mpl_toolkits.mplot3d.art3d import Line3DCollection
 
+import _style  # tutorials/_style.py: the projector-ready figure style
 from minigencast import config, geometry, graphs, icosahedral_mesh, transformer
 
 # "tiny" in CI (seconds), "tutorial" for readers: the embedded dataset's 5.625 deg grid.
@@ -85,8 +86,8 @@ for s in range(4):
     mesh = icosahedral_mesh.build_mesh(s)
     ax = fig.add_subplot(1, 4, s + 1, projection="3d")
     draw_mesh(ax, mesh)
-    ax.set_title(f"splits {s}: {len(mesh.vertices)} nodes, {len(mesh.faces)} faces", fontsize=9)
-plt.show()
+    ax.set_title(f"splits {s}: {len(mesh.vertices)} nodes, {len(mesh.faces)} faces")
+_style.show()
 
 # %%
 for s in range(SPLITS + 2):
@@ -168,8 +169,7 @@ ax.set(
     xlabel="lon",
     ylabel="lat",
 )
-fig.tight_layout()
-plt.show()
+_style.show()
 print(
     f"grid2mesh: {len(g2m_s)} edges, mesh in-degree {in_degree.min()}-{in_degree.max()}; "
     f"mesh2grid: {len(m2g_s)} = 3 x {len(grid_lat)} edges"
@@ -230,8 +230,7 @@ axes[0].set(
 )
 axes[1].hist(feats[:, 0], bins=40)
 axes[1].set(xlabel="|d| / max |d|", title="edge lengths")
-fig.tight_layout()
-plt.show()
+_style.show()
 
 # %% [markdown]
 # **Check.** Node features are $[\sin\varphi, \cos\lambda, \sin\lambda]$ of the grid, the
@@ -276,10 +275,7 @@ centre = int(np.argmin(np.abs(G["mesh_node_lat"])))  # a node near the equator
 fig = plt.figure(figsize=(12, 4))
 ax = fig.add_subplot(1, 3, 1)
 ax.spy(mask, markersize=0.3)
-ax.set_title(
-    f"k = {K_HOP} mask, RCM order\n(band width {transformer.tri_block_size(rows, cols)})",
-    fontsize=9,
-)
+ax.set_title(f"k = {K_HOP} mask, RCM order\n(band width {transformer.tri_block_size(rows, cols)})")
 ax = fig.add_subplot(1, 3, 2, projection="3d")
 draw_mesh(ax, mesh, colour="lightgrey", lw=0.3)
 hops = np.full(num_mesh, -1)
@@ -294,7 +290,7 @@ v = G["mesh_vertices"]
 sc = ax.scatter(
     v[hops >= 0, 0], v[hops >= 0, 1], v[hops >= 0, 2], c=hops[hops >= 0], cmap="plasma", s=8
 )
-ax.set_title(f"hop distance from one node (<= {K_HOP})", fontsize=9)
+ax.set_title(f"hop distance from one node (<= {K_HOP})")
 ax.view_init(elev=G["mesh_node_lat"][centre], azim=G["mesh_node_lon"][centre])
 ax = fig.add_subplot(1, 3, 3)
 for s_ in range(max(1, SPLITS - 1), SPLITS + 2):
@@ -307,9 +303,8 @@ for s_ in range(max(1, SPLITS - 1), SPLITS + 2):
     ax.plot(range(1, 9), counts, "o-", label=f"splits {s_}")
 ax.plot(range(1, 9), [1 + 3 * k * (k + 1) for k in range(1, 9)], "k:", label="1 + 3k(k+1)")
 ax.set(xlabel="k", ylabel="keys per query", yscale="log", title="neighbourhood size")
-ax.legend(fontsize=8)
-fig.tight_layout()
-plt.show()
+ax.legend()
+_style.show()
 
 # %% [markdown]
 # On a hexagonal lattice the $k$-hop ball holds $1 + 3k(k+1)$ nodes; the mesh is hexagonal

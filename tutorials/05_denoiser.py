@@ -37,6 +37,7 @@ import jax.numpy as jnp
 import matplotlib.pyplot as plt
 import numpy as np
 
+import _style  # tutorials/_style.py: the projector-ready figure style
 from minigencast import (
     channel_order,
     checkpoint,
@@ -164,7 +165,7 @@ im = ax.imshow(
 )
 ax.set(xlabel="ln sigma", ylabel="encoding channel", title="noise-level encodings c(sigma) at init")
 fig.colorbar(im)
-plt.show()
+_style.show()
 
 # %% [markdown]
 # ## 4. One forward pass, shape by shape
@@ -224,10 +225,10 @@ panels = [
 for ax, (title, field) in zip(axes, panels, strict=True):
     field = field[..., channel]
     im = ax.imshow(np.asarray(field), origin="lower", extent=(0, 360, -90, 90), cmap="RdBu_r")
-    ax.set_title(title, fontsize=9)
+    ax.set_title(title)
     fig.colorbar(im, ax=ax, shrink=0.7)
 fig.suptitle(c_t_ch[channel].variable)
-plt.show()
+_style.show()
 
 # %% [markdown]
 # ## 5. Inside a block, by hand
@@ -285,10 +286,11 @@ print(
     f"{mask.sum(1).min()}-{mask.sum(1).max()} of {n_m} keys"
 )
 
-fig, ax = plt.subplots(figsize=(4, 4))
-ax.imshow(weights[0][: min(n_m, 120), : min(n_m, 120)], cmap="magma")
-ax.set(title="head 0 attention weights (first nodes)", xlabel="key j", ylabel="query i")
-plt.show()
+fig, ax = plt.subplots(figsize=(6, 5))
+image = ax.imshow(weights[0][: min(n_m, 120), : min(n_m, 120)], cmap="magma")
+fig.colorbar(image, ax=ax, label="attention weight")
+ax.set(title="head 0 attention weights\n(first nodes)", xlabel="key j", ylabel="query i")
+_style.show()
 
 # %% [markdown]
 # **Three layouts, one function.** Dense masked attention (`"mha"`, $O(N_m^2)$ memory),
@@ -335,7 +337,7 @@ per_module = {
 fig, ax = plt.subplots(figsize=(6, 2.5))
 ax.barh(list(per_module), list(per_module.values()))
 ax.set(xscale="log", xlabel="weights", title="GenCast 1 deg Mini, by module")
-plt.show()
+_style.show()
 
 # %% [markdown]
 # **Check.** The Mini count matches DeepMind's checkpoint (57,492,612 weights, spec

@@ -39,6 +39,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import scipy.stats
 
+import _style  # tutorials/_style.py: the projector-ready figure style
 from minigencast import (
     arrays,
     channel_order,
@@ -50,6 +51,7 @@ from minigencast import (
     network,
     noise,
     preconditioning,
+    sampler,
     train,
 )
 
@@ -97,9 +99,13 @@ print(f"size={SIZE}: {ds.sizes['time']} times, {TC.num_steps} steps of batch {TC
 #
 # $$\sigma = \big(\sigma_\min^{1/\rho} + u\,(\sigma_\max^{1/\rho} - \sigma_\min^{1/\rho})\big)^\rho,\quad u\sim U[0,1).$$
 #
-# Half of the examples have $\sigma < 4.35$: the network spends most effort where the
-# sampler (tutorial 07) takes most of its steps. $\sigma_\max = 88$ sits just below the
-# sampler's first churned level, 90.
+# Half of the examples have $\sigma < 4.35$. In $\sigma$ the mass crowds at small
+# values, but in $\ln\sigma$ — the axis of the left plot — the density *rises* towards
+# large $\sigma$ (it is $\propto \sigma^{1/\rho}$): about two thirds of the examples have
+# $\sigma > 1$. That is the proportion of the sampler's levels (tutorial 07) above 1, 14
+# of 20, because both use the same spacing, uniform in $\sigma^{1/\rho}$: the network
+# trains at each noise level about as often as the sampler visits it.
+# $\sigma_\max = 88$ sits just below the sampler's first churned level, 90.
 
 # %%
 sigmas = np.asarray(preconditioning.sample_noise_levels(KEY, CFG.noise_config, (20_000,)))
@@ -111,8 +117,18 @@ for s in [1.0, 4.35, 80.0]:
     axes[0].axvline(np.log(s), color="k", lw=0.5)
 axes[1].hist(sigmas ** (1 / nc.training_noise_level_rho), bins=60, density=True)
 axes[1].set(xlabel="sigma^(1/rho)", title="uniform by construction")
-fig.tight_layout()
-plt.show()
+_style.show()
+# Check: median 4.35; two thirds above sigma = 1, like the sampler's 14 of 20 levels.
+sampler_levels = np.asarray(sampler.noise_levels(config.SamplerConfig()))[:-1]  # GenCast's
+above = float(np.mean(sigmas > 1.0))
+assert abs(np.median(sigmas) - 4.35) < 0.2, np.median(sigmas)
+assert abs(above - np.mean(sampler_levels > 1.0)) < 0.05, above
+log_midpoint = np.sqrt(nc.training_min_noise_level * nc.training_max_noise_level)
+assert np.mean(sigmas > log_midpoint) > 0.6  # in ln sigma: most mass in the upper half
+print(
+    f"median sigma {np.median(sigmas):.2f}; above 1: {above:.0%} of training, "
+    f"{int(np.sum(sampler_levels > 1))}/{len(sampler_levels)} sampler levels"
+)
 
 # %% [markdown]
 # ## 2. The loss and its weights
@@ -138,11 +154,13 @@ lat = ds.lat.values
 lat_w = geometry.latitude_weights(lat)
 channels = channel_order.target_channels(TASK)
 chan_w = losses.task_channel_weights(TASK)
-fig, axes = plt.subplots(1, 3, figsize=(15, 3.3))
+fig, axes = plt.subplots(1, 3, figsize=(16, max(4.0, 0.3 * len(channels) + 1.0)))
 axes[0].plot(lat, lat_w, "o-", ms=3)
 axes[0].set(xlabel="latitude", title="latitude weights (mean 1)")
-axes[1].bar([f"{c.variable[:12]}{'@' + str(c.level) if c.level else ''}" for c in channels], chan_w)
-axes[1].tick_params(axis="x", rotation=80, labelsize=7)
+axes[1].barh(
+    [f"{c.variable[:12]}{'@' + str(c.level) if c.level else ''}" for c in channels], chan_w
+)
+axes[1].invert_yaxis()  # channels in stacking order, top to bottom
 axes[1].set(title="channel weights")
 s_grid = np.geomspace(0.02, 88, 200)
 axes[2].plot(s_grid, preconditioning.loss_weight(s_grid), label="lambda(sigma)")
@@ -153,8 +171,7 @@ axes[2].plot(
 )
 axes[2].set(xscale="log", yscale="log", xlabel="sigma", title="loss weight")
 axes[2].legend()
-fig.tight_layout()
-plt.show()
+_style.show()
 
 # %% [markdown]
 # **Check.** The training levels follow the quantile function (Kolmogorov–Smirnov test
@@ -203,8 +220,7 @@ axes[0].set(xlabel="step", title="GenCast loss")
 axes[0].legend()
 axes[1].plot(steps, [h["learning_rate"] for h in history])
 axes[1].set(xlabel="step", title="learning rate (warm-up, cosine)")
-fig.tight_layout()
-plt.show()
+_style.show()
 print(f"{len(history)} steps in {history[-1]['wall_s']:.0f} s; checkpoint {result['checkpoint']}")
 
 # %% [markdown]
@@ -257,7 +273,7 @@ ax.plot(probe, trained, "o-", label="trained network")
 ax.plot(probe, zero, "s--", label="F = 0 (D = c_skip x)")
 ax.set(xscale="log", xlabel="sigma", ylabel="loss at fixed sigma", title="validation windows")
 ax.legend()
-plt.show()
+_style.show()
 
 # %% [markdown]
 # ## Exercises

@@ -27,6 +27,7 @@
 # 4. Reading an ensemble: members vs mean, plumes, spaghetti, spread vs error.
 
 # %%
+import itertools
 import os
 import tempfile
 
@@ -35,6 +36,7 @@ import jax.numpy as jnp
 import matplotlib.pyplot as plt
 import numpy as np
 
+import _style  # tutorials/_style.py: the projector-ready figure style
 from minigencast import (
     arrays,
     baselines,
@@ -137,6 +139,28 @@ fc = forecast.run(
 print(fc)
 
 # %% [markdown]
+# **The shipped sampler is not the one of tutorials 02 and 07.** GenCast's default
+# (`config.SamplerConfig()`) inflates the churn noise by $S_\text{noise} = 1.05$; the
+# model in `data/pretrained/` stores its own sampler settings in `model.npz`, and they
+# inflate it by **1.3**. A trained denoiser is not exact: it over-smooths a little
+# (tutorial 12 measures this on a toy), so the ensemble comes out too narrow, and the
+# extra noise re-injected at each churned step widens it again. The value 1.3 was
+# picked when the model was trained, by verification on held-out data
+# (`data/pretrained/README.md`). With an exact denoiser (tutorial 02) the same 1.3
+# would make samples too wide.
+
+# %%
+sampler_cfg = CFG.sampler_config
+print(
+    f"this model's sampler: {sampler_cfg.num_noise_levels} levels, churn "
+    f"{sampler_cfg.stochastic_churn_rate}, inflation {sampler_cfg.noise_level_inflation_factor} "
+    f"(GenCast's default: {config.SamplerConfig().noise_level_inflation_factor})"
+)
+assert config.SamplerConfig().noise_level_inflation_factor == 1.05
+if source == "data/pretrained":
+    assert sampler_cfg.noise_level_inflation_factor == 1.3
+
+# %% [markdown]
 # ## 2. Member maps
 #
 # With a well-trained model each member is a plausible weather map, sharp and with
@@ -169,12 +193,11 @@ for ax, (title, field) in zip(axes.ravel(), panels, strict=True):
         vmin=None if is_std else vmin,
         vmax=None if is_std else vmax,
     )
-    ax.set_title(title, fontsize=9)
+    ax.set_title(title)
     fig.colorbar(im, ax=ax, shrink=0.8)
 lead_h = int(fc.lead_time.values[lead] / np.timedelta64(1, "h"))
 fig.suptitle(f"{var} {level} hPa, lead {lead_h} h, init {str(init_times[0])[:13]}")
-fig.tight_layout()
-plt.show()
+_style.show()
 
 # %% [markdown]
 # ## 3. Plumes and spaghetti
@@ -214,8 +237,7 @@ axes[1].contour(
     linewidths=2,
 )
 axes[1].set(title=f"spaghetti: z500 = {contour:.0f} m2 s-2 (black: truth)")
-fig.tight_layout()
-plt.show()
+_style.show()
 
 # %% [markdown]
 # ## 4. Spread and error through lead time
@@ -235,7 +257,23 @@ ax.plot(hours, metrics.spread(z, preserve_dims=keep), "s-", label="ensemble spre
 ax.plot(hours, metrics.rmse(pers, zt, preserve_dims=keep), "k--", label="persistence RMSE")
 ax.set(xlabel="lead (h)", ylabel="m2 s-2", title=f"{var} {level} hPa")
 ax.legend()
-plt.show()
+_style.show()
+
+# %% [markdown]
+# For the shipped model and these initial times the spread stays below the RMSE of the
+# ensemble mean from about 48 h on: even with inflation 1.3 the ensemble is
+# under-dispersive at longer leads, as the README's spread/skill figure (and
+# tutorial 13, which scores the model properly) shows. At tiny size the forecast stops
+# at 24 h, so the check below applies at tutorial size.
+
+# %%
+spread_lead = metrics.spread(z, preserve_dims=keep)
+rmse_lead = metrics.rmse(z, zt, preserve_dims=keep)
+for h, sp, er in zip(hours, spread_lead.values, rmse_lead.values, strict=True):
+    print(f"{h:4.0f} h: spread {sp:7.1f}, RMSE {er:7.1f}, ratio {sp / er:.2f}")
+late = hours >= 48
+if source == "data/pretrained" and late.any():
+    assert np.all(spread_lead.values[late] < rmse_lead.values[late])
 
 # %% [markdown]
 # **Check.** The layout is what the metrics expect (`valid_time = init_time + lead_time`),
@@ -282,9 +320,10 @@ print("forecast layout, finiteness, spread > 0, member keys independent of ensem
 #
 # <details><summary>Solutions</summary>
 #
-# 1. The ensemble-mean RMSE improves with more members (the mean's sampling noise
-#    shrinks like $1/M$); the fair CRPS barely changes — it is designed not to depend on
-#    $M$.
+# 1. The ensemble-mean RMSE improves with more members: the mean of $M$ members carries
+#    sampling noise whose *variance* shrinks like $1/M$ (its standard deviation like
+#    $1/\sqrt M$); the mean itself does not shrink. The fair CRPS barely changes — it is
+#    designed not to depend on $M$. The check below measures the $1/M$ on this forecast.
 # 2. With a trained model: yes — the model was trained with spherical noise and removes
 #    the wrong amount of pixel noise near the poles (tutorial 03).
 # 3. Fewer levels give blurrier members (tutorial 07): the mean changes little, but the
@@ -292,6 +331,26 @@ print("forecast layout, finiteness, spread > 0, member keys independent of ensem
 #
 # </details>
 #
+# **Check (exercise 1).** For the $M$ members at hand, average the squared error of the
+# mean of every subset of $k$ members. Its excess over the full mean's squared error is
+# exactly $s^2\,(1/k - 1/M)$, with $s^2$ the members' (unbiased) variance: the sampling
+# noise of a $k$-member mean has a variance $\propto 1/k$. Brute force over all subsets
+# against the formula:
+
+# %%
+values = fc[var].sel(level=level).isel(init_time=0, lead_time=-1).values.astype(np.float64)
+target = zt.sel(time=fc.valid_time.isel(init_time=0, lead_time=-1)).values.astype(np.float64)
+full_mse = float(np.mean((values.mean(0) - target) ** 2))
+s2 = float(np.mean(values.var(0, ddof=1)))
+for k in range(1, NUM_MEMBERS + 1):
+    subsets = list(itertools.combinations(range(NUM_MEMBERS), k))
+    mse_k = np.mean([np.mean((values[list(c)].mean(0) - target) ** 2) for c in subsets])
+    np.testing.assert_allclose(
+        mse_k - full_mse, s2 * (1 / k - 1 / NUM_MEMBERS), rtol=1e-6, atol=1e-6 * s2
+    )
+print(f"sampling variance of a k-member mean = s^2 (1/k - 1/M) for k = 1..{NUM_MEMBERS}")
+
+# %% [markdown]
 # ## Where this lives in the package
 #
 # | concept | module |

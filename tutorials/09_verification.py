@@ -37,6 +37,7 @@ import scipy.ndimage
 import scipy.stats
 import xarray as xr
 
+import _style  # tutorials/_style.py: the projector-ready figure style
 from minigencast import baselines, data, metrics
 
 # "tiny" in CI (seconds), "tutorial" for readers.
@@ -100,8 +101,10 @@ ax.plot(
 )
 ax.axhline(exact, color="k", lw=0.8, label="exact CRPS of N(0, 1)")
 ax.set(xscale="log", xlabel="ensemble size M", ylabel="mean CRPS", title=f"y = {y_obs}")
-ax.legend(fontsize=8)
-plt.show()
+ax.set_xticks(sizes, [str(m) for m in sizes])
+ax.xaxis.set_minor_formatter(plt.NullFormatter())
+ax.legend()
+_style.show()
 
 # %% [markdown]
 # **Check.** The fair estimate averages to the exact CRPS at every $M$; the traditional
@@ -172,17 +175,18 @@ ensembles = {
 }
 ensembles["pixel noise"] = as_forecast(y + common + lead_scale * rng.standard_normal(shape))
 
-fig, axes = plt.subplots(1, 4, figsize=(15, 2.8))
+fig, axes = plt.subplots(1, 4, figsize=(15, 3.2))
 panels = (
     [("truth", y[0, -1])]
     + [(f"member {i}, calibrated", ensembles["lambda = 1.0"].values[i, 0, -1]) for i in range(2)]
     + [("member 0, pixel noise", ensembles["pixel noise"].values[0, 0, -1])]
 )
 for ax, (title, field) in zip(axes, panels, strict=True):
-    ax.pcolormesh(truth.lon, truth.lat, field, vmin=240, vmax=310)
-    ax.set_title(title, fontsize=9)
+    mesh = ax.pcolormesh(truth.lon, truth.lat, field, vmin=240, vmax=310)
+    ax.set_title(title)
+fig.colorbar(mesh, ax=axes, shrink=0.8, label="K")
 fig.suptitle(f"{name}, lead {NUM_LEADS * 12} h")
-plt.show()
+_style.show()
 
 # %% [markdown]
 # ## 3. Skill and reliability
@@ -214,14 +218,13 @@ axes[0].set(title="CRPS (K)", xlabel="lead (h)")
 axes[1].set(title="RMSE of the ensemble mean (K)", xlabel="lead (h)")
 axes[2].set(title="spread / skill", xlabel="lead (h)")
 axes[2].axhline(1, color="k", lw=0.5)
-axes[0].legend(fontsize=8)
+axes[0].legend()
 for k in ["lambda = 1.0", "lambda = 0.4", "lambda = 2.5"]:
     hist = metrics.rank_histogram(ensembles[k], truth)
     axes[3].step(hist["rank"], hist, where="mid", label=k)
 axes[3].axhline(1 / (NUM_MEMBERS + 1), color="k", lw=0.5)
 axes[3].set(title="rank histogram", xlabel="rank of the truth")
-fig.tight_layout()
-plt.show()
+_style.show()
 
 # %% [markdown]
 # All three smooth ensembles share the same common error $e_0$; their ensemble means
@@ -260,8 +263,8 @@ ax.set(
     title=f"event: {name} > local 90th percentile",
 )
 ax.axhline(0, color="k", lw=0.5)
-ax.legend(fontsize=8)
-plt.show()
+ax.legend()
+_style.show()
 
 # %% [markdown]
 # ## 5. Pooled CRPS: scoring the map, not the pixels
@@ -289,7 +292,7 @@ ax.set(
     title=f"average pooling, lead {NUM_LEADS * 12} h",
 )
 ax.legend()
-plt.show()
+_style.show()
 
 # %% [markdown]
 # ## 6. Baselines
@@ -319,8 +322,8 @@ ax.plot(hours, scores["lambda = 1.0"]["crps"], "o-", label="synthetic calibrated
 for k, v in ref.items():
     ax.plot(hours, v, "s--", label=k)
 ax.set(xlabel="lead (h)", ylabel="CRPS (K)", title=name)
-ax.legend(fontsize=8)
-plt.show()
+ax.legend()
+_style.show()
 print(
     "CRPS skill vs climatology (1 - CRPS/CRPS_clim) at the last lead: "
     f"{1 - float(scores['lambda = 1.0']['crps'][-1] / ref['climatological ensemble'][-1]):.2f}"
@@ -329,8 +332,14 @@ print(
 # %% [markdown]
 # **Check.** Reliability diagnostics behave as designed: spread/skill ≈ 1 and a flat rank
 # histogram for $\lambda = 1$, < 1 and U-shaped for $\lambda = 0.4$, > 1 for
-# $\lambda = 2.5$; the over-confident ensemble has the worst CRPS although all share the
-# ensemble mean; and pooling penalises the pixel-noise ensemble at large radii.
+# $\lambda = 2.5$. The under-confident $\lambda = 2.5$ ensemble has the worst CRPS at
+# every lead — its members scatter 2.5 times too far, and the CRPS charges for that
+# spread — then the over-confident one, then the calibrated one, although all three
+# share the common error. The Gaussian CRPS predicts this order: a forecast
+# $\mathcal N(\mu, s^2)$ whose error $y - \mu$ is $\mathcal N(0, \sigma^2)$ scores on
+# average $\sqrt{2(s^2+\sigma^2)/\pi} - s/\sqrt\pi$, which is $0.56\sigma$ at
+# $s = \sigma$, $0.63\sigma$ at $s = 0.4\sigma$ and $0.74\sigma$ at $s = 2.5\sigma$.
+# Pooling penalises the pixel-noise ensemble at large radii.
 
 # %%
 ssr = {k: float(s["ssr"].mean()) for k, s in scores.items()}
@@ -340,8 +349,9 @@ flat = metrics.rank_histogram(ensembles["lambda = 1.0"], truth)
 u_shape = metrics.rank_histogram(ensembles["lambda = 0.4"], truth)
 np.testing.assert_allclose(float(flat.sum()), 1.0, rtol=1e-6)
 assert float(u_shape[0] + u_shape[-1]) > 2 * float(flat[0] + flat[-1])
-crps_mean = {k: float(s["crps"].mean()) for k, s in scores.items()}
-assert crps_mean["lambda = 1.0"] < crps_mean["lambda = 0.4"], crps_mean
+crps_lead = {k: s["crps"].values for k, s in scores.items()}
+assert np.all(crps_lead["lambda = 2.5"] > crps_lead["lambda = 0.4"]), crps_lead  # every lead
+assert np.all(crps_lead["lambda = 0.4"] > crps_lead["lambda = 1.0"]), crps_lead
 assert float(pooled["pixel noise"][-1]) > float(pooled["lambda = 1.0"][-1])
 print("spread/skill", {k: round(v, 2) for k, v in ssr.items()})
 
@@ -360,9 +370,10 @@ print("spread/skill", {k: round(v, 2) for k, v in ssr.items()})
 # 1. `metrics.crps(calibrated.isel(sample=slice(0, 2)), truth, fair=False)` is larger
 #    than the fair score by about half the mean member distance divided by $M$; at
 #    $M = 16$ the difference is 8× smaller. The fair scores of both sizes agree.
-# 2. Both CRPS and RMSE grow (the ensemble mean is further off), spread/skill stays ≈ 1
-#    only if the member spread grows with it — with $\lambda$ fixed it does, because the
-#    construction keeps the truth exchangeable with the members.
+# 2. Both CRPS and RMSE grow (the ensemble mean is further off), but the member spread
+#    does not: it is $\lambda e_i$, which does not involve $e_0$. So spread/skill falls
+#    below 1 and the rank histogram turns U-shaped — the truth is no longer exchangeable
+#    with the members. The last cell of this notebook checks this with $e_0$ doubled.
 # 3. The maximum of many independent pixels is biased high and has small spread: the
 #    members' pooled maxima all sit above the truth's.
 #
@@ -400,3 +411,20 @@ ranks = (fc < obs).sum(0)  # 0..M (no ties with continuous data)
 hist_hand = np.array([(w * (ranks == r)).sum() for r in range(m + 1)])
 np.testing.assert_allclose(metrics.rank_histogram(one, truth).values, hist_hand, atol=1e-9)
 print("brute-force CRPS (fair and traditional), RMSE and rank histogram == metrics")
+
+# %% [markdown]
+# And exercise 2's answer: doubling the common error $e_0$ leaves the member spread
+# unchanged, raises the RMSE, and so lowers spread/skill below 1.
+
+# %%
+doubled = as_forecast(y + 2 * common + lead_scale * smooth_noise(shape))
+ssr_doubled = float(metrics.spread_skill_ratio(doubled, truth, **kw).mean())
+spread_ratio = float(
+    metrics.spread(doubled, **kw).mean() / metrics.spread(ensembles["lambda = 1.0"], **kw).mean()
+)
+assert abs(spread_ratio - 1) < 0.1, spread_ratio  # the spread does not grow with e_0
+assert float(metrics.rmse(doubled, truth, **kw).mean()) > 1.5 * float(
+    scores["lambda = 1.0"]["rmse"].mean()
+)
+assert ssr_doubled < 0.8 * ssr["lambda = 1.0"], (ssr_doubled, ssr)
+print(f"spread/skill with e_0 doubled: {ssr_doubled:.2f} (calibrated: {ssr['lambda = 1.0']:.2f})")

@@ -45,6 +45,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import xarray
 
+import _style  # tutorials/_style.py: the projector-ready figure style
 from minigencast import (
     checkpoint,
     config,
@@ -126,8 +127,7 @@ axes[1].bar([f"{s:g}" for s in noisy.sigma.values], rel_errors)
 axes[1].set(
     yscale="log", xlabel="sigma", ylabel="max relative error", title="parity at every noise level"
 )
-fig.tight_layout()
-plt.show()
+_style.show()
 
 # %% [markdown]
 # **Check.** Agreement to float32 rounding (the reference's own run-to-run differences
@@ -226,11 +226,15 @@ init_time = dataset.time.values[1]
 fc = forecast.run(mini_ckpt.params, MINI, dataset, stats, [init_time], 1, members, progress=False)
 print(fc)
 field = fc["2m_temperature"].isel(init_time=0, lead_time=0)
-fig, axes = plt.subplots(1, members, figsize=(5 * members, 3), squeeze=False)
+fig, axes = plt.subplots(1, members, figsize=(6 * members, 3.6), squeeze=False)
+t_min, t_max = float(field.min()), float(field.max())
 for i, ax in enumerate(axes[0]):
-    ax.pcolormesh(fc.lon, fc.lat, field.isel(sample=i), cmap="viridis")
-    ax.set_title(f"2 m temperature, member {i}, +12 h", fontsize=9)
-plt.show()
+    mesh = ax.pcolormesh(
+        fc.lon, fc.lat, field.isel(sample=i), cmap="viridis", vmin=t_min, vmax=t_max
+    )
+    ax.set_title(f"2 m temperature\nmember {i}, +12 h")
+fig.colorbar(mesh, ax=axes[0], shrink=0.8, label="K")
+_style.show()
 
 # %% [markdown]
 # **Check.** The checkpoint round-trips exactly (weights and config), the Mini layout

@@ -9,11 +9,14 @@ paired `NN_topic.ipynb` committed WITHOUT outputs. This script
     python tutorials/render.py --size tiny     # the CI size (MINIGENCAST_SIZE=tiny)
     python tutorials/render.py --sync          # rewrite the .ipynb files from the .py sources
     python tutorials/render.py --check         # exit 1 if a pair drifted or has outputs
+    python tutorials/render.py --out docs/tutorials   # publish: HTML + index.html there
 
 Rendering executes the .ipynb (after checking that it matches its .py source) with
 nbclient in a fresh Jupyter kernel whose working directory is the repository root, and
-prints the wall time of each notebook. Needs `jupytext`, `nbclient`, `nbconvert`
-(`pip install -e ".[test]"` installs them).
+prints the wall time of each notebook and the size of the HTML written. The kernel draws
+with the inline backend whatever MPLBACKEND says; a cell that draws a figure but shows
+no image is reported and makes the exit status 1 (`figure_cells_without_image`).
+Needs `jupytext`, `nbclient`, `nbconvert` (`pip install -e ".[test]"` installs them).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from __future__ import annotations
 import argparse
 import os
 import pathlib
+import re
 import sys
 import time
 
@@ -31,6 +35,15 @@ TUTORIALS = pathlib.Path(__file__).resolve().parent
 REPO = TUTORIALS.parent
 BUILD = TUTORIALS / "_build"
 SIZES = ("tiny", "tutorial")
+# The kernel draws with the inline backend even where MPLBACKEND=Agg (CI), so every
+# figure becomes an image/png output of the cell that shows it.
+INLINE_BACKEND = "module://matplotlib_inline.backend_inline"
+# A code cell that creates or shows a figure (pyplot, `_style.show`, or a notebook's
+# `show_png` helper for the package's PNG figures, but not its definition); it must
+# leave an image/png output.
+PLOTTING = re.compile(
+    r"(?<!def )\b(plt\.(subplots|figure|subplot_mosaic|show)|_style\.show|show_png)\("
+)
 
 
 def sources(prefixes=()) -> list[pathlib.Path]:
@@ -98,7 +111,10 @@ def execute(ipynb: pathlib.Path, size: str = "tutorial", timeout: int = 900):
     nb = nbformat.read(ipynb, as_version=4)
     env = {
         "MINIGENCAST_SIZE": size,
-        "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
+        "MPLBACKEND": INLINE_BACKEND,
+        "PYTHONPATH": os.pathsep.join(
+            filter(None, [str(REPO), str(TUTORIALS), os.environ.get("PYTHONPATH")])
+        ),
     }
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)  # the kernel inherits this process's environment
@@ -121,6 +137,60 @@ def execute(ipynb: pathlib.Path, size: str = "tutorial", timeout: int = 900):
     return nb, seconds
 
 
+def figure_cells_without_image(nb) -> list[str]:
+    """Code cells that create or show a figure (PLOTTING) but have no image/png output."""
+    missing = []
+    for i, cell in enumerate(nb.cells):
+        if cell.cell_type != "code" or not PLOTTING.search(cell.source):
+            continue
+        if not any("image/png" in out.get("data", {}) for out in cell.get("outputs", [])):
+            first = cell.source.strip().splitlines()[0][:60]
+            missing.append(f"cell {i} ({first!r}) shows no image")
+    return missing
+
+
+def write_index(out_dir: pathlib.Path, size: str, rows) -> pathlib.Path:
+    """index.html linking every rendered notebook with its wall time, size and the conditions.
+
+    rows: [(stem, seconds, bytes)] of this run; they update `times.json` in out_dir, so
+    a partial re-render keeps the other notebooks' entries.
+    """
+    import html
+    import json
+    import platform
+
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    record = out_dir / "times.json"
+    times = json.loads(record.read_text()) if record.exists() else {}
+    for stem, seconds, nbytes in rows:
+        times[stem] = {
+            "seconds": round(seconds, 1),
+            "bytes": nbytes,
+            "size": size,
+            "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+            "load_average": round(load, 1),
+            "cpus": os.cpu_count(),
+        }
+    record.write_text(json.dumps(dict(sorted(times.items())), indent=1) + "\n")
+    items = "\n".join(
+        f'<li><a href="{stem}.html">{html.escape(stem)}</a>: {t["seconds"]:.0f} s at '
+        f"{t['size']} size, {t['bytes'] / 1e6:.1f} MB (rendered {t['date']}, "
+        f"{t['cpus']} CPU cores, load average {t['load_average']})</li>"
+        for stem, t in sorted(times.items())
+    )
+    page = (
+        "<!doctype html><meta charset='utf-8'><title>minigencast tutorials</title>\n"
+        "<h1>minigencast tutorials, executed</h1>\n"
+        "<p>Rendered by <code>python tutorials/render.py --out docs/tutorials</code> on "
+        f"{html.escape(platform.platform())}. Sources: <code>tutorials/NN_topic.py</code>; "
+        "times are wall times including the kernel's JAX start-up and compilation.</p>\n"
+        f"<ul>\n{items}\n</ul>\n"
+    )
+    index = out_dir / "index.html"
+    index.write_text(page, encoding="utf-8")
+    return index
+
+
 def to_html(nb, out: pathlib.Path) -> pathlib.Path:
     import nbconvert
 
@@ -139,6 +209,9 @@ def main(argv=None) -> int:
     parser.add_argument("--sync", action="store_true", help="rewrite .ipynb from .py sources")
     parser.add_argument("--check", action="store_true", help="fail if a pair drifted")
     parser.add_argument("--timeout", type=int, default=900, help="seconds per cell")
+    parser.add_argument(
+        "--out", type=pathlib.Path, default=BUILD, help=f"HTML folder (default {BUILD})"
+    )
     args = parser.parse_args(argv)
 
     paths = sources(args.notebooks)
@@ -154,14 +227,30 @@ def main(argv=None) -> int:
         print("\n".join(problems) or "all pairs in sync, no outputs stored")
         return 1 if problems else 0
 
-    total = 0.0
+    import nbclient.exceptions
+
+    total, rows, missing, failed = 0.0, [], 0, []
+    out_dir = args.out.resolve()
     for py in paths:
-        nb, seconds = execute(py.with_suffix(".ipynb"), args.size, args.timeout)
+        try:
+            nb, seconds = execute(py.with_suffix(".ipynb"), args.size, args.timeout)
+        except (nbclient.exceptions.CellExecutionError, TimeoutError) as error:
+            failed.append(py.stem)
+            print(f"{py.stem}: FAILED\n{str(error)[-3000:]}", file=sys.stderr, flush=True)
+            continue
         total += seconds
-        out = to_html(nb, BUILD / py.with_suffix(".html").name)
-        print(f"{py.stem:32s} {seconds:7.1f} s  -> {out.relative_to(REPO)}", flush=True)
-    print(f"{'total (' + args.size + ')':32s} {total:7.1f} s")
-    return 0
+        for problem in figure_cells_without_image(nb):
+            missing += 1
+            print(f"{py.stem}: {problem}", file=sys.stderr)
+        out = to_html(nb, out_dir / py.with_suffix(".html").name)
+        rows.append((py.stem, seconds, out.stat().st_size))
+        write_index(out_dir, args.size, rows[-1:])  # after each notebook: a crash keeps them
+        print(f"{py.stem:32s} {seconds:7.1f} s  {rows[-1][2] / 1e6:5.1f} MB -> {out}", flush=True)
+    size = sum(r[2] for r in rows)
+    print(f"{'total (' + args.size + ')':32s} {total:7.1f} s  {size / 1e6:5.1f} MB")
+    if failed:
+        print("failed:", " ".join(failed), file=sys.stderr)
+    return 1 if missing or failed else 0
 
 
 if __name__ == "__main__":
