@@ -628,7 +628,8 @@ def _add_forecast(sub):
         description=(
             "Autoregressive 12 h steps, each one conditional sample (DPM-Solver++ 2S, "
             "docs/design.md §5); members use fold_in(fold_in(key(seed), i), init time) so "
-            "the first N members do not depend on the ensemble size and every init draws its own noise. "
+            "the first N members do not depend on the ensemble size and every init draws "
+            "its own noise. "
             "Output (sample, init_time, lead_time, [level,] lat, lon) "
             "with CF attributes, written chunk by chunk to --out (.nc or .zarr). Example: "
             "minigencast forecast --checkpoint data/pretrained --data embedded:test "
