@@ -161,10 +161,10 @@ def hoisted_bytes(s: Sizes) -> int:
 
 
 def default_budget_bytes() -> int:
-    """The first device's memory limit (XLA's statistics), else 80 % of the host RAM."""
+    """This process's first device's memory limit (XLA's statistics), else 80 % of the host RAM."""
     import jax
 
-    stats = jax.devices()[0].memory_stats() or {}
+    stats = jax.local_devices()[0].memory_stats() or {}
     if stats.get("bytes_limit"):
         return int(stats["bytes_limit"])
     return int(0.8 * os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))

@@ -388,6 +388,8 @@ def exclusive_run_dir(train_fn):
             f"run folder {run_dir} is in use by another training (pid {{pid}}); wait for it "
             "or use another --run_dir"
         )
+        if jax.process_index() != 0:  # Several processes, one run: process 0 holds it.
+            return train_fn(*args, **kwargs)
         lock = safe_output.acquire_lock(os.path.join(run_dir, "run"), busy)
         try:
             last = list_checkpoints(os.path.join(run_dir, "checkpoints"))
