@@ -110,7 +110,9 @@ def test_two_processes_train_and_forecast_as_one(tmp_path):
     # Resume with another process count: the 2-process run's step-2 checkpoint, continued
     # by one process over 4 devices to step 4, gives the uninterrupted run.
     resumed = tmp_path / "resumed"
-    shutil.copytree(tmp_path / "two", resumed)
+    # (Without the first run's forecast: the resumed run writes its own, and a forecast
+    # never replaces an existing file unasked.)
+    shutil.copytree(tmp_path / "two", resumed, ignore=shutil.ignore_patterns("forecast.nc*"))
     shutil.rmtree(resumed / "checkpoints" / "step_00000004")
     again = _launch(1, str(resumed), 4, str(tmp_path / "resumed.json"))
     assert len(again["loss"]) == 2  # steps 3 and 4 only
