@@ -191,12 +191,29 @@ def write_index(out_dir: pathlib.Path, size: str, rows) -> pathlib.Path:
     return index
 
 
+STYLE_SHEET = "nbconvert.css"
+
+
+def share_styles(page: str, folder: pathlib.Path) -> str:
+    """Moves nbconvert's inline <style> blocks (the same ~260 kB in every page) into one
+    STYLE_SHEET beside the pages, linked from each: the published folder stays small."""
+    blocks = re.findall(r"<style[^>]*>.*?</style>\n?", page, flags=re.S)
+    if not blocks:
+        return page
+    css = "\n".join(re.sub(r"^<style[^>]*>|</style>\n?$", "", b) for b in blocks)
+    (folder / STYLE_SHEET).write_text(css, encoding="utf-8")
+    page = page.replace(blocks[0], f'<link rel="stylesheet" href="{STYLE_SHEET}"/>\n', 1)
+    for b in blocks[1:]:
+        page = page.replace(b, "", 1)
+    return page
+
+
 def to_html(nb, out: pathlib.Path) -> pathlib.Path:
     import nbconvert
 
     body, _ = nbconvert.HTMLExporter().from_notebook_node(nb)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(body, encoding="utf-8")
+    out.write_text(share_styles(body, out.parent), encoding="utf-8")
     return out
 
 
