@@ -108,14 +108,23 @@ class SamplerConfig:
 
 @dataclasses.dataclass(frozen=True)
 class NoiseConfig:
-    """Training noise-level distribution (docs/design.md §3.3).
+    """Training noise-level distribution (docs/design.md §3.3), and the noise's band limit.
 
     sigma = (min^(1/rho) + u (max^(1/rho) - min^(1/rho)))^rho, u ~ U[0, 1).
+
+    spherical_truncation: triangular truncation T of every noise field, in training and
+    in the sampler alike: total wavenumbers l <= T (`noise.spherical_noise`). None is
+    GenCast's l < n_lon / 2, i.e. every wavenumber the grid holds. Data that are
+    themselves band-limited (the toy planet is T21, its `spectral_truncation`
+    attribute) want noise no wider than the data, else the noise puts power where the
+    data have none. Not one of DeepMind's fields: stored in the checkpoint only when
+    set, and ignored by DeepMind's loader (it reads the fields it knows).
     """
 
     training_noise_level_rho: float = 7.0
     training_max_noise_level: float = 88.0
     training_min_noise_level: float = 0.02
+    spherical_truncation: int | None = None
 
 
 @dataclasses.dataclass(frozen=True)

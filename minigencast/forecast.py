@@ -601,7 +601,9 @@ def run(
     if plan.estimate["peak"] + memory.hoisted_bytes(memory.sizes(cfg, graphs)) <= budget:
         structure = network.hoist_static(params, structure)
     if noise_source is None:
-        noise_source = noise.KeyedNoise(noise.noise_function(data.lat, data.lon))
+        noise_source = noise.KeyedNoise(
+            noise.noise_function(data.lat, data.lon, cfg.noise_config.spherical_truncation)
+        )
     attrs = {n: dict(dataset[n].attrs) for n in task.target_variables if n in dataset}
 
     writer = None

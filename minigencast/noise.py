@@ -2,7 +2,8 @@
 
 Each field is a random band-limited sum of real spherical harmonics
 (`spherical_harmonics.py`, eq. 1) with i.i.d. N(0, 1) weights scaled so that every
-total wavenumber l < L = n_lon // 2 carries the same power P_l = 1 / L:
+total wavenumber l < L carries the same power P_l = 1 / L (GenCast: L = n_lon // 2;
+with `NoiseConfig.spherical_truncation` T, L = T + 1):
 
     c_lm, s_lm = a_lm * sqrt(4 pi P_l / (2 l + 1)),   a_lm ~ N(0, 1)
 
@@ -84,7 +85,7 @@ def spherical_noise(key, template, basis: spherical_harmonics.Basis):
     return fields.astype(template.dtype)
 
 
-def make_spherical_noise_fn(lat, lon):
+def make_spherical_noise_fn(lat, lon, truncation=None):
     """`noise_fn(key, template)` for the sampler: spherical noise on this grid.
 
     The basis is built once here (NumPy) and carried by the returned function as a
@@ -93,11 +94,13 @@ def make_spherical_noise_fn(lat, lon):
 
     Args:
       lat: [n_lat] ascending degrees (with or without poles); lon: [n_lon] i*360/n_lon.
+      truncation: triangular truncation T (total wavenumbers l <= T); None: l < n_lon // 2.
 
     Returns:
       noise_fn(key, template [lat, lon] or [..., lat, lon, channel]) -> array like template.
     """
-    basis = spherical_harmonics.build_basis(lat, lon)
+    max_degree = None if truncation is None else int(truncation) + 1
+    basis = spherical_harmonics.build_basis(lat, lon, max_degree)
     return jax.tree_util.Partial(spherical_noise, basis=basis)
 
 
@@ -117,11 +120,14 @@ def spherical_white_noise(key, lat, lon, shape_prefix=(), num_channels=None, dty
 _NOISE_FNS: dict = {}
 
 
-def noise_function(lat, lon):
-    """`make_spherical_noise_fn(lat, lon)`, cached per grid (a stable jit static arg)."""
-    key = (tuple(np.asarray(lat).tolist()), tuple(np.asarray(lon).tolist()))
+def noise_function(lat, lon, truncation=None):
+    """`make_spherical_noise_fn(lat, lon, truncation)`, cached (a stable jit static arg).
+
+    A model's noise: `noise_function(lat, lon, cfg.noise_config.spherical_truncation)`.
+    """
+    key = (tuple(np.asarray(lat).tolist()), tuple(np.asarray(lon).tolist()), truncation)
     if key not in _NOISE_FNS:
-        _NOISE_FNS[key] = make_spherical_noise_fn(np.asarray(lat), np.asarray(lon))
+        _NOISE_FNS[key] = make_spherical_noise_fn(np.asarray(lat), np.asarray(lon), truncation)
     return _NOISE_FNS[key]
 
 

@@ -458,7 +458,7 @@ def train(
         raise ValueError(
             f"batch_size {tc.batch_size} must be divisible by the {mesh.devices.size} devices"
         )
-    noise_fn = noise.noise_function(data.lat, data.lon)
+    noise_fn = noise.noise_function(data.lat, data.lon, cfg.noise_config.spherical_truncation)
     statics = replicate((network.build_structure(cfg, data.lat, data.lon), noise_fn), mesh)
     structure = statics[0]
     fetch = arrays.make_fetch(data.frames, data.forcings, data.static, data.layout, data.times)

@@ -124,3 +124,22 @@ def test_save_load_fresh_tiny_parameters(tmp_path):
         jax.tree_util.tree_leaves(params), jax.tree_util.tree_leaves(loaded.params), strict=True
     ):
         np.testing.assert_array_equal(a, b)
+
+
+def test_noise_truncation_round_trips_and_is_absent_when_unset(tmp_path):
+    """NoiseConfig.spherical_truncation is stored only when set (DeepMind's writer omits
+    None fields, and its loader reads only the fields it knows, so its files are as before)."""
+    cfg = config.tiny()
+    params = jax.jit(network.init_denoiser, static_argnums=(1, 2, 3, 4))(
+        jax.random.key(0), cfg, *network.channel_counts(cfg)
+    )
+    checkpoint.save(tmp_path / "default.npz", params, cfg)
+    with np.load(tmp_path / "default.npz") as f:
+        assert not any("spherical_truncation" in k for k in f.files)
+    truncated = dataclasses.replace(
+        cfg, noise_config=dataclasses.replace(cfg.noise_config, spherical_truncation=5)
+    )
+    checkpoint.save(tmp_path / "t5.npz", params, truncated)
+    with np.load(tmp_path / "t5.npz") as f:
+        assert int(f["noise_config:spherical_truncation"]) == 5
+    assert checkpoint.load(tmp_path / "t5.npz").config.noise_config.spherical_truncation == 5

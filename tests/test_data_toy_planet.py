@@ -86,3 +86,14 @@ def test_short_run_is_bit_for_bit_reproducible(tmp_path, monkeypatch):
     toy_planet.generate("toy", spinup_days=1, num_steps=18, seed=4, progress=False)
     with open(os.path.join("toy", toy_planet.MANIFEST)) as f:
         assert f.read() != manifests[0]
+
+
+def test_spectral_truncation_is_in_the_metadata():
+    """The embedded year says T21 (its dinosaur `source`); new files carry the attribute."""
+    import xarray
+
+    from minigencast import data
+
+    assert toy_planet.spectral_truncation(data.load_embedded("test")) == 21
+    assert toy_planet.spectral_truncation(xarray.Dataset(attrs={"spectral_truncation": 42})) == 42
+    assert toy_planet.spectral_truncation(xarray.Dataset(attrs={"source": "ERA5"})) is None

@@ -90,3 +90,26 @@ def test_convenience_wrapper():
     assert x.shape == (4, 33, 64)
     y = noise.spherical_white_noise(jax.random.key(0), LAT, LON, num_channels=2)
     assert y.shape == (33, 64, 2)
+
+
+def test_truncated_noise_is_band_limited_with_unit_variance():
+    """With truncation T the fields hold total wavenumbers l <= T only: at every latitude
+    the zonal FFT (numpy, independent of the synthesis) has no power above m = T, and
+    the area-mean variance is still 1."""
+    t = 12
+    fields = np.asarray(
+        noise.make_spherical_noise_fn(LAT, LON, truncation=t)(
+            jax.random.key(1), jnp.zeros((33, 64, 300))
+        ),
+        dtype=np.float64,
+    )
+    power = np.abs(np.fft.rfft(fields, axis=1)) ** 2  # [lat, m, field]
+    assert power[:, t + 1 :].max() < 1e-9 * power[:, : t + 1].max()
+    assert power[:, t].mean() > 1e-3 * power[:, : t + 1].mean()  # m = T itself is present
+    variance = (fields**2 * _area_weights(LAT)[:, None, None]).sum(axis=(0, 1)).mean() / 64
+    assert variance == pytest.approx(1.0, abs=0.03)
+
+
+def test_noise_function_caches_per_truncation():
+    assert noise.noise_function(LAT, LON, 12) is noise.noise_function(LAT, LON, 12)
+    assert noise.noise_function(LAT, LON, 12) is not noise.noise_function(LAT, LON)

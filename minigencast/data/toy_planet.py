@@ -61,6 +61,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import re
 import time as time_lib
 
 import numpy as np
@@ -384,9 +385,24 @@ def _simulate(config: ToyPlanetConfig, progress: bool) -> xarray.Dataset:
         source=f"dinosaur {_dinosaur_version()}, T{config.truncation} L{config.layers}, "
         f"dt {config.dt_minutes} min, spin-up {config.spinup_days} d, seed {config.seed}",
         Conventions="CF-1.8",
+        spectral_truncation=np.int32(config.truncation),
     )
     log.info("toy planet done in %.1f s", time_lib.time() - t_start)
     return ds
+
+
+def spectral_truncation(ds: xarray.Dataset) -> int | None:
+    """The triangular truncation T of a toy-planet dataset (its fields hold l <= T), or None.
+
+    Read from the `spectral_truncation` attribute, or, for files written before that
+    attribute existed (the embedded year), from "T<n>" in the dinosaur `source`
+    attribute. The `cpu` preset's noise is band-limited to it
+    (`config.NoiseConfig.spherical_truncation`).
+    """
+    if "spectral_truncation" in ds.attrs:
+        return int(ds.attrs["spectral_truncation"])
+    match = re.match(r"dinosaur \S+, T(\d+) ", str(ds.attrs.get("source", "")))
+    return int(match.group(1)) if match else None
 
 
 def _dinosaur_version():
