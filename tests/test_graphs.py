@@ -445,6 +445,30 @@ def test_cache_in_memory_and_on_disk(tmp_path):
     assert graphs.cache_key(lat32, lon32, 1, 0.6, 2) != graphs.cache_key(lat, lon, 1, 0.6, 2)
 
 
+def test_graphs_are_built_in_the_coordinates_dtype():
+    """float32 stays float32 through the grid checks; float64 and integers give float64."""
+    lat, lon = np.linspace(-90, 90, 7), np.arange(12) * 30.0
+    for coords, dtype in [
+        ((lat.astype(np.float32), lon.astype(np.float32)), np.float32),
+        ((lat, lon), np.float64),
+        ((lat.astype(int), lon.astype(int)), np.float64),
+        ((lat.tolist(), lon.tolist()), np.float64),
+    ]:
+        g = graphs.build_graphs(*coords, 1, 0.6, 2, cache=False)
+        grid = geometry.grid_lat_lon(lat.astype(dtype), lon.astype(dtype))
+        expected = geometry.node_structural_features(*grid)
+        assert expected.dtype == dtype
+        np.testing.assert_array_equal(
+            g["grid_node_structural_features"], expected.astype(np.float32)
+        )
+        assert graphs.coordinate_dtype(*coords) == dtype
+    # The two precisions really differ here (else the check above proves nothing).
+    lat32, lon32 = lat.astype(np.float32), lon.astype(np.float32)
+    f32 = geometry.node_structural_features(*geometry.grid_lat_lon(lat32, lon32))
+    f64 = geometry.node_structural_features(*geometry.grid_lat_lon(lat, lon))
+    assert np.any(f32 != f64.astype(np.float32))
+
+
 def test_bad_grid_is_refused():
     with pytest.raises(ValueError, match="sortby"):
         graphs.build_graphs(np.linspace(90, -90, 7), np.arange(12) * 30.0, 1, 0.6, 2)
