@@ -145,16 +145,15 @@ OFFICIAL = {
     "1p0deg_splits5": (181, 360, 5),
     "0p25deg_splits6": (721, 1440, 6),
 }
+# Every official grid; 0.25 deg (about 7 s, 1 GB) in the slow tier.
+ALL_OFFICIAL = [
+    "1p0deg_splits4",
+    "1p0deg_splits5",
+    pytest.param("0p25deg_splits6", marks=pytest.mark.slow),
+]
 
 
-@pytest.mark.parametrize(
-    "name",
-    [
-        "1p0deg_splits4",
-        "1p0deg_splits5",
-        pytest.param("0p25deg_splits6", marks=pytest.mark.slow),
-    ],
-)
+@pytest.mark.parametrize("name", ALL_OFFICIAL)
 def test_mesh2grid_equals_deepmind_on_official_grids(name):
     """DeepMind's recorded mesh2grid nodes (float64 grid coordinates) at every grid node."""
     n_lat, n_lon, splits = OFFICIAL[name]
@@ -197,14 +196,7 @@ def _recorded_mesh2grid(name):
     return mesh2grid_ties.banding_index(splits)[recorded]
 
 
-@pytest.mark.parametrize(
-    "name",
-    [
-        "1p0deg_splits4",
-        "1p0deg_splits5",
-        pytest.param("0p25deg_splits6", marks=pytest.mark.slow),
-    ],
-)
+@pytest.mark.parametrize("name", ALL_OFFICIAL)
 def test_build_graphs_in_float64_is_deepminds_table(name):
     """float64 coordinates in, DeepMind's recorded three mesh nodes out, in its order."""
     n_lat, n_lon, splits = OFFICIAL[name]
