@@ -347,9 +347,10 @@ def test_one_degree_mini_facts():
 
     Source of every number: DeepMind's d39de19 graph construction
     (graphcast/grid_mesh_connectivity.py, graphcast/sparse_transformer.py) run at this
-    configuration (docs/design.md §6.4, §6.9).
+    configuration (docs/design.md §6.4, §6.9), i.e. its denoiser's float32 grid.
     """
-    g = graphs.build_graphs(np.linspace(-90, 90, 181), np.arange(360.0), 4, 0.6, 16, cache=False)
+    lat, lon = np.linspace(-90, 90, 181, dtype=np.float32), np.arange(360, dtype=np.float32)
+    g = graphs.build_graphs(lat, lon, 4, 0.6, 16, cache=False)
     assert len(g["grid_node_structural_features"]) == 65160
     assert len(g["grid2mesh_senders"]) == 102486
     assert len(g["mesh2grid_senders"]) == 195480
@@ -393,8 +394,10 @@ def test_mask_statistics_large(splits, k, nnz, largest, block):
 
 @pytest.mark.slow
 def test_one_degree_splits_5_facts():
-    # Source: DeepMind's d39de19 construction at this configuration (docs/design.md §6.4).
-    g = graphs.build_graphs(np.linspace(-90, 90, 181), np.arange(360.0), 5, 0.6, 16, cache=False)
+    # Source: DeepMind's d39de19 construction at this configuration (docs/design.md §6.4),
+    # float32 grid as its denoiser.
+    lat, lon = np.linspace(-90, 90, 181, dtype=np.float32), np.arange(360, dtype=np.float32)
+    g = graphs.build_graphs(lat, lon, 5, 0.6, 16, cache=False)
     assert len(g["grid2mesh_senders"]) == 101892
     assert np.bincount(g["grid2mesh_receivers"]).max() == 594
     assert len(g["mesh2grid_senders"]) == 195480
@@ -402,10 +405,11 @@ def test_one_degree_splits_5_facts():
 
 @pytest.mark.slow
 def test_quarter_degree_facts():
-    # Source: DeepMind's d39de19 construction at this configuration (docs/design.md §6.4, §6.9).
-    g = graphs.build_graphs(
-        np.linspace(-90, 90, 721), np.arange(1440) * 0.25, 6, 0.6, 32, cache=False
-    )
+    # Source: DeepMind's d39de19 construction at this configuration (docs/design.md §6.4, §6.9),
+    # float32 grid as its denoiser (float64 coordinates give 1,618,824 grid2mesh edges).
+    lat = np.linspace(-90, 90, 721, dtype=np.float32)
+    lon = np.arange(1440, dtype=np.float32) * np.float32(0.25)
+    g = graphs.build_graphs(lat, lon, 6, 0.6, 32, cache=False)
     assert len(g["grid2mesh_senders"]) == 1618818
     in_degree = np.bincount(g["grid2mesh_receivers"], minlength=40962)
     assert in_degree.max() == 3753 and in_degree.min() >= 1
