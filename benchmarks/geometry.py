@@ -47,6 +47,7 @@ def _graphs_case(name, queue):
 
     n_lat, n_lon, splits, k = CASES[name]
     lat, lon = np.linspace(-90, 90, n_lat), np.arange(n_lon) * (360.0 / n_lon)
+    lat, lon = lat.astype(np.float32), lon.astype(np.float32)  # the model's graphs (float32)
     with tempfile.TemporaryDirectory() as cache:
         os.environ["MINIGENCAST_CACHE_DIR"] = cache
         start = _clock()

@@ -58,7 +58,7 @@ GRAPH_KEYS = (
     "attention_mask_rows",
     "attention_mask_cols",
 )
-_CACHE_VERSION = "4"  # bump when the construction changes: old cache entries are ignored
+_CACHE_VERSION = "5"  # bump when the construction changes: old cache entries are ignored
 _MEMORY_CACHE: dict[str, dict[str, np.ndarray]] = {}
 
 
@@ -243,12 +243,26 @@ def _closest_faces_exact(p, cand, triangles, normals):
     return face_best[np.arange(num), pick], tied
 
 
-def mesh2grid_faces(lat, lon, mesh_size: int, dtype=np.float32) -> np.ndarray:
+def coordinate_dtype(lat, lon) -> np.dtype:
+    """The floating dtype graphs are built in: that of (lat, lon) if float32/float64, else float64.
+
+    DeepMind's graph functions (graphcast/grid_mesh_connectivity.py,
+    `radius_query_indices`, `in_mesh_triangle_indices`) compute in the precision of the
+    coordinates they are given; its denoiser passes float32 ones
+    (graphcast/denoiser.py:Denoiser._init_grid_properties).
+    """
+    dtype = np.result_type(np.asarray(lat), np.asarray(lon))
+    return dtype if dtype in (np.float32, np.float64) else np.dtype(np.float64)
+
+
+def mesh2grid_faces(lat, lon, mesh_size: int, dtype=None) -> np.ndarray:
     """[n_lat * n_lon] DeepMind's mesh2grid face of every grid node (banded mesh).
 
-    Positions come from lat, lon cast to `dtype`, as in DeepMind's denoiser (float32);
-    ties are resolved by `mesh2grid_ties.resolve`.
+    Positions come from lat, lon cast to `dtype` (default `coordinate_dtype(lat, lon)`);
+    float64 gives DeepMind's recorded tables, float32 what its denoiser builds. Ties
+    are resolved by `mesh2grid_ties.resolve`.
     """
+    dtype = coordinate_dtype(lat, lon) if dtype is None else np.dtype(dtype)
     lat, lon = np.asarray(lat).astype(dtype), np.asarray(lon).astype(dtype)
     grid_xyz = geometry.lat_lon_to_xyz(*geometry.grid_lat_lon(lat, lon)).astype(np.float64)
     mesh = icosahedral_mesh.build_mesh(mesh_size)
@@ -354,9 +368,10 @@ def attention_mask(
 
 # ----------------------------------------------------------------------------- build
 def _build(lat, lon, mesh_size, radius_query_fraction_edge_length, attention_k_hop):
-    # DeepMind computes all node positions from float32 lat/lon; we do the same so
-    # that neighbourhoods on the radius boundary come out identical.
-    grid_lat, grid_lon = geometry.grid_lat_lon(lat.astype(np.float32), lon.astype(np.float32))
+    # Grid positions in the dtype of lat/lon (float32 for the model: network.build_graphs),
+    # as in DeepMind's grid_mesh_connectivity; ties and radius-boundary neighbourhoods
+    # depend on it.
+    grid_lat, grid_lon = geometry.grid_lat_lon(lat, lon)
     grid_xyz = geometry.lat_lon_to_xyz(grid_lat, grid_lon)
     mesh = icosahedral_mesh.build_mesh(mesh_size)
     mesh_lat, mesh_lon = geometry.xyz_to_lat_lon(mesh.vertices)
@@ -365,7 +380,7 @@ def _build(lat, lon, mesh_size, radius_query_fraction_edge_length, attention_k_h
 
     radius = np.float32(icosahedral_mesh.max_edge_length(mesh) * radius_query_fraction_edge_length)
     g2m_s, g2m_r = grid2mesh_edges(grid_xyz, mesh.vertices, radius)
-    faces = mesh.faces[mesh2grid_faces(lat, lon, mesh_size)]  # [num_grid_nodes, 3]
+    faces = mesh.faces[mesh2grid_faces(lat, lon, mesh_size, lat.dtype)]  # [num_grid_nodes, 3]
     m2g_s = faces.reshape(-1).astype(np.int32)
     m2g_r = np.repeat(np.arange(len(grid_xyz), dtype=np.int32), 3)
     rows, cols = attention_mask(
@@ -382,7 +397,9 @@ def _build(lat, lon, mesh_size, radius_query_fraction_edge_length, attention_k_h
         "mesh_node_lon": mesh_lon,
         "mesh_senders": mesh_senders.astype(np.int32),
         "mesh_receivers": mesh_receivers.astype(np.int32),
-        "grid_node_structural_features": geometry.node_structural_features(grid_lat, grid_lon),
+        "grid_node_structural_features": geometry.node_structural_features(
+            grid_lat, grid_lon
+        ).astype(np.float32),
         "mesh_node_structural_features": geometry.node_structural_features(mesh_lat, mesh_lon),
         "grid2mesh_senders": g2m_s,
         "grid2mesh_receivers": g2m_r,
@@ -408,10 +425,12 @@ def cache_dir() -> pathlib.Path:
 
 
 def cache_key(lat, lon, mesh_size, radius_query_fraction_edge_length, attention_k_hop) -> str:
-    """Hash of everything the graphs depend on: grid coordinates, splits, radius, k."""
-    h = hashlib.sha256(_CACHE_VERSION.encode())
+    """Hash of everything the graphs depend on: grid coordinates and their dtype, splits,
+    radius, k."""
+    dtype = coordinate_dtype(lat, lon)
+    h = hashlib.sha256(f"{_CACHE_VERSION}|{dtype.name}".encode())
     # Ties are resolved by the table, trimesh or the rule: each gets its own entry.
-    key = mesh2grid_ties.table_key(lat, lon, mesh_size, np.float32)
+    key = mesh2grid_ties.table_key(lat, lon, mesh_size, dtype)
     h.update(mesh2grid_ties.method(key).encode())
     h.update(np.ascontiguousarray(lat, np.float64).tobytes())
     h.update(b"|")
@@ -456,6 +475,12 @@ def build_graphs(
 ) -> dict[str, np.ndarray]:
     """All of GenCast's static graph structure for one grid and mesh (docs/design.md §6.3-6.7).
 
+    Like DeepMind's graph functions (graphcast/grid_mesh_connectivity.py), grid
+    positions, the radius query, the mesh2grid faces (ties included) and the features
+    are computed in `coordinate_dtype(lat, lon)`: float64 gives DeepMind's recorded
+    mesh2grid tables, float32 the graphs its denoiser builds (which casts first:
+    `network.build_graphs` does the same). Returned features are float32.
+
     Args:
       lat: [n_lat] ascending latitudes (degrees); lon: [n_lon] longitudes i*360/n_lon.
       mesh_size: number of icosahedral splits (4 for Mini, 5 for 1p0deg, 6 for 0p25deg).
@@ -467,10 +492,11 @@ def build_graphs(
       dict with the keys of `GRAPH_KEYS` (the parity `graphs.npz` layout); grid node
       index = lat_index * n_lon + lon_index. Cached arrays are read-only.
     """
-    lat, lon = geometry.check_grid(lat, lon)
+    dtype = coordinate_dtype(lat, lon)
+    lat, lon = geometry.check_grid(lat, lon)  # float64: exact for float32 coordinates
     args = (
-        lat,
-        lon,
+        lat.astype(dtype),
+        lon.astype(dtype),
         int(mesh_size),
         float(radius_query_fraction_edge_length),
         int(attention_k_hop),

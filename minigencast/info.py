@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from minigencast import graphs, icosahedral_mesh, network
+from minigencast import icosahedral_mesh, network
 from minigencast import memory as memory_lib
 from minigencast import transformer as transformer_lib
 
@@ -51,13 +51,7 @@ def info(cfg, grid=None) -> dict:
     lon = np.arange(n_lon) * (360.0 / n_lon)
     arch = cfg.denoiser_architecture_config
     transformer = arch.sparse_transformer_config
-    g = graphs.build_graphs(
-        lat,
-        lon,
-        arch.mesh_size,
-        arch.radius_query_fraction_edge_length,
-        transformer.attention_k_hop,
-    )
+    g = network.build_graphs(cfg, lat, lon)  # the model's (float32) graphs
     n_mesh = len(g["mesh_vertices"])
     rows, cols = g["attention_mask_rows"], g["attention_mask_cols"]
     per_node = np.bincount(rows, minlength=n_mesh)

@@ -163,13 +163,14 @@ def build_structure(
 
 
 def build_graphs(cfg, lat, lon) -> dict:
-    """`graphs.build_graphs` for cfg's mesh, radius and k-hop on the grid (lat, lon)."""
+    """The model's graphs: `graphs.build_graphs` with cfg's mesh, radius, k-hop; float32 grid."""
     from minigencast import graphs as graphs_lib
 
     arch = cfg.denoiser_architecture_config
+    # float32 grid, as graphcast/denoiser.py:Denoiser._init_grid_properties casts it.
     return graphs_lib.build_graphs(
-        np.asarray(lat),
-        np.asarray(lon),
+        np.asarray(lat, np.float32),
+        np.asarray(lon, np.float32),
         arch.mesh_size,
         arch.radius_query_fraction_edge_length,
         arch.sparse_transformer_config.attention_k_hop,

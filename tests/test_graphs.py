@@ -9,7 +9,15 @@ import pytest
 import scipy.sparse
 import scipy.sparse.csgraph
 
-from minigencast import geometry, graphs, icosahedral_mesh, mesh2grid_ties, transformer
+from minigencast import (
+    config,
+    geometry,
+    graphs,
+    icosahedral_mesh,
+    mesh2grid_ties,
+    network,
+    transformer,
+)
 
 
 def _parity_dir():
@@ -48,7 +56,9 @@ def test_parity_graphs_identical_to_deepmind():
     folder = _parity_dir()
     ref = np.load(folder / "graphs.npz")
     meta = json.loads((folder / "meta.json").read_text())
-    lat, lon = np.asarray(meta["grid"]["lat"]), np.asarray(meta["grid"]["lon"])
+    # float32, as DeepMind's denoiser casts the grid (Denoiser._init_grid_properties).
+    lat = np.asarray(meta["grid"]["lat"], np.float32)
+    lon = np.asarray(meta["grid"]["lon"], np.float32)
     arch = meta["denoiser_architecture_config"]
     g = graphs.build_graphs(
         lat,
@@ -89,7 +99,7 @@ def test_parity_graphs_identical_to_deepmind():
     np.testing.assert_array_equal(g["mesh2grid_receivers"], ref["mesh2grid_receivers"])
     differ = np.flatnonzero(np.any(ours != theirs, axis=1))
     mesh = icosahedral_mesh.TriangularMesh(g["mesh_vertices"], g["mesh_faces"])
-    grid_lat, grid_lon = geometry.grid_lat_lon(lat.astype(np.float32), lon.astype(np.float32))
+    grid_lat, grid_lon = geometry.grid_lat_lon(lat, lon)
     xyz = geometry.lat_lon_to_xyz(grid_lat, grid_lon)
     _, ties = graphs.closest_faces(xyz.astype(np.float64), mesh, return_ties=True)
     if mesh2grid_ties.have_trimesh():
@@ -135,16 +145,15 @@ OFFICIAL = {
     "1p0deg_splits5": (181, 360, 5),
     "0p25deg_splits6": (721, 1440, 6),
 }
+# Every official grid; 0.25 deg (about 7 s, 1 GB) in the slow tier.
+ALL_OFFICIAL = [
+    "1p0deg_splits4",
+    "1p0deg_splits5",
+    pytest.param("0p25deg_splits6", marks=pytest.mark.slow),
+]
 
 
-@pytest.mark.parametrize(
-    "name",
-    [
-        "1p0deg_splits4",
-        "1p0deg_splits5",
-        pytest.param("0p25deg_splits6", marks=pytest.mark.slow),
-    ],
-)
+@pytest.mark.parametrize("name", ALL_OFFICIAL)
 def test_mesh2grid_equals_deepmind_on_official_grids(name):
     """DeepMind's recorded mesh2grid nodes (float64 grid coordinates) at every grid node."""
     n_lat, n_lon, splits = OFFICIAL[name]
@@ -172,13 +181,57 @@ def test_build_graphs_on_official_grids_equal_trimesh_everywhere(name):
     pytest.importorskip("trimesh", reason="needs the graphs-exact extra (trimesh, rtree)")
     n_lat, n_lon, splits = OFFICIAL[name]
     lat, lon = np.linspace(-90, 90, n_lat), np.arange(n_lon) * 360 / n_lon
+    lat, lon = lat.astype(np.float32), lon.astype(np.float32)
     g = graphs.build_graphs(lat, lon, splits, 0.6, 1)
-    points = geometry.lat_lon_to_xyz(
-        *geometry.grid_lat_lon(lat.astype(np.float32), lon.astype(np.float32))
-    )
+    points = geometry.lat_lon_to_xyz(*geometry.grid_lat_lon(lat, lon))
     mesh = icosahedral_mesh.build_mesh(splits)
     by_trimesh = mesh.faces[mesh2grid_ties.trimesh_faces(points.astype(np.float64), splits)]
     np.testing.assert_array_equal(g["mesh2grid_senders"].reshape(-1, 3), by_trimesh)
+
+
+def _recorded_mesh2grid(name):
+    """DeepMind's table for grid `name` with our banded mesh numbering, [n_grid, 3]."""
+    splits = OFFICIAL[name][2]
+    recorded = np.load(DEEPMIND_MESH2GRID / f"{name}.npz")["mesh2grid_mesh_nodes"]
+    return mesh2grid_ties.banding_index(splits)[recorded]
+
+
+@pytest.mark.parametrize("name", ALL_OFFICIAL)
+def test_build_graphs_in_float64_is_deepminds_table(name):
+    """float64 coordinates in, DeepMind's recorded three mesh nodes out, in its order."""
+    n_lat, n_lon, splits = OFFICIAL[name]
+    lat, lon = np.linspace(-90, 90, n_lat), np.arange(n_lon) * 360 / n_lon
+    g = graphs.build_graphs(lat, lon, splits, 0.6, 1)
+    expected = _recorded_mesh2grid(name)
+    np.testing.assert_array_equal(g["mesh2grid_senders"].reshape(-1, 3), expected)
+    np.testing.assert_array_equal(g["mesh2grid_receivers"], np.repeat(np.arange(len(expected)), 3))
+
+
+def test_model_graphs_are_the_float32_graphs():
+    """network.build_graphs casts to float32 (DeepMind's denoiser); mesh2grid then moves
+    off DeepMind's float64 table only where a node is within float32 rounding of an
+    edge or vertex shared by both faces."""
+    lat, lon = np.linspace(-90, 90, 181), np.arange(360.0)
+    model = network.build_graphs(config.gencast_1p0deg_mini(), lat, lon)
+    g32 = graphs.build_graphs(lat.astype(np.float32), lon.astype(np.float32), 4, 0.6, 16)
+    assert model is g32  # the same cache entry: the same float32 graphs
+    ours = model["mesh2grid_senders"].reshape(-1, 3)
+    theirs = _recorded_mesh2grid("1p0deg_splits4")
+    differ = np.flatnonzero(np.any(ours != theirs, axis=1))
+    assert differ.size == 163  # trimesh on float32 vs float64 positions (docs/parity.md)
+    # Both faces are (nearly) closest to the float64 position: the gap is float32 rounding.
+    mesh = icosahedral_mesh.build_mesh(4)
+    p = geometry.lat_lon_to_xyz(*geometry.grid_lat_lon(lat, lon))[differ]
+    tri = mesh.vertices.astype(np.float64)
+
+    def distance(face_nodes):
+        a, b, c = (tri[face_nodes[:, i]] for i in range(3))
+        return np.linalg.norm(p - graphs._closest_points_on_triangles(p, a, b, c), axis=1)
+
+    gap = distance(ours[differ]) - distance(theirs[differ])
+    assert np.all(np.abs(gap) <= np.finfo(np.float32).eps), gap.max()
+    for a, b in zip(ours[differ], theirs[differ], strict=True):
+        assert len(set(a) & set(b)) >= 1  # neighbouring faces: a shared edge or vertex
 
 
 def test_ties_on_other_grids_follow_the_rule_with_a_warning(monkeypatch):
@@ -186,7 +239,7 @@ def test_ties_on_other_grids_follow_the_rule_with_a_warning(monkeypatch):
     monkeypatch.setattr(mesh2grid_ties, "have_trimesh", lambda: False)
     lat, lon = np.linspace(-90, 90, 33), np.arange(64) * 5.625
     with pytest.warns(UserWarning, match=r"graphs-exact"):
-        faces = graphs.mesh2grid_faces(lat, lon, 3)
+        faces = graphs.mesh2grid_faces(lat, lon, 3, np.float32)
     mesh = icosahedral_mesh.build_mesh(3)
     points = geometry.lat_lon_to_xyz(
         *geometry.grid_lat_lon(lat.astype(np.float32), lon.astype(np.float32))
@@ -200,7 +253,7 @@ def test_ties_on_other_grids_are_asked_to_trimesh():
     pytest.importorskip("rtree", reason="needs the graphs-exact extra (trimesh, rtree)")
     pytest.importorskip("trimesh", reason="needs the graphs-exact extra (trimesh, rtree)")
     lat, lon = np.linspace(-90, 90, 33), np.arange(64) * 5.625
-    faces = graphs.mesh2grid_faces(lat, lon, 3)
+    faces = graphs.mesh2grid_faces(lat, lon, 3, np.float32)
     points = geometry.lat_lon_to_xyz(
         *geometry.grid_lat_lon(lat.astype(np.float32), lon.astype(np.float32))
     )
@@ -294,9 +347,10 @@ def test_one_degree_mini_facts():
 
     Source of every number: DeepMind's d39de19 graph construction
     (graphcast/grid_mesh_connectivity.py, graphcast/sparse_transformer.py) run at this
-    configuration (docs/design.md §6.4, §6.9).
+    configuration (docs/design.md §6.4, §6.9), i.e. its denoiser's float32 grid.
     """
-    g = graphs.build_graphs(np.linspace(-90, 90, 181), np.arange(360.0), 4, 0.6, 16, cache=False)
+    lat, lon = np.linspace(-90, 90, 181, dtype=np.float32), np.arange(360, dtype=np.float32)
+    g = graphs.build_graphs(lat, lon, 4, 0.6, 16, cache=False)
     assert len(g["grid_node_structural_features"]) == 65160
     assert len(g["grid2mesh_senders"]) == 102486
     assert len(g["mesh2grid_senders"]) == 195480
@@ -340,8 +394,10 @@ def test_mask_statistics_large(splits, k, nnz, largest, block):
 
 @pytest.mark.slow
 def test_one_degree_splits_5_facts():
-    # Source: DeepMind's d39de19 construction at this configuration (docs/design.md §6.4).
-    g = graphs.build_graphs(np.linspace(-90, 90, 181), np.arange(360.0), 5, 0.6, 16, cache=False)
+    # Source: DeepMind's d39de19 construction at this configuration (docs/design.md §6.4),
+    # float32 grid as its denoiser.
+    lat, lon = np.linspace(-90, 90, 181, dtype=np.float32), np.arange(360, dtype=np.float32)
+    g = graphs.build_graphs(lat, lon, 5, 0.6, 16, cache=False)
     assert len(g["grid2mesh_senders"]) == 101892
     assert np.bincount(g["grid2mesh_receivers"]).max() == 594
     assert len(g["mesh2grid_senders"]) == 195480
@@ -349,10 +405,11 @@ def test_one_degree_splits_5_facts():
 
 @pytest.mark.slow
 def test_quarter_degree_facts():
-    # Source: DeepMind's d39de19 construction at this configuration (docs/design.md §6.4, §6.9).
-    g = graphs.build_graphs(
-        np.linspace(-90, 90, 721), np.arange(1440) * 0.25, 6, 0.6, 32, cache=False
-    )
+    # Source: DeepMind's d39de19 construction at this configuration (docs/design.md §6.4, §6.9),
+    # float32 grid as its denoiser (float64 coordinates give 1,618,824 grid2mesh edges).
+    lat = np.linspace(-90, 90, 721, dtype=np.float32)
+    lon = np.arange(1440, dtype=np.float32) * np.float32(0.25)
+    g = graphs.build_graphs(lat, lon, 6, 0.6, 32, cache=False)
     assert len(g["grid2mesh_senders"]) == 1618818
     in_degree = np.bincount(g["grid2mesh_receivers"], minlength=40962)
     assert in_degree.max() == 3753 and in_degree.min() >= 1
@@ -379,6 +436,33 @@ def test_cache_in_memory_and_on_disk(tmp_path):
     other = graphs.build_graphs(lat, lon, 1, 0.6, 3)
     assert len(other["attention_mask_rows"]) > len(first["attention_mask_rows"])
     assert graphs.cache_key(lat, lon, 1, 0.6, 2) != graphs.cache_key(lat[:-1], lon, 1, 0.6, 2)
+    # float32 coordinates are built in float32: another entry.
+    lat32, lon32 = lat.astype(np.float32), lon.astype(np.float32)
+    assert graphs.cache_key(lat32, lon32, 1, 0.6, 2) != graphs.cache_key(lat, lon, 1, 0.6, 2)
+
+
+def test_graphs_are_built_in_the_coordinates_dtype():
+    """float32 stays float32 through the grid checks; float64 and integers give float64."""
+    lat, lon = np.linspace(-90, 90, 7), np.arange(12) * 30.0
+    for coords, dtype in [
+        ((lat.astype(np.float32), lon.astype(np.float32)), np.float32),
+        ((lat, lon), np.float64),
+        ((lat.astype(int), lon.astype(int)), np.float64),
+        ((lat.tolist(), lon.tolist()), np.float64),
+    ]:
+        g = graphs.build_graphs(*coords, 1, 0.6, 2, cache=False)
+        grid = geometry.grid_lat_lon(lat.astype(dtype), lon.astype(dtype))
+        expected = geometry.node_structural_features(*grid)
+        assert expected.dtype == dtype
+        np.testing.assert_array_equal(
+            g["grid_node_structural_features"], expected.astype(np.float32)
+        )
+        assert graphs.coordinate_dtype(*coords) == dtype
+    # The two precisions really differ here (else the check above proves nothing).
+    lat32, lon32 = lat.astype(np.float32), lon.astype(np.float32)
+    f32 = geometry.node_structural_features(*geometry.grid_lat_lon(lat32, lon32))
+    f64 = geometry.node_structural_features(*geometry.grid_lat_lon(lat, lon))
+    assert np.any(f32 != f64.astype(np.float32))
 
 
 def test_bad_grid_is_refused():

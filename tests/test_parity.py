@@ -57,17 +57,9 @@ def case():
 
 
 def _graphs(case):
-    """Graphs built from the data's grid and the checkpoint's config."""
-    from minigencast import graphs as graphs_lib
-
-    arch = case["ckpt"].config.denoiser_architecture_config
-    return graphs_lib.build_graphs(
-        case["lat"],
-        case["lon"],
-        arch.mesh_size,
-        arch.radius_query_fraction_edge_length,
-        arch.sparse_transformer_config.attention_k_hop,
-    )
+    """The model's graphs (float32 grid, as DeepMind's denoiser) for the data's grid and the
+    checkpoint's config."""
+    return network.build_graphs(case["ckpt"].config, case["lat"], case["lon"])
 
 
 @pytest.fixture(scope="module")

@@ -135,7 +135,9 @@ print("mesh counts, norms, degrees and orientation as expected")
 # and caches them; the network receives them as arrays.
 
 # %%
-G = graphs.build_graphs(LAT, LON, SPLITS, ARCH.radius_query_fraction_edge_length, K_HOP)
+# float32 coordinates, as the model (`network.build_graphs`) and DeepMind's denoiser use.
+LAT32, LON32 = LAT.astype(np.float32), LON.astype(np.float32)
+G = graphs.build_graphs(LAT32, LON32, SPLITS, ARCH.radius_query_fraction_edge_length, K_HOP)
 for name in sorted(G):
     print(f"{name:32s} {str(G[name].shape):14s} {G[name].dtype}")
 
@@ -185,9 +187,7 @@ print(
 # %%
 # Positions from float32 lat/lon and a float32 radius, as DeepMind's code: on this grid
 # some grid points sit exactly on the radius, and only the same rounding decides alike.
-grid_xyz = geometry.lat_lon_to_xyz(
-    *geometry.grid_lat_lon(LAT.astype(np.float32), LON.astype(np.float32))
-)
+grid_xyz = geometry.lat_lon_to_xyz(*geometry.grid_lat_lon(LAT32, LON32))
 radius = np.float32(ARCH.radius_query_fraction_edge_length * icosahedral_mesh.max_edge_length(mesh))
 diff = grid_xyz[:, None, :].astype(np.float64) - G["mesh_vertices"][None].astype(np.float64)
 chord = np.linalg.norm(diff, axis=-1)  # float64 distances between float32 points, as scipy

@@ -42,7 +42,6 @@ from minigencast import (
     channel_order,
     checkpoint,
     config,
-    graphs,
     network,
     nn,
     noise_encoder,
@@ -263,9 +262,7 @@ print("conditional LayerNorm by hand == nn.conditional_layer_norm")
 # concatenate heads; output projection `mha_final`.
 
 # %%
-G = graphs.build_graphs(
-    LAT, LON, ARCH.mesh_size, ARCH.radius_query_fraction_edge_length, ST.attention_k_hop
-)  # cached: the arrays build_structure used
+G = network.build_graphs(CFG, LAT, LON)  # cached: the arrays build_structure used
 mask = transformer.build_attention(
     G["attention_mask_rows"], G["attention_mask_cols"], n_m, "mha"
 ).mask

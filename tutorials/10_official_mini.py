@@ -50,7 +50,6 @@ from minigencast import (
     checkpoint,
     config,
     forecast,
-    graphs,
     network,
     normalization,
     preconditioning,
@@ -287,22 +286,15 @@ print("checkpoint round trip, module structure and forecast variables as expecte
 # | parity tests (every attention type, intermediates, graphs) | `tests/test_parity.py`, `tests/parity/` |
 # | forecasting with any checkpoint | `minigencast/forecast.py` (`minigencast forecast --checkpoint ...`) |
 #
-# The last check: the graphs built by `minigencast.graphs` from the data's grid equal
-# those DeepMind's code built for the parity case, index for index — except where a grid
+# The last check: the graphs our model builds from the data's grid (`network.build_graphs`:
+# float32 coordinates, as DeepMind's denoiser) equal those DeepMind's code built for the parity case, index for index — except where a grid
 # point lies exactly on the edge between two mesh triangles (here: on the equator). There
 # the mesh2grid "containing triangle" is a tie that DeepMind's `trimesh` breaks one way;
 # we check that any differing grid point lies in *both* triangles, so either choice is a
 # valid containing face.
 
 # %%
-arch = cfg.denoiser_architecture_config
-ours = graphs.build_graphs(
-    lat,
-    lon,
-    arch.mesh_size,
-    arch.radius_query_fraction_edge_length,
-    arch.sparse_transformer_config.attention_k_hop,
-)
+ours = network.build_graphs(cfg, lat, lon)  # the model's graphs: float32 grid, as DeepMind's
 for name in [
     "mesh_vertices",
     "mesh_senders",
