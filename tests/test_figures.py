@@ -86,10 +86,10 @@ def test_scorecard_fraction_better_against_a_worse_baseline(setup, tmp_path):
     forecast, truth = setup
     worse = forecast + 5.0 * xr.ones_like(forecast)
     res = figures.scorecard(forecast, truth, {"worse": worse}, str(tmp_path))
-    assert res.numbers["fraction_better"]["CRPS"] == 1.0
-    assert res.numbers["fraction_better"]["RMSE"] == 1.0
+    assert res.numbers["worse"]["fraction_better"]["CRPS"] == 1.0
+    assert res.numbers["worse"]["fraction_better"]["RMSE"] == 1.0
     res = figures.scorecard(worse, truth, {"better": forecast}, str(tmp_path))
-    assert res.numbers["fraction_better"]["CRPS"] == 0.0
+    assert res.numbers["better"]["fraction_better"]["CRPS"] == 0.0
 
 
 def test_score_table_and_run_all(setup, tmp_path):
