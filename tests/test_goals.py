@@ -170,3 +170,15 @@ def test_report_is_json_and_the_text_says_met_or_not(capsys):
     empty = goals.check(goals.spectral_numbers(goals.zonal_spectra(short, truth)), {})
     assert empty["spectra_k1_16"]["met"] is None and not empty["all_met"]
     assert "no lead in range" in goals.text(empty)
+
+
+def test_spectra_figure_reports_the_goal_numbers(tmp_path):
+    from minigencast import figures
+
+    truth = red_truth(seed=5)
+    fc = make_forecast(truth, lambda x, m: np.roll(x, 3 * (m + 1), axis=-1))
+    res = figures.spectra(fc, truth, None, str(tmp_path))
+    assert res.numbers["goals"] == goals.spectral_numbers(goals.zonal_spectra(fc, truth))
+    assert "spectra_k17_21 MET" in res.caption
+    with open(res.png, "rb") as f:
+        assert f.read(8) == b"\x89PNG\r\n\x1a\n"
