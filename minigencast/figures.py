@@ -442,7 +442,7 @@ def spectra(forecast, truth, baselines=None, out_dir="."):
         truth_spec,
         mean_spec,
         path,
-        title=f"{_label(v, lv)}, lead {_lead_label(lead)}, |lat| <= 60",
+        title=f"{_label(v, lv)}, lead {_lead_label(lead)}, |lat| ≤ 60°",
         ratios=ratios,
         bands=goals.GOALS.ratio_bands,
         ratio_title=f"member / truth power, lead {_lead_label(ratio_lead)}",

@@ -207,10 +207,13 @@ def verdict(flag):
     return {True: "MET", False: "NOT MET", None: "not judged"}[flag]
 
 
-def text(report, goals=GOALS) -> str:
-    """The printed block: per goal and variable the numbers and MET / NOT MET."""
+def text(report, goals=GOALS, cases="") -> str:
+    """The printed block: per goal and variable the numbers and MET / NOT MET.
+
+    cases: what was verified, e.g. "16 init times x 8 members", for the heading."""
     hours = report["lead_hours"]
     span = f"{hours[0]:g}-{hours[-1]:g} h ({len(hours)} leads)" if hours else "no lead in range"
+    span += f", {cases}" if cases else ""
     lat = f"{abs(goals.lat_range[0]):g}" if -goals.lat_range[0] == goals.lat_range[1] else ""
     lines = [f"Goals at leads of 1-5 days: {span}"]
     where = f"latitudes within +-{lat} deg" if lat else f"latitudes {goals.lat_range}"

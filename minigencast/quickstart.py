@@ -137,7 +137,7 @@ def quickstart(
     print()
     print(evaluation.skill_table(scores))
     print()
-    print(goals.text(report["goals"]))
+    print(goals.text(report["goals"], cases=f"{num_inits} init times x {num_members} members"))
     print(
         f"\nWrote {out}/report.json, forecast.nc, {', '.join(f'{n}.nc' for n in refs)} and "
         f"figures/ in "

@@ -165,6 +165,7 @@ def test_report_is_json_and_the_text_says_met_or_not(capsys):
     }
     text = goals.text(report)
     assert "NOT MET" in text and "t850" in text and "all goals: NOT MET" in text
+    assert "3 init times" in goals.text(report, cases="3 init times")
     # No lead within 1-5 days: nothing is judged, nothing is claimed.
     short = make_forecast(truth, lambda x, m: x, lead_steps=(1,))
     empty = goals.check(goals.spectral_numbers(goals.zonal_spectra(short, truth)), {})
