@@ -92,7 +92,8 @@ def zonal_spectra(forecast, truth, goals=GOALS) -> dict:
     out = {}
     for short in goals.spectra_variables:
         name, level = VARIABLES[short]
-        if name not in forecast.data_vars or (level is not None and "level" not in forecast.dims):
+        levels = forecast["level"].values if "level" in forecast.dims else []
+        if name not in forecast.data_vars or (level is not None and level not in levels):
             continue
         fc, t = metrics.align(_select(forecast, name, level), _select(truth, name, level))
         members = metrics.power_spectrum(latitude_band(fc, goals)).mean(["sample", "init_time"])

@@ -183,3 +183,9 @@ def test_spectra_figure_reports_the_goal_numbers(tmp_path):
     assert "spectra_k17_21 MET" in res.caption
     with open(res.png, "rb") as f:
         assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+
+
+def test_variables_or_levels_the_forecast_lacks_are_skipped():
+    truth = red_truth(seed=6).sel(level=[500])
+    fc = make_forecast(truth, lambda x, m: x).drop_vars("2m_temperature")
+    assert set(goals.zonal_spectra(fc, truth)) == {"z500"}  # no t850, u850 (850 hPa) or t2m
