@@ -110,11 +110,12 @@ def _add_quickstart(sub):
         help="Train (or load) a small model on the embedded dataset, forecast and verify it.",
         description=(
             "The first thing to run. On the embedded toy-planet dataset: load the CPU-preset "
-            "model shipped in data/pretrained/ (--pretrained, ~2-4 min on a laptop CPU) or "
+            "model shipped in data/pretrained/ (--pretrained) or "
             "train it from scratch (about 55 min on 2 cores), forecast an ensemble from "
             "held-out initial conditions, score it (CRPS, RMSE, spread/skill) against "
-            "persistence and climatology, and write forecast.nc, report.json and PNG figures "
-            "into --out. API twin: minigencast.quickstart.quickstart()."
+            "persistence and climatology, judge the model's goals (zonal power spectra and "
+            "spread/skill at 1-5 days: MET / NOT MET), and write forecast.nc, report.json "
+            "and PNG figures into --out. API twin: minigencast.quickstart.quickstart()."
         ),
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
@@ -125,7 +126,7 @@ def _add_quickstart(sub):
         help="Load the small checkpoint shipped in data/pretrained/ instead of training.",
     )
     p.add_argument("--num_samples", type=in_range(int, 2), default=8, help="Ensemble members.")
-    p.add_argument("--num_inits", type=POSITIVE, default=4, help="Initialisation times verified.")
+    p.add_argument("--num_inits", type=POSITIVE, default=16, help="Initialisation times verified.")
     p.add_argument("--num_steps", type=POSITIVE, default=10, help="12 h steps (10 = 5 days).")
     p.add_argument("--seed", type=int, default=0, help="Ensemble seed.")
     p.set_defaults(run=_run_quickstart)

@@ -28,7 +28,7 @@ import pandas as pd
 import xarray as xr
 
 from minigencast import baselines as baselines_lib
-from minigencast import metrics, plotting
+from minigencast import goals, metrics, plotting
 
 # (variable, level) pairs shown in line plots, in the paper's order of prominence; the
 # ones present in the data are used, else the first variables.
@@ -193,31 +193,49 @@ def rmse_vs_lead(forecast, truth, baselines=None, out_dir="."):
 
 
 def scorecard(forecast, truth, baselines=None, out_dir="."):
-    """Scorecards: relative CRPS and RMSE difference forecast vs the first baseline."""
+    """Scorecards: relative CRPS and RMSE difference of the forecast vs every baseline.
+
+    One row of cards (CRPS, RMSE) per baseline (e.g. persistence and climatology), each
+    row on its own symmetric colour scale set from its data (`plotting.scorecard_limit`)
+    with the percentages in the cells: the paper's fixed +-20% would saturate here.
+    """
     forecast, truth = _common(forecast, truth)
     runs = _with_baselines(forecast, truth, baselines)
     names = [n for n in runs if n != "forecast"]
     if not names:
         raise ValueError("the scorecard needs a baseline (or a truth covering the init times).")
-    ref = runs[names[0]]
-    rel = {
-        "CRPS": metrics.scorecard(_per_lead(_crps, forecast, truth), _per_lead(_crps, ref, truth)),
-        "RMSE": metrics.scorecard(
-            _per_lead(metrics.rmse, forecast, truth), _per_lead(metrics.rmse, ref, truth)
-        ),
+    ours = {
+        "CRPS": _per_lead(_crps, forecast, truth),
+        "RMSE": _per_lead(metrics.rmse, forecast, truth),
     }
+    panels, numbers = {}, {}
+    for name in names:
+        theirs = {
+            "CRPS": _per_lead(_crps, runs[name], truth),
+            "RMSE": _per_lead(metrics.rmse, runs[name], truth),
+        }
+        rel = {k: metrics.scorecard(ours[k], theirs[k]) for k in ours}
+        panels |= {f"{k} vs {name}": v for k, v in rel.items()}
+        better = {
+            k: float(
+                (np.concatenate([np.ravel(d.values) for d in v.data_vars.values()]) < 0).mean()
+            )
+            for k, v in rel.items()
+        }
+        numbers[name] = {k: _numbers(v) for k, v in rel.items()} | {"fraction_better": better}
     path = _path(out_dir, "scorecard")
-    plotting.scorecard(rel, path, title=f"forecast vs {names[0]} (blue: forecast better)")
-    better = {
-        k: float((np.concatenate([np.ravel(d.values) for d in v.data_vars.values()]) < 0).mean())
-        for k, v in rel.items()
-    }
+    plotting.scorecard(
+        panels, path, title="forecast vs baselines (blue: forecast better)", limit=None, ncols=2
+    )
+    here = "; ".join(
+        f"vs {n}: forecast better on {100 * v['fraction_better']['CRPS']:.0f}% of (variable, "
+        f"level, lead) targets for CRPS, {100 * v['fraction_better']['RMSE']:.0f}% for RMSE"
+        for n, v in numbers.items()
+    )
     caption = (
         f"Paper ({PAPER}): scorecards are blue (GenCast better) on 97.2% of targets for CRPS. "
-        f"Here vs {names[0]}: forecast better on {100 * better['CRPS']:.0f}% of "
-        f"(variable, level, lead) targets for CRPS, {100 * better['RMSE']:.0f}% for RMSE."
+        f"Here {here}."
     )
-    numbers = {k: _numbers(v) for k, v in rel.items()} | {"fraction_better": better}
     return FigureResult("scorecard", path, numbers, caption)
 
 
@@ -395,31 +413,57 @@ def _pooled_versus(numbers):
 
 
 def spectra(forecast, truth, baselines=None, out_dir="."):
-    """Zonal power spectra of members, ensemble mean and truth at the last lead time."""
+    """Zonal power spectra at the last lead, and member/truth power against the goals.
+
+    Left: members, ensemble mean and truth of the first headline variable at the last
+    lead. Right: member/truth power ratio against k of each goal variable at the last lead
+    of 1-5 days, with the goal bands. Spectra over latitudes within +-60 deg; numbers and
+    MET / NOT MET from `goals` (the quickstart's).
+    """
     forecast, truth = _common(forecast, truth)
     ((v, lv),) = headline(forecast, 1)
     lead = forecast["lead_time"].values[-1]
-    fc = _select(forecast, v, lv).sel(lead_time=lead)
-    _, t = metrics.align(fc, _select(truth, v, lv))
+    fc = goals.latitude_band(_select(forecast, v, lv).sel(lead_time=lead))
+    _, t = metrics.align(fc, goals.latitude_band(_select(truth, v, lv)))
     members = metrics.power_spectrum(fc).mean("init_time").compute()
     truth_spec = metrics.power_spectrum(t).mean("init_time").compute()
     mean_spec = metrics.power_spectrum(fc.mean("sample")).mean("init_time").compute()
+    spec = goals.zonal_spectra(forecast, truth)
+    goal_numbers = goals.spectral_numbers(spec)
+    ratios, ratio_lead = {}, lead
+    for short, s in spec.items():
+        hours = plotting._lead_hours(s["lead_time"].values)
+        in_range = goals.in_goal_leads(hours)
+        ratio_lead = s["lead_time"].values[np.flatnonzero(in_range)[-1] if in_range.any() else -1]
+        ratios[short] = (s["members"] / s["truth"]).sel(lead_time=ratio_lead)
     path = _path(out_dir, "spectra")
     plotting.power_spectra(
-        members, truth_spec, mean_spec, path, title=f"{_label(v, lv)}, lead {_lead_label(lead)}"
+        members,
+        truth_spec,
+        mean_spec,
+        path,
+        title=f"{_label(v, lv)}, lead {_lead_label(lead)}, |lat| ≤ 60°",
+        ratios=ratios,
+        bands=goals.GOALS.ratio_bands,
+        ratio_title=f"member / truth power, lead {_lead_label(ratio_lead)}",
     )
     hi = members["zonal_wavenumber"] >= members.sizes["zonal_wavenumber"] // 2
     ratio = float((members.where(hi).sum() / members.sizes["sample"]) / truth_spec.where(hi).sum())
+    judged = goals.check(goal_numbers, {})
+    verdicts = ", ".join(
+        f"{key} {goals.verdict(g['met'])}" for key, g in judged.items() if key.startswith("spectra")
+    )
     caption = (
         f"Paper ({PAPER}): GenCast's individual members keep ERA5's power at all resolved "
         "scales (sharp samples), unlike the smooth ensemble mean. Here: member/truth power "
-        f"in the upper half of zonal wavenumbers = {ratio:.2f}."
+        f"in the upper half of zonal wavenumbers = {ratio:.2f}; goals at 1-5 days: {verdicts}."
     )
     numbers = {
         "members_mean": [float(x) for x in members.mean("sample").values],
         "truth": [float(x) for x in truth_spec.values],
         "ensemble_mean": [float(x) for x in mean_spec.values],
         "small_scale_power_ratio": ratio,
+        "goals": goal_numbers,
     }
     return FigureResult("spectra", path, numbers, caption)
 

@@ -64,35 +64,77 @@ def _rows(ds):
     return rows
 
 
-def scorecard(relative, path=None, title="", limit=SCORECARD_LIMIT):
+def scorecard_limit(values, quantile=0.95):
+    """A symmetric colour limit from the data: the `quantile` of |values| rounded up to
+    1, 2, 2.5 or 5 x 10^n (so +-3% and +-60% differences both fill the scale)."""
+    a = np.abs(np.asarray(values, float))
+    a = a[np.isfinite(a)]
+    if not a.size or a.max() == 0:
+        return SCORECARD_LIMIT
+    q = float(np.quantile(a, quantile)) or float(a.max())
+    decade = 10.0 ** np.floor(np.log10(q))
+    return float(min(m * decade for m in (1, 2, 2.5, 5, 10) if m * decade >= q * (1 - 1e-9)))
+
+
+def scorecard(relative, path=None, title="", limit=SCORECARD_LIMIT, ncols=None):
     """Heat maps of relative score differences: rows (variable, level), columns lead time.
 
     Args:
       relative: Dataset of (score - reference) / reference per variable, dims
         (lead_time, [level]) — e.g. `metrics.scorecard(crps_a, crps_b)` — or
         {panel title: such a Dataset} for side-by-side cards (CRPS, RMSE).
-      limit: colour saturation (0.2 = +-20%); blue < 0 (better), red > 0 (worse).
+      limit: colour saturation (0.2 = +-20%, as in the paper); None: set per row of
+        panels from the data (`scorecard_limit`), with the percentages written in cells.
+        Blue < 0 (better), red > 0 (worse).
+      ncols: panels per row (default: all in one row); each row gets its own colourbar.
     """
     panels = relative if isinstance(relative, dict) else {"": relative}
     first = next(iter(panels.values()))
     rows = _rows(first)
     lead = first["lead_time"].values
+    ncols = ncols or len(panels)
+    nrows = int(np.ceil(len(panels) / ncols))
+    annotate = limit is None
+    cell_w, cell_h = (0.55, 0.3) if annotate else (0.35, 0.28)
     fig = Figure(
-        figsize=(3.0 + (1.2 + 0.35 * len(lead)) * len(panels), 0.9 + 0.28 * len(rows)),
+        figsize=(
+            3.0 + (1.2 + cell_w * len(lead)) * ncols,
+            0.9 + (0.4 + cell_h * len(rows)) * nrows,
+        ),
         dpi=100,
         layout="constrained",
     )
-    axes = fig.subplots(1, len(panels), squeeze=False).ravel()
-    norm = colors.Normalize(-limit, limit)
-    for k, (ax, (panel_title, ds)) in enumerate(zip(axes, panels.items(), strict=False)):
-        grid = np.stack([da.transpose("lead_time").values for _, da in _rows(ds)])
-        im = ax.imshow(grid, cmap=SCORECARD_CMAP, norm=norm, aspect="auto", interpolation="nearest")
-        ax.set_yticks(range(len(rows)), [label for label, _ in rows] if k == 0 else [], fontsize=7)
-        ax.set_xticks(range(len(lead)), [f"{d:g}" for d in _lead_days(lead)], fontsize=7)
-        ax.set_xlabel("lead time (days)", fontsize=8)
-        ax.set_title(panel_title, fontsize=9)
-    cb = fig.colorbar(im, ax=list(axes), extend="both")
-    cb.set_label("relative difference (blue: better)")
+    axes = fig.subplots(nrows, ncols, squeeze=False)
+    for ax in axes.ravel()[len(panels) :]:
+        ax.set_visible(False)
+    items = list(panels.items())
+    for r in range(nrows):
+        row = items[r * ncols : (r + 1) * ncols]
+        grids = [
+            np.stack([da.transpose("lead_time").values for _, da in _rows(ds)]) for _, ds in row
+        ]
+        lim = scorecard_limit(np.concatenate([g.ravel() for g in grids])) if annotate else limit
+        norm = colors.Normalize(-lim, lim)
+        for c, ((panel_title, _), grid) in enumerate(zip(row, grids, strict=True)):
+            ax = axes[r, c]
+            im = ax.imshow(
+                grid, cmap=SCORECARD_CMAP, norm=norm, aspect="auto", interpolation="nearest"
+            )
+            ax.set_yticks(
+                range(len(rows)), [label for label, _ in rows] if c == 0 else [], fontsize=7
+            )
+            ax.set_xticks(range(len(lead)), [f"{d:g}" for d in _lead_days(lead)], fontsize=7)
+            ax.set_xlabel("lead time (days)", fontsize=8)
+            ax.set_title(panel_title, fontsize=9)
+            if annotate:
+                for (i, j), v in np.ndenumerate(grid):
+                    dark = abs(v) > 0.6 * lim
+                    ax.text(j, i, f"{100 * v:.0f}", ha="center", va="center", fontsize=7,
+                            color="w" if dark else "k")  # fmt: skip
+        cb = fig.colorbar(im, ax=list(axes[r, : len(row)]), extend="both")
+        cb.set_label("relative difference" + (" (%)" if annotate else "") + ", blue: better")
+        if annotate:
+            cb.ax.yaxis.set_major_formatter(lambda x, _: f"{100 * x:g}")
     fig.suptitle(title, fontsize=9)
     return _save(fig, path)
 
@@ -185,27 +227,57 @@ def pooled_crps_vs_size(curves, path=None, title=""):
     return _save(fig, path)
 
 
-def power_spectra(members, truth, ensemble_mean=None, path=None, title=""):
-    """Zonal power spectra of members (thin grey) vs truth (black), log-log.
+def power_spectra(
+    members, truth, ensemble_mean=None, path=None, title="", ratios=None, bands=(), ratio_title=""
+):
+    """Zonal power spectra of members (thin grey) vs truth (black), log-log; optionally a
+    second panel of member/truth power ratios against k with goal bands.
 
     Args:
       members: DataArray [sample, zonal_wavenumber]; truth: [zonal_wavenumber];
       ensemble_mean: optional [zonal_wavenumber] (the blurred mean loses small scales).
+      ratios: optional {label: DataArray [zonal_wavenumber]} member/truth power ratios;
+      bands: ((k_min, k_max), (ratio_min, ratio_max)) goal boxes drawn on the ratio panel.
     """
-    fig = Figure(figsize=(4.2, 3.2), dpi=100)
-    ax = fig.add_subplot()
+    size = 13  # readable when projected
+    fig = Figure(figsize=(13.0, 5.2) if ratios else (6.5, 5.2), dpi=100)
+    axes = fig.subplots(1, 2 if ratios else 1, squeeze=False).ravel()
+    ax = axes[0]
     k = members["zonal_wavenumber"].values
     keep = k > 0
     for i in range(members.sizes["sample"]):
         lab = "members" if i == 0 else None
-        ax.loglog(k[keep], members.isel(sample=i).values[keep], color="0.6", lw=0.7, label=lab)
-    ax.loglog(k[keep], truth.values[keep], color="k", lw=1.6, label="truth")
+        ax.loglog(k[keep], members.isel(sample=i).values[keep], color="0.6", lw=0.8, label=lab)
+    ax.loglog(k[keep], truth.values[keep], color="k", lw=2.0, label="truth")
     if ensemble_mean is not None:
-        ax.loglog(k[keep], ensemble_mean.values[keep], color="tab:red", lw=1.2, label="ens. mean")
-    ax.set_xlabel("zonal wavenumber")
-    ax.set_ylabel("power")
-    ax.legend(fontsize=7)
-    ax.set_title(title, fontsize=9)
+        ax.loglog(k[keep], ensemble_mean.values[keep], color="tab:red", lw=1.5, label="ens. mean")
+    ax.set_xlabel("zonal wavenumber k", fontsize=size)
+    ax.set_ylabel("power", fontsize=size)
+    ax.legend(fontsize=size - 1)
+    ax.set_title(title, fontsize=size)
+    ax.tick_params(labelsize=size - 1)
+    if ratios:
+        ax = axes[1]
+        for i, ((k_lo, k_hi), (r_lo, r_hi)) in enumerate(bands):
+            ax.fill_between(
+                [k_lo - 0.5, k_hi + 0.5],
+                r_lo,
+                r_hi,
+                color="tab:green",
+                alpha=0.15,
+                lw=0,
+                label="goal" if i == 0 else None,
+            )
+            ax.hlines([r_lo, r_hi], k_lo - 0.5, k_hi + 0.5, color="tab:green", lw=1.2)
+        for label, r in ratios.items():
+            kr = r["zonal_wavenumber"].values
+            ax.semilogy(kr[kr > 0], r.values[kr > 0], marker=".", lw=1.5, label=label)
+        ax.axhline(1.0, color="k", ls="--", lw=0.8)
+        ax.set_xlabel("zonal wavenumber k", fontsize=size)
+        ax.set_ylabel("member / truth power", fontsize=size)
+        ax.legend(fontsize=size - 1)
+        ax.set_title(ratio_title, fontsize=size)
+        ax.tick_params(labelsize=size - 1)
     fig.tight_layout()
     return _save(fig, path)
 

@@ -10,12 +10,18 @@ On the embedded toy-planet dataset (data/toy_planet, see its data card):
      training split only (persistence, climatological mean, climatological ensemble):
      CRPS (fair for ensembles; for one member it is the MAE), ensemble-mean RMSE
      and the spread/skill ratio (1 = reliable), area-weighted;
-  4. figures (PNG), the forecast (NetCDF), `report.json` and a printed skill table.
+  4. the goals of the shipped model (`goals.py`): zonal power spectra of members
+     against the truth and spread/skill at 1-5 days, each MET or NOT MET;
+  5. figures (PNG), the forecast (NetCDF), `report.json`, a printed skill table and the
+     goals.
 
 report.json is {"scores": {VARIABLE: {LEAD_HOURS: {"crps_model", "crps_persistence",
 "crps_climatology", "rmse_model", "spread_skill"}}}} with VARIABLE e.g. "z500",
 "t850" and LEAD_HOURS strings ("24"); "crps_climatology" is the climatological
-ensemble's (the probabilistic climatology).
+ensemble's (the probabilistic climatology); "goals" is `goals.check`'s
+{GOAL: {"goal", "met", "variables": {VARIABLE: {"value", "met"}}}, "lead_hours",
+"all_met"} with GOAL "spectra_k1_16", "spectra_k17_21", "spectra_share_above_k16" and
+"dispersion". Dispersion is judged on the default 16 init times.
 """
 
 from __future__ import annotations
@@ -24,7 +30,7 @@ import json
 import os
 import time
 
-from minigencast import config, evaluation, forecast, train
+from minigencast import config, evaluation, forecast, goals, train
 
 
 def repo_data_dir() -> str:
@@ -71,7 +77,7 @@ def quickstart(
     out: str = "quickstart_out",
     pretrained: bool = False,
     num_members: int = 8,
-    num_inits: int = 4,
+    num_inits: int = 16,
     num_steps: int = 10,
     seed: int = 0,
     progress: bool = True,
@@ -121,14 +127,17 @@ def quickstart(
     for name, baseline in refs.items():  # for `minigencast evaluate --baseline NAME=PATH`
         baseline.to_netcdf(os.path.join(out, f"{name}.nc"))
 
-    report = {"scores": scores}
+    spectral = goals.spectral_numbers(goals.zonal_spectra(fc, test))
+    report = {"scores": scores, "goals": goals.check(spectral, goals.dispersion_numbers(scores))}
     with open(os.path.join(out, "report.json"), "w") as f:
         json.dump(report, f, indent=1)
     fig_dir = os.path.join(out, "figures")
     os.makedirs(fig_dir, exist_ok=True)
-    figures.run(["crps_vs_lead", "spread_skill", "maps"], fc, test, refs, fig_dir)
+    figures.run(["crps_vs_lead", "spread_skill", "maps", "spectra"], fc, test, refs, fig_dir)
     print()
     print(evaluation.skill_table(scores))
+    print()
+    print(goals.text(report["goals"], cases=f"{num_inits} init times x {num_members} members"))
     print(
         f"\nWrote {out}/report.json, forecast.nc, {', '.join(f'{n}.nc' for n in refs)} and "
         f"figures/ in "

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 import xarray as xr
 
-from minigencast import config, data, figures, metrics, variables
+from minigencast import baselines, config, data, figures, metrics, variables
 from minigencast.data import forecasts, synthetic
 
 
@@ -86,10 +86,36 @@ def test_scorecard_fraction_better_against_a_worse_baseline(setup, tmp_path):
     forecast, truth = setup
     worse = forecast + 5.0 * xr.ones_like(forecast)
     res = figures.scorecard(forecast, truth, {"worse": worse}, str(tmp_path))
-    assert res.numbers["fraction_better"]["CRPS"] == 1.0
-    assert res.numbers["fraction_better"]["RMSE"] == 1.0
+    assert res.numbers["worse"]["fraction_better"]["CRPS"] == 1.0
+    assert res.numbers["worse"]["fraction_better"]["RMSE"] == 1.0
     res = figures.scorecard(worse, truth, {"better": forecast}, str(tmp_path))
-    assert res.numbers["fraction_better"]["CRPS"] == 0.0
+    assert res.numbers["better"]["fraction_better"]["CRPS"] == 0.0
+
+
+def test_scorecard_against_persistence_and_climatology(setup, tmp_path):
+    forecast, truth = setup
+    init, lead = forecast["init_time"].values, forecast["lead_time"].values
+    refs = {
+        "persistence": baselines.persistence(truth, init, lead),
+        "climatology": baselines.climatological_ensemble(
+            truth, init, lead, num_members=4, window_days=5, exclude_days=1
+        ),
+    }
+    res = figures.scorecard(forecast, truth, refs, str(tmp_path))
+    with open(res.png, "rb") as f:
+        assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+    assert set(res.numbers) == {"persistence", "climatology"}
+    assert "vs persistence" in res.caption and "vs climatology" in res.caption
+    # Each card is (CRPS - CRPS_ref) / CRPS_ref of that reference, from metrics directly.
+    name = "2m_temperature"
+    ours = metrics.crps(forecast[name], truth[name], preserve_dims=["lead_time"]).values
+    for ref_name, ref in refs.items():
+        theirs = metrics.crps(
+            ref[name], truth[name], fair=ref.sizes["sample"] > 1, preserve_dims=["lead_time"]
+        ).values
+        np.testing.assert_allclose(
+            res.numbers[ref_name]["CRPS"][name], (ours - theirs) / theirs, rtol=1e-9
+        )
 
 
 def test_score_table_and_run_all(setup, tmp_path):

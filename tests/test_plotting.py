@@ -41,6 +41,29 @@ def test_scorecard_colours_red_worse_blue_better(tmp_path):
     assert labels == ["2m_temperature", "geopotential 500"]
 
 
+def test_scorecard_scale_from_the_data_does_not_saturate(tmp_path):
+    # The limit is the 95th percentile of |values| rounded up to 1, 2, 2.5 or 5 x 10^n.
+    assert plotting.scorecard_limit([0.03, -0.02, 0.01]) == 0.05
+    assert plotting.scorecard_limit([-0.6] * 20 + [5.0]) == 1.0  # one outlier saturates
+    assert plotting.scorecard_limit([0.2, -0.25]) == 0.25
+    assert plotting.scorecard_limit([np.nan, 0.0]) == plotting.SCORECARD_LIMIT
+    small = _relative([[0.03, -0.03, 0.0], [0.01, -0.01, 0.02]])
+    worse = _relative([[0.6, 0.5, 0.4], [0.3, 0.2, 0.1]])
+    fig = plotting.scorecard(
+        {"CRPS vs a": small, "RMSE vs a": small, "CRPS vs b": worse, "RMSE vs b": worse},
+        tmp_path / "s.png",
+        limit=None,
+        ncols=2,
+    )
+    assert _png(tmp_path / "s.png")
+    cmap = colormaps[plotting.SCORECARD_CMAP]
+    im = fig.axes[0].images[0]
+    assert im.norm.vmax == 0.05  # +-3% is 60% of the way to the end of its row's scale
+    np.testing.assert_allclose(im.to_rgba(im.get_array())[0, 1], cmap(0.5 - 0.3), atol=1e-6)
+    assert fig.axes[2].images[0].norm.vmax == 1.0  # the other row, its own scale
+    assert [t.get_text() for t in fig.axes[0].texts][:3] == ["3", "-3", "0"]  # percent
+
+
 def test_other_plots_write_pngs(tmp_path):
     rel = _relative([[1.0, 2.0, 3.0], [2.0, 3.0, 4.0]])
     plotting.lines_vs_lead({"a": rel, "b": rel * 1.1}, tmp_path / "l.png", reference_line=1)

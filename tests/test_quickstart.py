@@ -55,6 +55,14 @@ def test_report_shape_and_skill_table():
     assert "z500" in table and "t850" in table and len(table.splitlines()) == 1 + 5 * 2
 
 
+def test_dispersion_is_judged_on_16_inits_by_default():
+    import inspect
+
+    args = cli.build_parser().parse_args(["quickstart"])
+    assert args.num_inits == 16
+    assert inspect.signature(quickstart.quickstart).parameters["num_inits"].default == 16
+
+
 def test_init_times_have_truth_for_every_lead():
     t = synthetic_data.dataset(num_times=30)["time"].values
     inits = evaluation.choose_init_times(t, 4, 10)
@@ -142,6 +150,13 @@ def test_quickstart_pretrained_end_to_end(tmp_path):
     with xarray.open_dataset(out / "forecast.nc") as fc:
         assert fc.sizes["sample"] == 2 and fc.sizes["lead_time"] == 2
     assert any(f.endswith(".png") for f in os.listdir(out / "figures"))
+    assert (out / "figures" / "spectra.png").exists()
+    # Leads 12 and 24 h: the goals are judged at 24 h (the only lead within 1-5 days).
+    assert on_disk["goals"]["lead_hours"] == [24.0]
+    for key in ("spectra_k1_16", "spectra_k17_21", "spectra_share_above_k16", "dispersion"):
+        assert on_disk["goals"][key]["met"] in (True, False)
+    assert set(on_disk["goals"]["spectra_k1_16"]["variables"]) == {"z500", "t850", "t2m", "u850"}
+    assert set(on_disk["goals"]["dispersion"]["variables"]) == {"z500", "t850"}
     # The baselines are written in the forecast layout, ready for `minigencast evaluate`.
     for name in ("persistence", "climatology"):
         with xarray.open_dataset(out / f"{name}.nc") as baseline:

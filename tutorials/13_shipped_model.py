@@ -27,8 +27,9 @@
 # 2. Reading each of the paper's figures for a model you did not build.
 # 3. The shipped model's defects, stated with numbers.
 #
-# At tutorial size this is the README's run (`minigencast quickstart --pretrained`:
-# 4 initial times × 8 members × 5 days) and reproduces its figures.
+# At tutorial size this is the README's figures' run: 4 initial times × 8 members ×
+# 5 days (`minigencast quickstart --pretrained` verifies 16 initial times, which the
+# dispersion goal is judged on).
 
 # %%
 import os
@@ -126,8 +127,11 @@ show_png("rmse_vs_lead")
 # %% [markdown]
 # ### Scorecard
 #
-# Each cell is the relative difference of the forecast's score from the first baseline's,
-# $(S - S_\text{ref})/S_\text{ref}$, per variable, level and lead: blue is better.
+# Each cell is the relative difference of the forecast's score from a baseline's,
+# $(S - S_\text{ref})/S_\text{ref}$ in percent, per variable, level and lead: blue is
+# better. One row of cards per baseline (persistence, climatology), each on its own colour
+# scale set from its numbers: against persistence the differences are large, against
+# climatology they shrink with lead time.
 
 # %%
 show_png("scorecard")
@@ -154,9 +158,11 @@ show_png("rank_histogram")
 # %% [markdown]
 # ### Power spectra
 #
-# Zonal power spectra of members, ensemble mean and truth at the last lead. Members
-# should keep the truth's power at every scale (they are samples); the ensemble mean
-# loses the small scales (it averages disagreeing members).
+# Zonal power spectra of members, ensemble mean and truth at the last lead (latitudes
+# within ±60°). Members should keep the truth's power at every scale (they are samples);
+# the ensemble mean loses the small scales (it averages disagreeing members). The right
+# panel is the member/truth power ratio of z500, t850, t2m and u850 against the goals
+# (green, `minigencast/goals.py`): within [0.5, 2] up to k = 16, [0.25, 4] for k = 17–21.
 
 # %%
 show_png("spectra")
