@@ -1,10 +1,11 @@
 """Benchmark: the default forecast path's speed against an earlier commit, side by side.
 
     python benchmarks/forecast_speed.py --baseline 523e13d [--repeats 7]
-        [--members 8 --inits 4 --steps 4] [--baseline_path DIR] [--json PATH]
+        [--members 8 --inits 4 --steps 4] [--baseline_path DIR] [--new REF] [--json PATH]
 
-Two persistent worker processes, one per source tree (this one and the baseline; a
-temporary `git worktree` of `--baseline`, removed at the end, or `--baseline_path`),
+Two persistent worker processes, one per source tree (this one, or a temporary `git
+worktree` of `--new`; and the baseline: a temporary worktree of `--baseline` or an
+existing checkout `--baseline_path`; temporary worktrees are removed at the end),
 each with `PYTHONPATH` and the working directory set to its tree. Each imports
 minigencast from its tree, sets the CLI's XLA flags (`cli.use_cpu_xla_flags`), loads the
 shipped model (`data/pretrained`, `forecast.load_model`) and the embedded test split,
@@ -22,6 +23,7 @@ assert) whether they are equal: since issue 23 each init time has its own noise 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import subprocess
@@ -94,10 +96,22 @@ def compare(new_dump: str, base_dump: str) -> bool:
     return all(np.array_equal(new[k], base[k], equal_nan=True) for k in new.files)
 
 
-def measure(args, baseline_tree: str, tmp: str) -> dict:
+@contextlib.contextmanager
+def checkout(ref: str, path: str):
+    """A temporary detached `git worktree` of `ref` at `path`, removed on exit."""
+    git = ["git", "-C", ROOT, "worktree"]
+    if subprocess.run([*git, "add", "--detach", "--quiet", path, ref]).returncode:
+        print(f"forecast_speed.py: error: {ref}: git worktree add failed", file=sys.stderr)
+        sys.exit(2)
+    try:
+        yield path
+    finally:
+        subprocess.run([*git, "remove", "--force", path], check=True)
+
+
+def measure(args, trees: dict, tmp: str) -> dict:
     import numpy as np
 
-    trees = {"new": ROOT, "baseline": baseline_tree}
     dumps = {name: os.path.join(tmp, f"{name}.npz") for name in trees}
     workers, infos = {}, {}
     try:
@@ -124,7 +138,7 @@ def measure(args, baseline_tree: str, tmp: str) -> dict:
     result["xla_flags"] = infos["new"]["xla_flags"]
     result["setting"] = {
         k: getattr(args, k)
-        for k in ("baseline", "baseline_path", "repeats", "members", "inits", "steps")
+        for k in ("new", "baseline", "baseline_path", "repeats", "members", "inits", "steps")
     }
     return result
 
@@ -137,6 +151,7 @@ def main():
     p.add_argument(
         "--baseline_path", help="an existing checkout of the baseline, instead of --baseline"
     )
+    p.add_argument("--new", help="git ref to time instead of this tree (e.g. a merge commit)")
     p.add_argument("--repeats", type=int, default=7, help="timed forecasts per tree")
     p.add_argument("--members", type=int, default=8)
     p.add_argument("--inits", type=int, default=4)
@@ -154,23 +169,19 @@ def main():
     if args.json and os.path.exists(args.json):
         p.error(f"--json {args.json}: exists already; give a new path")
 
-    with tempfile.TemporaryDirectory(prefix="forecast_speed_") as tmp:
-        tree = args.baseline_path or os.path.join(tmp, "baseline")
-        if not args.baseline_path:
-            git = ["git", "-C", ROOT, "worktree"]
-            add = subprocess.run([*git, "add", "--detach", "--quiet", tree, args.baseline])
-            if add.returncode:
-                p.error(f"--baseline {args.baseline}: git worktree add failed (see above)")
-        try:
-            r = measure(args, os.path.abspath(tree), tmp)
-        finally:
-            if not args.baseline_path:
-                subprocess.run([*git, "remove", "--force", tree], check=True)
+    with tempfile.TemporaryDirectory(prefix="forecast_speed_") as tmp, contextlib.ExitStack() as st:
+        trees = {
+            "new": st.enter_context(checkout(args.new, f"{tmp}/new")) if args.new else ROOT,
+            "baseline": os.path.abspath(args.baseline_path)
+            if args.baseline_path
+            else st.enter_context(checkout(args.baseline, f"{tmp}/baseline")),
+        }
+        r = measure(args, trees, tmp)
 
     base = args.baseline_path or args.baseline
     print(f"{args.members} members x {args.inits} inits x {args.steps} steps, ", end="")
     print(f"{args.repeats} runs each, XLA_FLAGS={r['xla_flags']!r}")
-    for name, label in (("new", "this tree"), ("baseline", f"baseline {base}")):
+    for name, label in (("new", args.new or "this tree"), ("baseline", f"baseline {base}")):
         t = r[name]
         times = " ".join(f"{x:.3f}" for x in t["times_s"])
         print(f"{label:>24}: median {t['median_s']:.3f} s, min {t['min_s']:.3f} s ({times})")
