@@ -42,6 +42,7 @@ def worker(members: int, inits: int, steps: int, dump: str) -> None:
     import minigencast
     from minigencast import cli, data, forecast, normalization
 
+    reply, sys.stdout = sys.stdout, sys.stderr  # stdout carries only the replies
     xla_flags = cli.use_cpu_xla_flags()  # before JAX's first computation
     params, cfg, metadata = forecast.load_model("data/pretrained")
     stats = normalization.load_stats("data/pretrained/stats")
@@ -56,11 +57,12 @@ def worker(members: int, inits: int, steps: int, dump: str) -> None:
 
     ds = once()
     np.savez(dump, **{name: ds[name].values for name in ds.data_vars})
-    print(json.dumps({"module": minigencast.__file__, "xla_flags": xla_flags}), flush=True)
+    info = {"module": minigencast.__file__, "xla_flags": xla_flags}
+    print(json.dumps(info), file=reply, flush=True)
     for _ in sys.stdin:
         t0 = time.perf_counter()
         once()
-        print(time.perf_counter() - t0, flush=True)
+        print(time.perf_counter() - t0, file=reply, flush=True)
 
 
 def start(tree: str, args, dump: str) -> tuple[subprocess.Popen, dict]:
