@@ -203,18 +203,20 @@ def hoist_static(params: Params, structure: Structure) -> Structure:
         ),
         "encoder_edges_mesh2grid": structure.mesh2grid_edge_features,
     }
-    # 65,536 rows at a time: the MLP's transients stay ~0.4 GB whatever the graph size.
-    embed = jax.jit(
-        lambda p, name, x: gnn.map_rows(
-            lambda rows: gnn.static_embedding(p, name, rows), (x,), HOIST_CHUNK_ROWS
-        ),
-        static_argnums=1,
-    )
     static = {
-        gnn_name: {name: embed(params[gnn_name], name, inputs[name]) for name in names}
+        gnn_name: {name: _static_embedding(params[gnn_name], name, inputs[name]) for name in names}
         for gnn_name, names in gnn.STATIC_EMBEDDERS.items()
     }
     return structure._replace(static=static)
+
+
+@functools.partial(jax.jit, static_argnums=1)  # module level: compiled once per shape
+def _static_embedding(params, name, x):
+    """`gnn.static_embedding` over x's rows, 65,536 at a time: the MLP's transients stay
+    ~0.4 GB whatever the graph size."""
+    return gnn.map_rows(
+        lambda rows: gnn.static_embedding(params, name, rows), (x,), HOIST_CHUNK_ROWS
+    )
 
 
 def _num_data_channels(params: Params) -> int:
