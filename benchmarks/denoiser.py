@@ -171,10 +171,11 @@ def _serve(call, info: dict):
     print("RESULT " + json.dumps({"peak_rss_gb": _rss_gb()}), flush=True)
 
 
-def serve_ours(preset: str, attention: str | None = None):
-    """Our 1 deg Mini denoiser call, float32, static embeddings hoisted
-    (`network.hoist_static`, as in a forecast); `attention` overrides the layout (default:
-    the preset's, dense masked attention at 1 deg Mini)."""
+def hoisted_call(preset: str, attention: str | None = None):
+    """(jitted forward, params, noisy targets, structure) of our denoiser call: random
+    weights and inputs, float32, batch 1, static embeddings hoisted
+    (`network.hoist_static`, as in a forecast); `attention` overrides the layout
+    (default: the preset's, dense masked attention at 1 deg Mini)."""
     import jax
     import jax.numpy as jnp
 
@@ -195,6 +196,12 @@ def serve_ours(preset: str, attention: str | None = None):
         jnp.asarray(rng.standard_normal((n_lat, n_lon, n), dtype=np.float32)) for n in counts
     )
     fwd = jax.jit(lambda p, x: network.raw_denoiser(p, structure, cfg, inputs, forcings, x, 1.0))
+    return fwd, params, targets, structure
+
+
+def serve_ours(preset: str, attention: str | None = None):
+    """Serves our call (`hoisted_call`) to `side_by_side`."""
+    fwd, params, targets, structure = hoisted_call(preset, attention)
     compiled = fwd.lower(params, targets).compile()
     info = {"impl": "minigencast", "attention_layout": type(structure.attention).__name__}
     _serve(lambda: compiled(params, targets), info)

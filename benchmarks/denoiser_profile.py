@@ -1,10 +1,12 @@
 """Where one denoiser call spends its time: XLA ops grouped by kind and output shape.
 
-Builds the preset's denoiser as `benchmarks/denoiser.py --reference` runs ours (random
-weights, float32, batch 1, static embeddings hoisted), compiles it, makes one warm-up
-call, then traces one call with `jax.profiler` and sums the duration of every XLA op
-(thunk) in the trace. Ops are grouped by kind (every matmul, YNNPACK/oneDNN fusions
-included, is "dot") and output shape, which names the part of the network: at 1 deg
+Builds the preset's denoiser as `benchmarks/denoiser.py --reference` runs ours
+(`denoiser.hoisted_call`: random weights, float32, batch 1, static embeddings hoisted),
+compiles it, makes one warm-up call, then traces one call with `jax.profiler` and sums
+the duration of every XLA op (thunk) in the trace. Under `cli.CPU_XLA_FLAGS` the Eigen
+matmuls do not appear in the trace, so only the other ops are counted there. Ops are
+grouped by kind (every matmul, YNNPACK/oneDNN fusions included, is "dot") and output
+shape, which names the part of the network: at 1 deg
 Mini, [65160, 512] rows are grid nodes, [195480, 512] mesh2grid edges, [102486, 512]
 grid2mesh edges, [2562, *] mesh nodes, [4, 2562, 2562] attention logits. It also prints
 XLA's FLOP count of the call (`cost_analysis`).
@@ -24,8 +26,6 @@ import os
 import re
 import tempfile
 import time
-
-import numpy as np
 
 DOT_KINDS = ("dot", "ynn_fusion", "onednn", "xnn_fusion")
 RUNTIME_EVENTS = ("$", "ThunkExecutor", "Pjit", "Parse", "Common", "PjRt")
@@ -64,25 +64,10 @@ def main(argv=None):
     parser.add_argument("--top", type=int, default=25, help="rows to print")
     args = parser.parse_args(argv)
 
+    import denoiser  # benchmarks/denoiser.py: the call that its side-by-side times
     import jax
-    import jax.numpy as jnp
 
-    from minigencast import config, network
-
-    cfg = config.preset(args.preset)
-    n_lat, n_lon = cfg.grid
-    lat, lon = np.linspace(-90.0, 90.0, n_lat), np.arange(n_lon) * 360.0 / n_lon
-    structure = network.build_structure(cfg, lat, lon, None, args.attention)
-    counts = network.channel_counts(cfg)
-    params = jax.jit(network.init_denoiser, static_argnums=(1, 2, 3, 4))(
-        jax.random.key(0), cfg, *counts
-    )
-    structure = network.hoist_static(params, structure)
-    rng = np.random.default_rng(0)
-    inputs, targets, forcings = (
-        jnp.asarray(rng.standard_normal((n_lat, n_lon, n), dtype=np.float32)) for n in counts
-    )
-    fwd = jax.jit(lambda p, x: network.raw_denoiser(p, structure, cfg, inputs, forcings, x, 1.0))
+    fwd, params, targets, structure = denoiser.hoisted_call(args.preset, args.attention)
     lowered = fwd.lower(params, targets)
     cost = lowered.cost_analysis()
     cost = cost[0] if isinstance(cost, list) else cost
