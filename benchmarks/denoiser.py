@@ -176,9 +176,11 @@ def _serve(call, info: dict):
     print("RESULT " + json.dumps({"peak_rss_gb": _rss_gb()}), flush=True)
 
 
-def serve_ours(preset: str):
-    """Our 1 deg Mini denoiser call, dense attention, float32, static embeddings hoisted
-    (`network.hoist_static`, as in a forecast)."""
+def hoisted_call(preset: str, attention: str | None = None):
+    """(jitted forward, params, noisy targets, structure) of our denoiser call: random
+    weights and inputs, float32, batch 1, static embeddings hoisted
+    (`network.hoist_static`, as in a forecast); `attention` overrides the layout
+    (default: the preset's, dense masked attention at 1 deg Mini)."""
     import jax
     import jax.numpy as jnp
 
@@ -187,7 +189,7 @@ def serve_ours(preset: str):
     cfg = config.preset(preset)
     n_lat, n_lon = cfg.grid
     structure = network.build_structure(
-        cfg, np.linspace(-90.0, 90.0, n_lat), np.arange(n_lon) * 360.0 / n_lon
+        cfg, np.linspace(-90.0, 90.0, n_lat), np.arange(n_lon) * 360.0 / n_lon, None, attention
     )
     counts = network.channel_counts(cfg)
     params = jax.jit(network.init_denoiser, static_argnums=(1, 2, 3, 4))(
@@ -198,10 +200,18 @@ def serve_ours(preset: str):
     inputs, targets, forcings = (
         jnp.asarray(rng.standard_normal((n_lat, n_lon, n), dtype=np.float32)) for n in counts
     )
-    fwd = jax.jit(lambda p, x, s, i, f: network.raw_denoiser(p, s, cfg, i, f, x, 1.0))
-    data = (structure, inputs, forcings)  # arguments, as in a forecast (not constants)
-    compiled = fwd.lower(params, targets, *data).compile()
-    _serve(lambda: compiled(params, targets, *data), {"impl": "minigencast"})
+    # Structure and inputs closed over (constants), as DeepMind's Haiku module holds its
+    # graphs: the side-by-side ratios in benchmarks/README.md were measured this way.
+    fwd = jax.jit(lambda p, x: network.raw_denoiser(p, structure, cfg, inputs, forcings, x, 1.0))
+    return fwd, params, targets, structure
+
+
+def serve_ours(preset: str, attention: str | None = None):
+    """Serves our call (`hoisted_call`) to `side_by_side`."""
+    fwd, params, targets, structure = hoisted_call(preset, attention)
+    compiled = fwd.lower(params, targets).compile()
+    info = {"impl": "minigencast", "attention_layout": type(structure.attention).__name__}
+    _serve(lambda: compiled(params, targets), info)
 
 
 def serve_reference():
@@ -265,14 +275,31 @@ def serve_reference():
     )
 
 
-def side_by_side(preset: str, reference: str, reference_python: str | None, repeats: int):
-    """Alternates one call of ours and one of the reference, `repeats` times each."""
+def side_by_side(
+    preset: str,
+    reference: str,
+    reference_python: str | None,
+    repeats: int,
+    attention: str | None = None,
+    ours_xla_flags: str | None = None,
+):
+    """Alternates one call of ours and one of the reference, `repeats` times each.
+
+    The reference runs under the caller's environment (XLA's defaults unless XLA_FLAGS
+    is set); ours under `ours_xla_flags` if given (e.g. `cli.CPU_XLA_FLAGS`, which the
+    `minigencast` command sets), else the same environment.
+    """
     python = reference_python or os.path.join(os.path.dirname(reference), "venv", "bin", "python")
     env = dict(os.environ, PYTHONPATH=os.path.abspath(reference))
+    ours_env = dict(os.environ)
+    if ours_xla_flags is not None:
+        ours_env["XLA_FLAGS"] = ours_xla_flags
+    ours_cmd = [sys.executable, __file__, "--serve", "ours", "--preset", preset]
+    if attention:
+        ours_cmd += ["--attention", attention]
     procs = {
         "ours": subprocess.Popen(
-            [sys.executable, __file__, "--serve", "ours", "--preset", preset],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+            ours_cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=ours_env,
         ),
         "reference": subprocess.Popen(
             [python, __file__, "--serve", "reference"],
@@ -286,8 +313,7 @@ def side_by_side(preset: str, reference: str, reference_python: str | None, repe
                 return line[len(tag) + 1 :].strip()
         raise RuntimeError(f"child exited before {tag} (return code {proc.wait()})")
 
-    for proc in procs.values():
-        read(proc, "READY")
+    ready = {name: json.loads(read(proc, "READY")) for name, proc in procs.items()}
     times = {name: [] for name in procs}
     cpu = {name: [] for name in procs}
     for _ in range(repeats):
@@ -297,7 +323,13 @@ def side_by_side(preset: str, reference: str, reference_python: str | None, repe
             wall, cpu_s = (float(v) for v in read(proc, "TIME").split())
             times[name].append(wall)
             cpu[name].append(cpu_s)
-    result = {"preset": preset, "load_average_1min_at_end": os.getloadavg()[0]}
+    result = {
+        "preset": preset,
+        "load_average_1min_at_end": os.getloadavg()[0],
+        "ours_attention_layout": ready["ours"]["attention_layout"],
+        "ours_xla_flags": ours_env.get("XLA_FLAGS", ""),
+        "reference_xla_flags": env.get("XLA_FLAGS", ""),
+    }
     for name, proc in procs.items():
         proc.stdin.write("quit\n")
         proc.stdin.flush()
@@ -340,13 +372,19 @@ def main(argv=None):
         default=None,
         help="its venv's python (default: REFERENCE/../venv/bin/python)",
     )
+    parser.add_argument(
+        "--ours_xla_flags",
+        default=None,
+        help="XLA_FLAGS for our side only (e.g. the minigencast command's "
+        "cli.CPU_XLA_FLAGS); default: the environment's, as for the reference",
+    )
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--serve", choices=["ours", "reference"], help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     presets = args.preset or ["cpu", "gencast_1p0deg_mini"]
 
     if args.serve == "ours":
-        return serve_ours(presets[0])
+        return serve_ours(presets[0], args.attention)
     if args.serve == "reference":
         return serve_reference()
     if args.reference:
@@ -355,6 +393,8 @@ def main(argv=None):
             args.reference,
             args.reference_python,
             args.repeats,
+            args.attention,
+            args.ours_xla_flags,
         )
         print(json.dumps(res, indent=1))
         return
