@@ -131,3 +131,18 @@ def test_notebook_executes_at_tiny_size(py, monkeypatch):
     assert render.figure_cells_without_image(nb) == []
     assert any(render.PLOTTING.search(c.source) for c in nb.cells if c.cell_type == "code")
     print(f"{py.stem}: {seconds:.1f} s ({time.perf_counter() - start:.1f} s with kernel start)")
+
+
+def test_published_pages_drop_the_mermaid_loader_only_without_diagrams(tmp_path):
+    """A real exporter page, styles shared as `to_html` does: no diagram, no loader; a
+    diagram keeps it."""
+    import nbconvert
+
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("# title")])
+    page, _ = nbconvert.HTMLExporter().from_notebook_node(nb)
+    page = render.share_styles(page, tmp_path)
+    assert "mermaid" in page  # nbconvert's loader, inline in every page
+    assert "mermaid" not in render.drop_unused_mermaid(page)
+    assert "<title>" in render.drop_unused_mermaid(page)
+    diagram = page.replace("<main>", '<main><div class="jp-Mermaid"><pre class="mermaid">')
+    assert render.drop_unused_mermaid(diagram) == diagram

@@ -208,12 +208,24 @@ def share_styles(page: str, folder: pathlib.Path) -> str:
     return page
 
 
+def drop_unused_mermaid(page: str) -> str:
+    """Removes nbconvert's inline mermaid loader (~420 lines of JavaScript in every page)
+    from a page that has no mermaid diagram (`<pre class="mermaid">`): no tutorial draws one."""
+    if '<pre class="mermaid">' in page:
+        return page
+    loader = (
+        r'<script type="module">\s*document\.addEventListener\("DOMContentLoaded".*?</script>\s*'
+        r"(<!-- End of mermaid configuration -->)?"
+    )
+    return re.sub(loader, "", page, count=1, flags=re.S)
+
+
 def to_html(nb, out: pathlib.Path) -> pathlib.Path:
     import nbconvert
 
     body, _ = nbconvert.HTMLExporter().from_notebook_node(nb)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(share_styles(body, out.parent), encoding="utf-8")
+    out.write_text(drop_unused_mermaid(share_styles(body, out.parent)), encoding="utf-8")
     return out
 
 
