@@ -87,4 +87,15 @@ def test_offline_message_says_where_to_put_the_file(cache):
     with pytest.raises(FileNotFoundError, match=r"put it at: .*stats.*min_by_level\.nc"):
         # Port 9 on localhost: connection refused, no internet involved.
         downloads.fetch("stats/min_by_level.nc", base="http://127.0.0.1:9/", progressbar=False)
-    assert not os.path.exists(os.path.join(str(cache), "stats", "min_by_level.nc.part"))
+    assert os.listdir(os.path.join(str(cache), "stats")) == []  # no partial download left
+
+
+def test_hash_mismatch_keeps_a_file_already_there(server, cache):
+    """A file the user put in the cache is checked, never deleted."""
+    base, _ = server
+    path = cache / "stats" / "mean_by_level.nc"
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"the user's own file")
+    with pytest.raises(downloads.HashMismatchError, match="left as it is"):
+        downloads.fetch(NAME, base=base, sha256="0" * 64, progressbar=False)
+    assert path.read_bytes() == b"the user's own file"

@@ -161,14 +161,17 @@ def fetch(
       directory: cache directory (default `cache_dir()`).
 
     Raises:
-      HashMismatchError: the downloaded (or cached) file's sha256 differs; the file is deleted.
+      HashMismatchError: the sha256 differs: a download is deleted, a file already in
+        the cache is left in place.
       FileNotFoundError: the download failed (offline?); says what to put where.
     """
     directory = directory or cache_dir()
     path = os.path.join(directory, *name.split("/"))
     expected = sha256 or pinned_hashes().get(name)
     url = url_for(name, base)
-    if not os.path.exists(path):
+    downloaded = not os.path.exists(path)
+    check = path
+    if downloaded:
         folder = os.path.dirname(path)
         try:
             os.makedirs(folder, exist_ok=True)
@@ -182,39 +185,44 @@ def fetch(
                 f"the cache folder {folder} is not writable; "
                 "set MINIGENCAST_CACHE_DIR to a writable folder"
             )
-        tmp = path + ".part"
+        check = f"{path}.part-{os.getpid()}"  # ours alone: never a user's file
         try:
             if url.startswith("file://"):
                 src = urllib.request.url2pathname(urllib.parse.urlparse(url).path)
-                shutil.copyfile(src, tmp)
+                shutil.copyfile(src, check)
             else:
                 import pooch
 
                 pooch.retrieve(
                     url,
                     known_hash=None,
-                    fname=os.path.basename(tmp),
-                    path=os.path.dirname(tmp),
+                    fname=os.path.basename(check),
+                    path=os.path.dirname(check),
                     progressbar=progressbar,
                 )
         except Exception as e:  # noqa: BLE001 - any transport error means "not downloaded"
-            if os.path.exists(tmp):
-                os.remove(tmp)
+            if os.path.exists(check):
+                os.remove(check)
             raise FileNotFoundError(
                 f"Could not download {name!r} from {url} ({type(e).__name__}: {e}). "
                 f"If you are offline, download it elsewhere and put it at: {path}"
             ) from e
-        os.replace(tmp, path)
-    digest = sha256sum(path)
+    # The hash is checked before a download takes its place; a file that was already
+    # there (perhaps put there by the user) is never deleted.
+    digest = sha256sum(check)
+    if expected is not None and digest != expected:
+        if downloaded:
+            os.remove(check)
+        what = "The download was deleted" if downloaded else f"The file at {path} was left as it is"
+        raise HashMismatchError(
+            f"sha256 mismatch for {name!r}: got {digest}, expected {expected}. {what}. Fix: "
+            f"{'retry the download' if downloaded else 'replace or remove that file'}; if the "
+            f"upstream file changed on purpose, update its pin in {_hashes_path()}."
+        )
+    if downloaded:
+        os.replace(check, path)
     if expected is None:
         _record_pin(name, digest)
-    elif digest != expected:
-        os.remove(path)
-        raise HashMismatchError(
-            f"sha256 mismatch for {name!r}: got {digest}, expected {expected}. The file was "
-            f"deleted from {path}. Fix: retry the download; if the upstream file changed "
-            f"on purpose, update its pin in {_hashes_path()}."
-        )
     return path
 
 
