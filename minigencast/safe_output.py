@@ -135,7 +135,8 @@ def temporary_path(path: str) -> str:
     return f"{path}.tmp-{os.getpid()}"
 
 
-def _alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
+    """Whether process `pid` exists (on this machine)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -160,7 +161,7 @@ def remove_orphans(path: str) -> list[str]:
     removed = []
     for name in os.listdir(folder):
         m = pattern.match(name)
-        if m and int(m.group(2)) != os.getpid() and not _alive(int(m.group(2))):
+        if m and int(m.group(2)) != os.getpid() and not process_alive(int(m.group(2))):
             remove(os.path.join(folder, name))
             removed.append(name)
     return removed

@@ -169,9 +169,14 @@ def latest(directory: str) -> str | None:
     return found[-1][1] if found else None
 
 
+_STEP_TMP = re.compile(r"^step_\d{8}\.tmp-(\d+)$")  # what `save` writes before its rename
+
+
 def _remove_stale_temporaries(directory: str) -> None:
+    """Removes `save`'s own half-written step folders left by processes no longer running."""
     for name in os.listdir(directory):
-        if ".tmp-" in name:
+        m = _STEP_TMP.match(name)
+        if m and int(m.group(1)) != os.getpid() and not safe_output.process_alive(int(m.group(1))):
             shutil.rmtree(os.path.join(directory, name), ignore_errors=True)
 
 
@@ -202,6 +207,8 @@ def save(
     os.makedirs(directory, exist_ok=True)
     _remove_stale_temporaries(directory)
     final = step_dir(directory, step)
+    if os.path.exists(final) and not os.path.isfile(os.path.join(final, "train_state.npz")):
+        raise FileExistsError(f"{final} exists and is not a checkpoint; move it away")
     tmp = f"{final}.tmp-{os.getpid()}"
     os.makedirs(tmp)
 

@@ -234,6 +234,29 @@ def _save(directory, step, state, cfg=None, lat=(0.0, 1.0)):
     )
 
 
+def test_save_removes_only_its_own_dead_temporaries(tmp_path):
+    """A crashed save's `step_*.tmp-<dead pid>` goes; a live writer's and a user's stay."""
+    import multiprocessing
+
+    dead = multiprocessing.Process(target=int)
+    dead.start()
+    dead.join()
+    for name in (f"step_00000007.tmp-{dead.pid}", "step_00000007.tmp-1", "notes.tmp-1234"):
+        (tmp_path / name).mkdir()
+    (tmp_path / "step_00000002").mkdir()  # a user's folder where a checkpoint would go
+    _save(str(tmp_path), 1, _tiny_state())
+    assert sorted(os.listdir(tmp_path)) == [
+        "notes.tmp-1234",
+        "step_00000001",
+        "step_00000002",
+        "step_00000007.tmp-1",
+    ]
+    with pytest.raises(FileExistsError, match="not a checkpoint"):
+        _save(str(tmp_path), 2, _tiny_state())
+    assert os.listdir(tmp_path / "step_00000002") == []
+    assert not [n for n in os.listdir(tmp_path) if n.startswith("step_00000002.tmp-")]
+
+
 def test_checkpoint_roundtrip_keep_last_and_mismatch(tmp_path):
     d = str(tmp_path)
     state = _tiny_state()
