@@ -233,6 +233,7 @@ def grid2mesh(
     edge_chunk: int | None = None,
     node_chunk: int | None = None,
     static: dict | None = None,
+    sender_chunks: tuple | None = None,
 ):
     """One encoder step: grid features -> (mesh latent, grid latent) (docs/design.md §6.6).
 
@@ -246,16 +247,34 @@ def grid2mesh(
         (static; None: all at once). Same function, bounded memory.
       static: optional `static_embeddings` of the edge and mesh-node embedders
         (computed once per forecast); then `edge_features` and `mesh_nodes` are unused.
+      sender_chunks: (offsets [K], max_edges) when the edges are sorted by sender:
+        offsets[k] is the first edge sent by grid node k * node_chunk, and no chunk of
+        node_chunk grid nodes sends more than max_edges (static) edges. Then one pass
+        over grid-node chunks does all grid-side work (`grid2mesh_by_sender`).
     Returns:
       mesh latent [num_mesh_nodes, latent], grid latent [num_grid_nodes, latent].
     """
     name = "processor_edges_0_grid2mesh"
+    mesh_in = mesh_nodes if static is None else static["encoder_nodes_mesh_nodes"]
+    if sender_chunks is not None:
+        h_m = embed(params, "encoder_nodes_mesh_nodes", mesh_in, cond, static)
+        edges = edge_features if static is None else static["encoder_edges_grid2mesh"]
+        a_m, h_g = grid2mesh_by_sender(
+            params,
+            grid_nodes,
+            h_m,
+            (edges, senders, receivers),
+            cond,
+            node_chunk,
+            sender_chunks,
+            static,
+        )
+        return _update_mesh(params, h_m, a_m, cond), h_g
     h_g = map_rows(
         lambda x: nn.mlp_with_norm(params, "encoder_nodes_grid_nodes", x, cond),
         (grid_nodes,),
         node_chunk,
     )
-    mesh_in = mesh_nodes if static is None else static["encoder_nodes_mesh_nodes"]
     h_m = embed(params, "encoder_nodes_mesh_nodes", mesh_in, cond, static)
     latent = h_m.shape[-1]
     w_e, w_s, w_r, b = split_first_linear(params, name, latent, latent, h_g.dtype)
@@ -274,15 +293,74 @@ def grid2mesh(
         jnp.float32,
         static,
     )
-    h_m = h_m + nn.mlp_with_norm(
+    h_g = map_rows(lambda h: _update_grid(params, h, cond), (h_g,), node_chunk)
+    return _update_mesh(params, h_m, a_m, cond), h_g
+
+
+def _update_mesh(params, h_m, a_m, cond):
+    """h_m + MLPn([h_m, a_m]): the encoder's mesh-node update."""
+    return h_m + nn.mlp_with_norm(
         params, "processor_nodes_0_mesh_nodes", jnp.concatenate([h_m, a_m], -1), cond
     )
-    h_g = map_rows(
-        lambda h: h + nn.mlp_with_norm(params, "processor_nodes_0_grid_nodes", h, cond),
-        (h_g,),
-        node_chunk,
-    )
-    return h_m, h_g
+
+
+def _update_grid(params, h_g, cond):
+    """h_g + MLPn(h_g): the encoder's grid-node update (grid nodes receive no edges)."""
+    return h_g + nn.mlp_with_norm(params, "processor_nodes_0_grid_nodes", h_g, cond)
+
+
+def grid2mesh_by_sender(params, grid_nodes, h_m, graph, cond, node_chunk, sender_chunks, static):
+    """(a_m [N_m, D] float32-accumulated message sums, updated grid latent [N_g, D]) in one
+    `fori_loop` over chunks of node_chunk grid nodes.
+
+    Chunk k embeds its grid nodes h = MLPn(x), sends the messages of its edges (those
+    with sender in [k C, (k+1) C), contiguous because `graph` is sorted by sender; a
+    static max_edges window from offsets[k], the rest masked) into the carried mesh
+    sums, and writes h + MLPn(h) into the output. Only the [N_g, D] output is
+    whole-grid; the same function as the unsorted path up to summation order.
+    graph: (edge features or their static embedding, senders, receivers), sorted by sender.
+    """
+    name = "processor_edges_0_grid2mesh"
+    edges, senders, receivers = graph
+    offsets, max_edges = jnp.asarray(sender_chunks[0]), sender_chunks[1]
+    n, n_mesh, latent = grid_nodes.shape[0], h_m.shape[0], h_m.shape[-1]
+    chunk = min(node_chunk or n, n)
+    w_e, w_s, w_r, b = split_first_linear(params, name, latent, latent, h_m.dtype)
+    p_r = jnp.dot(h_m, w_r)
+
+    def pad(x, value):  # max_edges rows past the end: every window is in range
+        return jnp.concatenate([x, jnp.full((max_edges,) + x.shape[1:], value, x.dtype)])
+
+    edges, senders, receivers = pad(edges, 0), pad(senders, n), pad(receivers, n_mesh)
+    out = jax.eval_shape(lambda x: _update_grid(params, x, cond), h_m[:1])
+
+    def body(k, carry):
+        acc, result = carry
+        start = jnp.minimum(k * chunk, n - chunk)  # the last chunk overlaps the previous
+        x = jax.lax.dynamic_slice_in_dim(grid_nodes, start, chunk)
+        h = nn.mlp_with_norm(params, "encoder_nodes_grid_nodes", x, cond)
+        window = [
+            jax.lax.dynamic_slice_in_dim(a, offsets[k], max_edges)
+            for a in (edges, senders, receivers)
+        ]
+        e, s, r = window
+        valid = s < jnp.minimum((k + 1) * chunk, n)
+        e = embed(params, "encoder_edges_grid2mesh", e, cond, static)
+        x = (
+            jnp.dot(e, w_e)
+            + jnp.dot(h, w_s)[jnp.clip(s - start, 0, chunk - 1)]
+            + p_r[jnp.minimum(r, n_mesh - 1)]
+            + nn.expand_to(b, 2)
+        )
+        msg = edge_mlp_rest(params, name, x, cond)
+        acc = acc.at[jnp.where(valid, r, n_mesh)].add(msg.astype(acc.dtype), mode="drop")
+        h = _update_grid(params, h, cond)
+        return acc, jax.lax.dynamic_update_slice_in_dim(result, h, start, 0)
+
+    # DeepMind aggregates in float32 even under bfloat16 ("f32_aggregation").
+    init = (jnp.zeros((n_mesh, latent), jnp.float32), jnp.zeros((n, latent), out.dtype))
+    acc, h_g = jax.lax.fori_loop(0, offsets.shape[0], body, init)
+    return acc.astype(h_m.dtype), h_g
 
 
 # --------------------------------------------------------------------------
@@ -319,6 +397,7 @@ def mesh2grid(
     edge_chunk: int | None = None,
     node_chunk: int | None = None,
     static: dict | None = None,
+    fan_in: int | None = None,
 ):
     """One decoder step and the output MLP: -> [num_grid_nodes, num_outputs] (docs/design.md §6.8).
 
@@ -329,11 +408,42 @@ def mesh2grid(
       edge_features: [num_edges, 4]; senders (mesh index), receivers (grid index).
       cond: [cond].
       edge_chunk, node_chunk, static: as in `grid2mesh`.
+      fan_in: k when the receivers are [0]*k + [1]*k + ... (every grid node receives
+        exactly k edges, sorted by receiver; DeepMind's mesh2grid: the 3 vertices of
+        the containing triangle). Then grid nodes and their edges are evaluated
+        together, node_chunk at a time, and `edge_chunk` is unused: only the
+        [N_g, outputs] result is whole-grid.
     """
     name = "processor_edges_0_mesh2grid"
     latent = mesh_latent.shape[-1]
     w_e, w_s, w_r, b = split_first_linear(params, name, latent, latent, mesh_latent.dtype)
     p_s = jnp.dot(mesh_latent, w_s)
+
+    def update_and_decode(g, a):
+        h = g + nn.mlp_with_norm(
+            params, "processor_nodes_0_grid_nodes", jnp.concatenate([g, a], -1), cond
+        )
+        # The decoder MLP has no LayerNorm and no conditioning.
+        return nn.mlp(params["decoder_nodes_grid_nodes_mlp"], h, activation=nn.swish)
+
+    if fan_in is not None:
+        n = grid_latent.shape[0]
+        edges = edge_features if static is None else static["encoder_edges_mesh2grid"]
+
+        def per_grid_node(g, e, s):  # g [C, D], e [C, k, F], s [C, k]
+            e = embed(params, "encoder_edges_mesh2grid", e.reshape(-1, e.shape[-1]), cond, static)
+            x = (
+                jnp.dot(e, w_e)
+                + p_s[s.reshape(-1)]
+                + jnp.repeat(jnp.dot(g, w_r), fan_in, axis=0)
+                + nn.expand_to(b, 2)
+            )
+            msg = edge_mlp_rest(params, name, x, cond)
+            return update_and_decode(g, msg.reshape(-1, fan_in, latent).sum(1))
+
+        grouped = (grid_latent, edges.reshape(n, fan_in, -1), senders.reshape(n, fan_in))
+        return map_rows(per_grid_node, grouped, node_chunk)
+
     p_r = map_rows(lambda h: jnp.dot(h, w_r), (grid_latent,), node_chunk)
 
     a_g = aggregate_edge_messages(
@@ -347,12 +457,4 @@ def mesh2grid(
         None,
         static,
     )
-
-    def update_and_decode(g, a):
-        h = g + nn.mlp_with_norm(
-            params, "processor_nodes_0_grid_nodes", jnp.concatenate([g, a], -1), cond
-        )
-        # The decoder MLP has no LayerNorm and no conditioning.
-        return nn.mlp(params["decoder_nodes_grid_nodes_mlp"], h, activation=nn.swish)
-
     return map_rows(update_and_decode, (grid_latent, a_g), node_chunk)

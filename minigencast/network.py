@@ -63,6 +63,23 @@ class Chunks:
     mesh2grid_edges: int | None = None
 
 
+@jax.tree_util.register_static
+@dataclasses.dataclass(frozen=True)
+class GraphLayout:
+    """Static facts of the grid-side graphs that let the GNNs go grid-node chunk by chunk.
+
+    mesh2grid_fan_in: k when the mesh2grid edges are sorted by receiver and every grid
+      node receives exactly k of them (DeepMind's: 3, the containing triangle's
+      vertices), else None (`gnn.mesh2grid`'s `fan_in`).
+    grid2mesh_chunk_edges: the most grid2mesh edges sent by one chunk of
+      `Chunks.grid_nodes` grid nodes (edges sorted by sender), or None: the general
+      edge-chunked encoder (`gnn.grid2mesh`'s `sender_chunks`).
+    """
+
+    mesh2grid_fan_in: int | None = None
+    grid2mesh_chunk_edges: int | None = None
+
+
 class Structure(NamedTuple):
     """Static graph structure of one (grid, mesh, k) combination, as arrays.
 
@@ -73,6 +90,8 @@ class Structure(NamedTuple):
     chunks: the grid-side `Chunks` (static).
     static: None, or the embeddings of the static edge and mesh-node features for one
       set of weights (`hoist_static`), {"grid2mesh_gnn": {embedder: [E or N_m, D]}, ...}.
+    grid2mesh_chunk_offsets: [K] the first (sender-sorted) grid2mesh edge of each chunk
+      of grid nodes, or None; layout: the static `GraphLayout`.
     """
 
     grid_node_features: jax.Array
@@ -86,6 +105,8 @@ class Structure(NamedTuple):
     attention: transformer.Attention
     chunks: Chunks = Chunks()
     static: dict | None = None
+    grid2mesh_chunk_offsets: jax.Array | None = None
+    layout: GraphLayout = GraphLayout()
 
 
 def structure_from_graphs(
@@ -97,9 +118,28 @@ def structure_from_graphs(
     """A `Structure` from a dict with the keys of `graphs.build_graphs` / parity graphs.npz.
 
     chunks: grid-side chunking (default none); window_chunk_size: queries per
-    "splash_mha" window (`transformer.build_attention`).
+    "splash_mha" window (`transformer.build_attention`). The grid2mesh edges are stored
+    sorted by sender and the mesh2grid edges by receiver (a sum does not depend on the
+    order), which gives the `GraphLayout` of the grid-node-chunked GNNs.
     """
     num_mesh = graphs["mesh_node_structural_features"].shape[0]
+    num_grid = graphs["grid_node_structural_features"].shape[0]
+    chunks = Chunks() if chunks is None else chunks
+    graphs = dict(graphs)
+    for prefix, key in (("grid2mesh", "senders"), ("mesh2grid", "receivers")):
+        order = np.argsort(graphs[f"{prefix}_{key}"], kind="stable")
+        for k in ("senders", "receivers", "edge_features"):
+            graphs[f"{prefix}_{k}"] = np.asarray(graphs[f"{prefix}_{k}"])[order]
+    fan_in = np.bincount(graphs["mesh2grid_receivers"], minlength=num_grid)
+    chunk = min(chunks.grid_nodes or num_grid, num_grid)
+    bounds = np.searchsorted(graphs["grid2mesh_senders"], np.arange(0, num_grid + chunk, chunk))
+    bounds = np.minimum(bounds, len(graphs["grid2mesh_senders"]))[: -(-num_grid // chunk) + 1]
+    layout = GraphLayout(
+        mesh2grid_fan_in=int(fan_in[0])
+        if fan_in.size and fan_in[0] and (fan_in == fan_in[0]).all()
+        else None,
+        grid2mesh_chunk_edges=int(np.diff(bounds).max()),
+    )
     i32 = lambda a: np.asarray(a, np.int32)  # noqa: E731
     f32 = lambda a: np.asarray(a, np.float32)  # noqa: E731
     return Structure(
@@ -118,7 +158,9 @@ def structure_from_graphs(
             attention_type,
             window_chunk_size,
         ),
-        chunks=Chunks() if chunks is None else chunks,
+        chunks=chunks,
+        grid2mesh_chunk_offsets=i32(bounds[:-1]),
+        layout=layout,
     )
 
 
@@ -354,6 +396,10 @@ def raw_denoiser(
 
     chunks = structure.chunks
     static = structure.static
+    layout = structure.layout
+    sender_chunks = None
+    if layout.grid2mesh_chunk_edges is not None:
+        sender_chunks = (structure.grid2mesh_chunk_offsets, layout.grid2mesh_chunk_edges)
     if static is not None:
         static = jax.tree_util.tree_map(lambda x: x.astype(compute_dtype), static)
     grid2mesh = functools.partial(
@@ -361,12 +407,14 @@ def raw_denoiser(
         edge_chunk=chunks.grid2mesh_edges,
         node_chunk=chunks.grid_nodes,
         static=None if static is None else static["grid2mesh_gnn"],
+        sender_chunks=sender_chunks,
     )
     mesh2grid = functools.partial(
         gnn.mesh2grid,
         edge_chunk=chunks.mesh2grid_edges,
         node_chunk=chunks.grid_nodes,
         static=None if static is None else static["mesh2grid_gnn"],
+        fan_in=layout.mesh2grid_fan_in,
     )
     grid2mesh = jax.checkpoint(grid2mesh) if remat else grid2mesh
     mesh2grid = jax.checkpoint(mesh2grid) if remat else mesh2grid

@@ -141,3 +141,26 @@ def test_num_parameters_for_other_task():
     assert network.num_parameters(cfg, task=toy.task_config) == network.num_parameters(toy)
     assert network.num_parameters(toy) < 57_492_612
     assert len(channel_order.target_channels(toy.task_config)) == 16
+
+
+def test_graph_layout_is_decided_from_the_graphs(small):
+    """Constant fan-in (DeepMind's 3 vertices per grid node) enables the grouped decoder,
+    in any edge order; one grid node with a 4th edge disables it. The sender-sorted
+    chunk offsets bound every chunk's edges."""
+    _, graphs, *_ = small
+    order = np.random.default_rng(0).permutation(len(graphs["mesh2grid_receivers"]))
+    shuffled = {k: (v[order] if k.startswith("mesh2grid_") else v) for k, v in graphs.items()}
+    s = network.structure_from_graphs(shuffled, "mha", chunks=network.Chunks(grid_nodes=7))
+    assert s.layout.mesh2grid_fan_in == 3
+    np.testing.assert_array_equal(np.diff(s.mesh2grid_receivers) >= 0, True)
+    senders = s.grid2mesh_senders
+    assert np.all(np.diff(senders) >= 0)
+    n = s.grid_node_features.shape[0]
+    starts = np.arange(0, n, 7)
+    np.testing.assert_array_equal(s.grid2mesh_chunk_offsets, np.searchsorted(senders, starts))
+    counts = [np.sum((senders >= a) & (senders < a + 7)) for a in starts]
+    assert s.layout.grid2mesh_chunk_edges == max(counts)
+    extra = {k: graphs[k] for k in graphs}
+    for k in ("mesh2grid_senders", "mesh2grid_receivers", "mesh2grid_edge_features"):
+        extra[k] = np.concatenate([graphs[k], graphs[k][:1]])
+    assert network.structure_from_graphs(extra, "mha").layout.mesh2grid_fan_in is None
