@@ -14,6 +14,7 @@ Mini at 1 deg, float32, batch 1, dense attention): ~11 s per call, ~18 s compile
 
     python benchmarks/denoiser.py                     # cpu and gencast_1p0deg_mini
     python benchmarks/denoiser.py --preset cpu --attention splash_mha --repeats 5
+    python benchmarks/denoiser.py --preset gencast_0p25deg --compile_only  # XLA buffer sizes
 """
 
 from __future__ import annotations
@@ -56,6 +57,7 @@ def run_one(
     bf16: bool,
     grid_chunk: int | None = None,
     budget_gb: float | None = None,
+    compile_only: bool = False,
 ) -> dict:
     import jax
     import jax.numpy as jnp
@@ -136,6 +138,9 @@ def run_one(
     if analysis is not None:  # XLA's buffer assignment: exact device-side need
         result["xla_temp_gb"] = analysis.temp_size_in_bytes / memory.GB
         result["xla_argument_gb"] = analysis.argument_size_in_bytes / memory.GB
+    if compile_only:  # XLA's buffer sizes without running the call (0.25 deg on a small host)
+        result["peak_rss_gb_after_compile"] = _rss_gb()
+        return result
     cpu0 = time.process_time()
     times = _timed(lambda: compiled(params, targets, *data), repeats)
     result["forward_cpu_seconds_per_call"] = (time.process_time() - cpu0) / (repeats + 1)
@@ -378,6 +383,11 @@ def main(argv=None):
         help="XLA_FLAGS for our side only (e.g. the minigencast command's "
         "cli.CPU_XLA_FLAGS); default: the environment's, as for the reference",
     )
+    parser.add_argument(
+        "--compile_only",
+        action="store_true",
+        help="compile and print XLA's memory analysis (xla_temp_gb, xla_argument_gb), no call",
+    )
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--serve", choices=["ours", "reference"], help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -408,6 +418,7 @@ def main(argv=None):
             args.bfloat16,
             args.grid_chunk,
             args.memory_budget_gb,
+            args.compile_only,
         )
         print("RESULT " + json.dumps(res))
         return
@@ -428,6 +439,8 @@ def main(argv=None):
             cmd.append("--no-backward")
         if args.bfloat16:
             cmd.append("--bfloat16")
+        if args.compile_only:
+            cmd.append("--compile_only")
         for flag in ("grid_chunk", "memory_budget_gb"):
             if getattr(args, flag) is not None:
                 cmd += [f"--{flag}", str(getattr(args, flag))]
@@ -439,7 +452,7 @@ def main(argv=None):
             continue
         res = json.loads(lines[-1][len("RESULT ") :])
         print(json.dumps(res, indent=1))
-        if preset == "gencast_1p0deg_mini":
+        if preset == "gencast_1p0deg_mini" and not args.compile_only:
             ref = REFERENCE_MINI
             sec = res["forward_seconds_median"]
             print(
