@@ -407,11 +407,12 @@ def test_chunked_grid_side_equals_unchunked(case, reference_graphs, outputs, att
     assert errors[worst] <= 1e-6, (worst, errors)
 
 
-@pytest.mark.parametrize("chunks", [None, network.Chunks(50, 100, 128)])
+@pytest.mark.parametrize("chunks", [network.Chunks(10**6), network.Chunks(50, 100, 128)])
 def test_grid_node_chunked_gnns_equal_general_gnns(case, reference_graphs, chunks):
     """The encoder as one pass over sender-sorted grid-node chunks and the decoder with its
     3 edges per grid node grouped (`network.GraphLayout`) equal the general edge-chunked
-    GNNs (an empty `GraphLayout`) to 1e-6 of each variable's max |F|."""
+    GNNs (an empty `GraphLayout`) to 1e-6 of each variable's max |F|, in one chunk and
+    in uneven chunks."""
     ckpt = case["ckpt"]
     structure = network.structure_from_graphs(reference_graphs, "mha", chunks=chunks)
     assert structure.layout.mesh2grid_fan_in == 3
