@@ -3,15 +3,20 @@
 The estimate adds up the arrays alive at the worst moment of one denoiser call
 (`network.raw_denoiser`) for one sample, phase by phase:
 
-  base        weights (4 B each), the static `Structure`, the runtime itself
+  base        weights (4 B each), the static `Structure` (twice: the host's numpy
+              arrays and the call's device copy), the runtime itself
   inputs      the grid inputs [N_g, C_in + C_f + C_t] (argument + stacked copy)
-  encoder     grid latent h_g and its sender projection h_g W_s [N_g, D] each,
-              plus one chunk of edge work (~5 [E_c, D] float32) or grid-node work;
-              chunked grid nodes add one [N_g, D] (`gnn.map_rows`'s output)
+  encoder     unchunked: grid latent h_g and its sender projection h_g W_s [N_g, D]
+              each, plus the edge work (~5 [E, D] float32) or grid-node work;
+              grid nodes chunked (C at a time, `gnn.grid2mesh_by_sender`): only the
+              output grid latent [N_g, D] is whole-grid, plus per chunk h, h W_s [C, D]
+              and the larger of the node work and its ~C E/N_g edges' work
   processor   grid latent [N_g, D] (kept for the decoder) plus one layer's attention
               (~3 copies of its float32 logits: logits, mask select, softmax)
-  decoder     grid latent, h_g W_r and the aggregated messages [N_g, D] each, plus
-              one chunk of edge or node work (and the output of chunking)
+  decoder     unchunked: grid latent, h_g W_r and the aggregated messages [N_g, D]
+              each, plus the edge or node work; chunked (`gnn.mesh2grid`'s `fan_in`):
+              the grid latent plus per chunk h W_r, the sums [C, D] and the larger of
+              the node work and its C E/N_g (3 C) edges' work
   peak        base + inputs + max(encoder, processor, decoder), times the samples
               run together (members_per_batch) for everything but base
 
@@ -126,21 +131,26 @@ def estimate(
     node_rows = min(grid_nodes or n_g, n_g)
     att = attention_bytes(s, attention_type, window_chunk)
     grid_latent = n_g * d * a
-    node_work = node_rows * (s.node_features + 3 * d) * 4 if grid_nodes else 0
-    # Chunked grid nodes: `gnn.map_rows` writes into a fresh [N_g, F] output.
-    pad_copies = grid_latent if grid_nodes else 0
+    edge_work = lambda edges: EDGE_TENSORS * edges * d * 4  # noqa: E731
+    if grid_nodes:  # grid-node-chunked GNNs (`network.GraphLayout`)
+        node_work = node_rows * (s.node_features + 3 * d) * 4
+        chunk_nodes = 2 * node_rows * d * a
+        per_chunk = lambda edges: -(-node_rows * edges // n_g)  # noqa: E731
+        encoder = chunk_nodes + max(edge_work(per_chunk(s.grid2mesh_edges)), node_work)
+        decoder = chunk_nodes + max(edge_work(per_chunk(s.mesh2grid_edges)), node_work)
+        encoder, decoder = grid_latent + encoder, grid_latent + decoder
+    else:
+        encoder = 2 * grid_latent + edge_work(min(g2m, s.grid2mesh_edges))
+        decoder = 3 * grid_latent + edge_work(min(m2g, s.mesh2grid_edges))
     per_sample = {
         "inputs": 2 * n_g * s.node_features * 4,
-        "encoder": 2 * grid_latent
-        + pad_copies
-        + max(EDGE_TENSORS * min(g2m, s.grid2mesh_edges) * d * 4, node_work),
+        "encoder": encoder,
         "processor": grid_latent + att["transient"] + s.mesh_nodes * (4 * d + 2 * s.ffw_hidden) * 4,
-        "decoder": 3 * grid_latent
-        + pad_copies
-        + max(EDGE_TENSORS * min(m2g, s.mesh2grid_edges) * d * 4, node_work),
+        "decoder": decoder,
     }
     out = {
-        "base": RUNTIME_BYTES + 4 * s.parameters + s.structure_bytes + att["layout"],
+        # The structure twice: host (numpy) arrays and their copy made for the call.
+        "base": RUNTIME_BYTES + 4 * s.parameters + 2 * (s.structure_bytes + att["layout"]),
         "inputs": members * per_sample["inputs"],
     }
     for phase in ("encoder", "processor", "decoder"):
@@ -215,7 +225,10 @@ def plan(
         else:
             share = budget / (16 * m)
             edges = _pow2_at_most(share / (EDGE_TENSORS * s.latent * 4))
-            nodes = _pow2_at_most(share / ((s.node_features + 3 * s.latent) * 4))
+            # A chunk of grid nodes also carries its edges' work (`estimate`).
+            fan = max(s.grid2mesh_edges, s.mesh2grid_edges) / s.grid_nodes
+            per_node = max(s.node_features + 3 * s.latent, fan * EDGE_TENSORS * s.latent)
+            nodes = _pow2_at_most(share / (4 * per_node))
             chunks = network.Chunks(nodes, edges, edges)
         window = None
         if attention_type == "splash_mha":
