@@ -21,6 +21,10 @@ h_s W_s and h_r W_r once per *node* before gathering them onto edges. The result
 same function (up to float rounding) with ~2/3 fewer multiply-adds in that layer: the
 grid-side edge MLPs dominate the cost of a GenCast call (docs/design.md §11).
 
+Memory note: XLA keeps whole-grid [N_g, D] arrays alive past their phase, so with grid
+nodes chunked both GNNs go grid-node chunk by chunk (`grid2mesh_by_sender`, and
+`mesh2grid` with `fan_in`): only the grid latent stays whole-grid (docs/performance.md).
+
 References:
   [1] Battaglia et al. 2018, "Relational inductive biases, deep learning, and graph
       networks", arXiv:1806.01261.
