@@ -683,6 +683,12 @@ def _add_forecast(sub):
         default=None,
         help="(init, member) pairs run together (default: as many as fit the memory budget)",
     )
+    p.add_argument(
+        "--spectral_filter",
+        choices=("on", "off"),
+        default="on",
+        help="pass every written state through the model's spectral filter, if it has one",
+    )
     p.set_defaults(run=_run_forecast)
 
 
@@ -761,9 +767,86 @@ def _run_forecast(args):
         attention=args.attention,
         memory_budget_gb=args.memory_budget_gb,
         grid_chunk=args.grid_chunk,
+        use_spectral_filter=args.spectral_filter == "on",
     )
     if main:
         print(f"wrote {path}")
+
+
+# --------------------------------------------------------------------------- calibrate
+def _add_calibrate_spectra(sub):
+    p = sub.add_parser(
+        "calibrate-spectra",
+        help="Calibrate a model's spectral filter on training data (docs/goals.md).",
+        description=(
+            "Forecasts from training-span init times, compares each lead's, latitude's and "
+            "zonal wavenumber's power with the truth's and stores the gains in the model "
+            "folder (spectral_filter.npz, described in metadata.json) "
+            "(minigencast.spectral_filter, minigencast.calibration). Example: "
+            "minigencast calibrate-spectra --checkpoint runs/cpu/final --data embedded. "
+            "Never calibrate on the data you judge the model on."
+        ),
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("--checkpoint", required=True, help="folder with model.npz and metadata.json")
+    p.add_argument(
+        "--data",
+        default="embedded",
+        help="'embedded' (train + validation, less the training hold-out) or a dataset",
+    )
+    p.add_argument("--stats", default=None, help="statistics folder (default: embedded)")
+    p.add_argument(
+        "--hold_out_fraction",
+        type=float,
+        default=0.05,
+        help="last fraction of --data left out (the training run's validation span)",
+    )
+    p.add_argument("--num_inits", type=POSITIVE, default=16)
+    p.add_argument("--num_samples", type=POSITIVE, default=4, help="members per init")
+    p.add_argument("--num_steps", type=POSITIVE, default=10, help="leads calibrated (12 h steps)")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(run=_run_calibrate_spectra)
+
+
+def _run_calibrate_spectra(args):
+    import os
+
+    from minigencast import calibration, forecast, spectral_filter, training_state
+
+    if not os.path.isdir(args.checkpoint):
+        raise ValueError(f"--checkpoint must be a model folder, got {args.checkpoint!r}")
+    params, cfg, metadata = forecast.load_model(args.checkpoint)
+    if metadata is None:
+        raise ValueError(f"{args.checkpoint} has no metadata.json (the grid the model is for)")
+    ds, default_stats = _open_data(args.data, "train")
+    stats = _stats(args, default_stats)
+    n = ds.sizes["time"]
+    ds = ds.isel(time=slice(0, n - int(round(n * args.hold_out_fraction))))
+    gains = calibration.calibrate(
+        params,
+        cfg,
+        ds,
+        stats,
+        metadata,
+        num_inits=args.num_inits,
+        num_members=args.num_samples,
+        num_steps=args.num_steps,
+        seed=args.seed,
+    )
+    span = [str(ds["time"].values[0])[:16], str(ds["time"].values[-1])[:16]]
+    entry = spectral_filter.save(
+        args.checkpoint,
+        cfg.task_config,
+        gains,
+        data=args.data,
+        span=span,
+        num_inits=args.num_inits,
+        num_samples=args.num_samples,
+        num_steps=args.num_steps,
+        seed=args.seed,
+    )
+    path = training_state.update_metadata(args.checkpoint, "spectral_filter", entry)
+    print(f"wrote {os.path.join(args.checkpoint, spectral_filter.FILE)} and its entry in {path}")
 
 
 # --------------------------------------------------------------------------- evaluate
@@ -841,6 +924,7 @@ _ADDERS = [
     _add_info,
     _add_train,
     _add_forecast,
+    _add_calibrate_spectra,
     _add_evaluate,
 ]
 

@@ -54,6 +54,7 @@ from minigencast import (
     noise,
     preconditioning,
     sampler,
+    spectral_filter,
 )
 
 STEP = np.timedelta64(12, "h")
@@ -96,6 +97,7 @@ def _rollout_chunk(
     nan_mask,
     noise_fn,
     address,
+    spectral=None,
     *,
     cfg,
 ):
@@ -107,6 +109,7 @@ def _rollout_chunk(
       nan_mask: [P, lat, lon, C_t] bool, where outputs are NaN (SST over land).
       noise_fn: a noise source (`noise.as_source`), bound here to each
         (member, init, step) of `address` = (members [P], inits [P], steps [K]) int32.
+      spectral: `spectral_filter.Filter` on every output frame (not the fed-back one), or None.
     Returns:
       (frames [P, T_in, ...], keys [P], outputs [P, K, lat, lon, C_t]).
     """
@@ -123,6 +126,8 @@ def _rollout_chunk(
             )
             fed = jnp.where(nan_mask, arrays.per_channel(jnp.asarray(layout.fill), frame), frame)
             frames = jnp.concatenate([frames[1:], fed[None]], axis=0)
+            if spectral is not None:  # on what is written, not on what is fed back
+                frame = spectral_filter.apply(spectral, frame, step_index)
             return (frames, key), jnp.where(nan_mask, jnp.nan, frame)
 
         (frames, key), outputs = jax.lax.scan(body, (frames, key), (forcing_windows, steps))
@@ -181,6 +186,7 @@ def rollout(
     chunk_steps=4,
     init_times=None,
     members_per_batch=None,
+    spectral=None,
 ):
     """Yields (first_step, outputs [I, S, k, lat, lon, C_t] NumPy) chunk by chunk.
 
@@ -198,6 +204,8 @@ def rollout(
       members_per_batch: how many (init, member) pairs run together (default all
         I S); the pairs run in groups of this size, the last padded by repeating its
         last pair: one compiled program, memory ~ members_per_batch.
+      spectral: a `spectral_filter.Filter` on every output frame (the rollout itself feeds
+        back the unfiltered frames), or None.
     """
     t_in = layout.num_input_times
     init_frames = np.asarray(init_frames, np.float32)
@@ -257,6 +265,7 @@ def rollout(
                 nan_mask[i],
                 noise_source,
                 (s, i, steps),
+                spectral,
                 cfg=cfg,
             )
             carries[g] = (g_frames, g_keys)
@@ -471,7 +480,9 @@ def load_model(path: str):
     if not os.path.exists(file):
         raise FileNotFoundError(f"no model checkpoint at {file}")
     ckpt = checkpoint.load(file)
-    return ckpt.params, ckpt.config, training_state.read_metadata(folder)
+    metadata = training_state.read_metadata(folder)
+    spectral_filter.load(folder, metadata)
+    return ckpt.params, ckpt.config, metadata
 
 
 def check_grid_matches(metadata, lat, lon) -> None:
@@ -530,6 +541,7 @@ def run(
     attention: str | None = None,
     memory_budget_gb: float | None = None,
     grid_chunk: int | None = None,
+    use_spectral_filter: bool = True,
 ):
     """Ensemble forecasts from `init_times`; the API twin of `minigencast forecast`.
 
@@ -556,6 +568,8 @@ def run(
       grid_chunk: grid nodes and grid-side edges evaluated at a time (default: from
         the budget). A configuration whose estimate exceeds the budget raises
         `memory.MemoryBudgetError` before anything is compiled or written.
+      use_spectral_filter: pass every written state through the spectral filter calibrated
+        for the model (`spectral_filter.py`), if its `metadata` carries one.
     Returns:
       The forecast Dataset (sample, init_time, lead_time, [level,] lat, lon), or the
       path written.
@@ -604,6 +618,9 @@ def run(
         noise_source = noise.KeyedNoise(
             noise.noise_function(data.lat, data.lon, cfg.noise_config.spherical_truncation)
         )
+    spectral = None
+    if use_spectral_filter:
+        spectral = spectral_filter.from_metadata(metadata, task, data.lat, data.lon)
     attrs = {n: dict(dataset[n].attrs) for n in task.target_variables if n in dataset}
 
     writer = None
@@ -651,6 +668,7 @@ def run(
             chunk_steps=chunk_steps,
             init_times=init_times,
             members_per_batch=plan.members_per_batch,
+            spectral=spectral,
         ):
             k = outputs.shape[2]
             chunk = chunk_to_dataset(

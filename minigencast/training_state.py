@@ -130,6 +130,27 @@ def write_metadata(folder: str, *, config, grid: dict, step: int | None = None) 
     return path
 
 
+def update_metadata(folder: str, key: str, value) -> str:
+    """Sets one entry of an existing metadata.json, atomically (a failed write keeps the old)."""
+    path = os.path.join(folder, "metadata.json")
+    metadata = read_metadata(folder)
+    if metadata is None:
+        raise FileNotFoundError(f"no metadata.json in {folder}")
+    metadata[key] = value
+    tmp = f"{path}.tmp-{os.getpid()}"
+    try:
+        with open(tmp, "w") as f:
+            json.dump(metadata, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    _fsync_dir(folder)
+    return path
+
+
 def read_metadata(folder: str) -> dict | None:
     path = os.path.join(folder, "metadata.json")
     if not os.path.exists(path):

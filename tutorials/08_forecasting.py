@@ -51,6 +51,7 @@ from minigencast import (
     preconditioning,
     quickstart,
     sampler,
+    spectral_filter,
     train,
 )
 
@@ -363,8 +364,10 @@ print(f"sampling variance of a k-member mean = s^2 (1/k - 1/M) for k = 1..{NUM_M
 #
 # The last check: the first step of member 0 built by hand — inputs from the two
 # analyses, one sample of the normalised residual with the sampler and the network
-# denoiser, then $X_t + \sigma^\Delta r$ — equals the forecast's first lead. The key is
-# the member's key split once, as `forecast` documents.
+# denoiser, then $X_t + \sigma^\Delta r$, and last the shipped model's spectral filter
+# (its gains for the first lead; docs/goals.md) — equals the forecast's first lead. The
+# key is the member's key split once, as `forecast` documents. The filter only touches
+# what the forecast writes: the next step is fed the unfiltered frame.
 
 # %%
 data_arrays = arrays.prepare(test, CFG.task_config, stats)
@@ -389,6 +392,9 @@ residual = jax.jit(sampler.sample, static_argnums=(0, 3))(
     denoise_fn, step_key, jnp.zeros(frames.shape[1:]), CFG.sampler_config, noise_fn
 )
 next_frame = arrays.from_residual(jnp, residual, frames[-1], layout)  # X_t + diffs_std r
+spectral = spectral_filter.from_metadata(metadata, CFG.task_config, test.lat, test.lon)
+if spectral is not None:  # the shipped model has one; a model trained here has none
+    next_frame = spectral_filter.apply(spectral, next_frame, 0)
 first_lead = np.stack(
     [
         fc[c.variable].sel(level=c.level) if c.level else fc[c.variable]

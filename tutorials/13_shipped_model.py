@@ -220,10 +220,11 @@ for name in ["spread_skill", "rank_histogram", "spectra", "pooled_crps"]:
 #   over-filled end). This is even *with* churn noise inflated by 1.3 instead of
 #   GenCast's 1.05 (tutorial 08; tutorial 12 shows why inflation widens). GenCast itself
 #   is close to 1 at every lead.
-# * **Spurious small scales.** The members carry far more power than the truth in the
-#   upper half of the zonal wavenumbers, where the smooth toy-planet truth has almost
-#   none: a little sampling noise the denoiser does not remove. It is a tiny fraction of
-#   the total power (the README quantifies it), but the spectra show it plainly.
+# * **Small scales.** The raw network writes far more power than the truth in the upper
+#   half of the zonal wavenumbers, where the smooth toy-planet truth has almost none. The
+#   shipped model therefore writes its states through a spectral filter whose gains were
+#   measured on the training data (docs/goals.md); the spectra show what is left. Run
+#   `forecast.run(..., use_spectral_filter=False)` to see the raw model.
 # * **Few cases.** Four initial times in one season: the curves have visible sampling
 #   noise, and no claim here should be read to the second digit.
 #

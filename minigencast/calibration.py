@@ -1,0 +1,62 @@
+"""Calibrating the spectral filter on training data (`spectral_filter.py`, eq. (2)).
+
+    forecast num_steps from num_inits training-span inits, num_members each, unfiltered;
+    per lead n: E_forecast[n], E_truth[n] = zonal power per channel, latitude and
+        wavenumber, averaged over members and inits (the truth at the same valid times);
+    g[n] = min(1, sqrt(E_truth[n] / E_forecast[n]))
+
+One pass suffices: the filter acts on the written states only, so it does not change the
+rollout it is measured on. The data must be ones the model trained on (or any data set
+aside for it), never the data it is judged on. `minigencast calibrate-spectra` is the
+command; `scripts/train_cpu.py` runs it after training, so the recipe makes the shipped
+filter too.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from minigencast import arrays, evaluation, forecast, spectral_filter
+
+STEP = np.timedelta64(12, "h")
+
+
+def lead_power(frames) -> np.ndarray:
+    """Mean zonal power over axis 0 of frames [N, ..., lat, lon, C]: [..., lat, K, C]."""
+    return spectral_filter.zonal_power(frames).mean(axis=0)
+
+
+def calibrate(
+    params,
+    cfg,
+    dataset,
+    stats,
+    metadata,
+    *,
+    num_inits: int = 16,
+    num_members: int = 4,
+    num_steps: int = 10,
+    seed: int = 0,
+    progress: bool = True,
+):
+    """Gains [num_steps, lat, K, C] of eq. (2).
+
+    Args:
+      params, cfg, metadata: the model (`forecast.load_model`).
+      dataset: canonical Dataset of the calibration span (training data).
+      stats: the model's normalisation statistics.
+    """
+    task = cfg.task_config
+    init_times = evaluation.choose_init_times(dataset["time"].values, num_inits, num_steps)
+    fc = forecast.run(
+        params, cfg, dataset, stats, init_times, num_steps, num_members, seed=seed,
+        metadata=metadata, progress=progress, use_spectral_filter=False,
+    )  # fmt: skip
+    # [sample * init, lead, lat, lon, C] and the truth [init, lead, lat, lon, C].
+    flat = fc.stack(time=["sample", "init_time", "lead_time"]).reset_index("time", drop=True)
+    frames = arrays.frames_from_dataset(flat, task)
+    frames = frames.reshape((-1, num_steps) + frames.shape[1:])
+    valid = (init_times[:, None] + np.arange(1, num_steps + 1)[None] * STEP).ravel()
+    truth = arrays.frames_from_dataset(dataset.sel(time=valid), task)
+    truth = truth.reshape((num_inits, num_steps) + truth.shape[1:])
+    return spectral_filter.gains_from_power(lead_power(frames), lead_power(truth))
