@@ -276,8 +276,9 @@ def cpu() -> GenCastConfig:
     ensemble forecast a minute or two: mesh splits 2 (162 nodes, ~15 deg, i.e. 2.7x the
     grid spacing, as GenCast Mini's 4x), k = 2 hops (~30 deg attention radius, like
     0p25deg's 32 hops of ~1 deg), width 96, 4 layers. The sampler keeps GenCast's 20
-    noise levels; its churn noise is inflated by 1.3 instead of GenCast's 1.05, because
-    with 1.05 this small model's ensembles are under-dispersive. How each of these was
+    noise levels; its churn noise is inflated by 1.4 instead of GenCast's 1.05, because
+    with 1.05 this small model's ensembles are under-dispersive (1.3 before the spectral
+    filter, which removes spread-carrying small-scale noise). How each of these was
     chosen, with the measurements: data/pretrained/README.md.
     """
     return GenCastConfig(
@@ -285,7 +286,7 @@ def cpu() -> GenCastConfig:
         denoiser_architecture_config=_architecture(
             mesh_size=2, k_hop=2, width=96, layers=4, heads=4, ffw=192, attention_type="mha"
         ),
-        sampler_config=SamplerConfig(noise_level_inflation_factor=1.3),
+        sampler_config=SamplerConfig(noise_level_inflation_factor=1.4),
         noise_encoder_config=NoiseEncoderConfig(num_frequencies=16, output_sizes=(32, 16)),
         grid=(33, 64),
     )

@@ -217,7 +217,7 @@ for name in ["spread_skill", "rank_histogram", "spectra", "pooled_crps"]:
 # * **Under-dispersion.** Spread/skill is below 1 on average, most for geopotential
 #   at 500 hPa and mean sea-level pressure from two days on: the members are too alike,
 #   and the truth falls outside the ensemble too often (the rank histograms have an
-#   over-filled end). This is even *with* churn noise inflated by 1.3 instead of
+#   over-filled end). This is even *with* churn noise inflated by 1.4 instead of
 #   GenCast's 1.05 (tutorial 08; tutorial 12 shows why inflation widens). GenCast itself
 #   is close to 1 at every lead.
 # * **Small scales.** The raw network writes far more power than the truth in the upper
