@@ -82,3 +82,14 @@ def tiny_model(num_noise_levels=4):
         sampler_config=dataclasses.replace(cfg.sampler_config, num_noise_levels=num_noise_levels),
     )
     return cfg, network.init_denoiser(jax.random.key(0), cfg, *network.channel_counts(cfg))
+
+
+def forecast_setup(num_times=16):
+    """(cfg, ds, stats, params): the tiny model with its zero-initialised output layers
+    perturbed, so the network is not an identity, and a synthetic dataset."""
+    cfg, params = tiny_model()
+    ds = dataset(num_times=num_times)
+    params = jax.tree_util.tree_map(
+        lambda p: p + 0.05 * jax.random.normal(jax.random.key(1), p.shape), params
+    )
+    return cfg, ds, stats(ds), params

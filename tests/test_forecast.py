@@ -26,14 +26,7 @@ STEP = np.timedelta64(12, "h")
 
 @pytest.fixture(scope="module")
 def setup():
-    cfg, params = synthetic_data.tiny_model()
-    ds = synthetic_data.dataset(num_times=16)
-    stats = synthetic_data.stats(ds)
-    # Perturb the zero-initialised output layers so the network is not an identity.
-    params = jax.tree_util.tree_map(
-        lambda p: p + 0.05 * jax.random.normal(jax.random.key(1), p.shape), params
-    )
-    return cfg, ds, stats, params
+    return synthetic_data.forecast_setup(num_times=16)
 
 
 def _rollout(setup, num_steps=10, members=2, chunk=5, members_per_batch=None):

@@ -1,6 +1,5 @@
 """The spectral filter (eq. (1) of spectral_filter.py) against closed forms."""
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -81,13 +80,7 @@ def test_model_folder_round_trip_and_checks(tmp_path):
 
 @pytest.fixture(scope="module")
 def tiny():
-    cfg, params = synthetic_data.tiny_model()
-    ds = synthetic_data.dataset(num_times=12)
-    stats = synthetic_data.stats(ds)
-    params = jax.tree_util.tree_map(
-        lambda p: p + 0.05 * jax.random.normal(jax.random.key(1), p.shape), params
-    )
-    return cfg, ds, stats, params
+    return synthetic_data.forecast_setup(num_times=12)
 
 
 def test_forecast_filters_what_it_writes_not_what_it_feeds_back(tiny):
