@@ -114,29 +114,18 @@ def write_metadata(folder: str, *, config, grid: dict, step: int | None = None) 
     DeepMind's .npz stores no grid (GenCast's weights fit any grid), so this sidecar
     is what lets `forecast` refuse data on another grid with a clear message.
     """
-    path = os.path.join(folder, "metadata.json")
-    with open(path, "w") as f:
-        json.dump(
-            {
-                "step": step,
-                "lat": [float(x) for x in np.asarray(grid["lat"])],
-                "lon": [float(x) for x in np.asarray(grid["lon"])],
-                "config": json.loads(config_json(config)),
-            },
-            f,
-        )
-        f.flush()
-        os.fsync(f.fileno())
-    return path
+    metadata = {
+        "step": step,
+        "lat": [float(x) for x in np.asarray(grid["lat"])],
+        "lon": [float(x) for x in np.asarray(grid["lon"])],
+        "config": json.loads(config_json(config)),
+    }
+    return _write_metadata_atomically(folder, metadata)
 
 
-def update_metadata(folder: str, key: str, value) -> str:
-    """Sets one entry of an existing metadata.json, atomically (a failed write keeps the old)."""
+def _write_metadata_atomically(folder: str, metadata: dict) -> str:
+    """metadata.json via a temporary and one rename: a failed write keeps the old file."""
     path = os.path.join(folder, "metadata.json")
-    metadata = read_metadata(folder)
-    if metadata is None:
-        raise FileNotFoundError(f"no metadata.json in {folder}")
-    metadata[key] = value
     tmp = f"{path}.tmp-{os.getpid()}"
     try:
         with open(tmp, "w") as f:
@@ -149,6 +138,15 @@ def update_metadata(folder: str, key: str, value) -> str:
             os.remove(tmp)
     _fsync_dir(folder)
     return path
+
+
+def update_metadata(folder: str, key: str, value) -> str:
+    """Sets one entry of an existing metadata.json, atomically (a failed write keeps the old)."""
+    metadata = read_metadata(folder)
+    if metadata is None:
+        raise FileNotFoundError(f"no metadata.json in {folder}")
+    metadata[key] = value
+    return _write_metadata_atomically(folder, metadata)
 
 
 def read_metadata(folder: str) -> dict | None:

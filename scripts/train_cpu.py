@@ -83,7 +83,16 @@ def main(argv=None):
     p.add_argument("--copy_to", default=None)
     args = p.parse_args(argv)
 
-    from minigencast import cli, data, evaluation, forecast, goals, quickstart, training_state
+    from minigencast import (
+        cli,
+        data,
+        evaluation,
+        forecast,
+        goals,
+        quickstart,
+        spectral_filter,
+        training_state,
+    )
 
     # The CLI's CPU setting (cli.CPU_XLA_FLAGS unless XLA_FLAGS is set), for training and
     # for the verification below alike: set before JAX's first computation.
@@ -185,7 +194,8 @@ def main(argv=None):
 
     if args.copy_to:
         os.makedirs(args.copy_to, exist_ok=True)
-        for name in ("model.npz", "metadata.json"):
+        # The model, its grid and the spectral filter's gains (which metadata.json names).
+        for name in ("model.npz", "metadata.json", spectral_filter.FILE):
             shutil.copy2(os.path.join(final, name), args.copy_to)
         for name in ("log.csv", "loss_curve.png", "command.txt", "benchmark.json"):
             src = os.path.join(args.run_dir, name)
