@@ -14,9 +14,11 @@ filter too.
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 
-from minigencast import arrays, evaluation, forecast, spectral_filter
+from minigencast import arrays, evaluation, forecast, spectral_filter, training_state
 
 STEP = np.timedelta64(12, "h")
 
@@ -60,3 +62,33 @@ def calibrate(
     truth = arrays.frames_from_dataset(dataset.sel(time=valid), task)
     truth = truth.reshape((num_inits, num_steps) + truth.shape[1:])
     return spectral_filter.gains_from_power(lead_power(frames), lead_power(truth))
+
+
+def calibrate_folder(
+    folder,
+    dataset,
+    stats,
+    *,
+    hold_out_fraction: float = 0.05,
+    source: str = "",
+    num_inits: int = 16,
+    num_members: int = 4,
+    num_steps: int = 10,
+    seed: int = 0,
+    progress: bool = True,
+) -> str:
+    """Calibrates the model in `folder` on `dataset` less its last `hold_out_fraction`
+    (the training run's validation span) and stores the gains there: FILE and
+    metadata.json's entry, which records `source` and the settings. Returns FILE's path."""
+    params, cfg, metadata = forecast.load_model(folder)
+    if metadata is None:
+        raise ValueError(f"{folder} has no metadata.json (the grid the model is for)")
+    n = dataset.sizes["time"]
+    dataset = dataset.isel(time=slice(0, n - int(round(n * hold_out_fraction))))
+    settings = dict(num_inits=num_inits, num_members=num_members, num_steps=num_steps, seed=seed)
+    gains = calibrate(params, cfg, dataset, stats, metadata, progress=progress, **settings)
+    times = dataset["time"].values
+    span = [str(times[0])[:16], str(times[-1])[:16]]
+    entry = spectral_filter.save(folder, cfg.task_config, gains, data=source, span=span, **settings)
+    training_state.update_metadata(folder, "spectral_filter", entry)
+    return os.path.join(folder, spectral_filter.FILE)

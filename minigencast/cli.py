@@ -811,42 +811,23 @@ def _add_calibrate_spectra(sub):
 def _run_calibrate_spectra(args):
     import os
 
-    from minigencast import calibration, forecast, spectral_filter, training_state
+    from minigencast import calibration
 
     if not os.path.isdir(args.checkpoint):
         raise ValueError(f"--checkpoint must be a model folder, got {args.checkpoint!r}")
-    params, cfg, metadata = forecast.load_model(args.checkpoint)
-    if metadata is None:
-        raise ValueError(f"{args.checkpoint} has no metadata.json (the grid the model is for)")
     ds, default_stats = _open_data(args.data, "train")
-    stats = _stats(args, default_stats)
-    n = ds.sizes["time"]
-    ds = ds.isel(time=slice(0, n - int(round(n * args.hold_out_fraction))))
-    gains = calibration.calibrate(
-        params,
-        cfg,
+    path = calibration.calibrate_folder(
+        args.checkpoint,
         ds,
-        stats,
-        metadata,
+        _stats(args, default_stats),
+        hold_out_fraction=args.hold_out_fraction,
+        source=args.data,
         num_inits=args.num_inits,
         num_members=args.num_samples,
         num_steps=args.num_steps,
         seed=args.seed,
     )
-    span = [str(ds["time"].values[0])[:16], str(ds["time"].values[-1])[:16]]
-    entry = spectral_filter.save(
-        args.checkpoint,
-        cfg.task_config,
-        gains,
-        data=args.data,
-        span=span,
-        num_inits=args.num_inits,
-        num_samples=args.num_samples,
-        num_steps=args.num_steps,
-        seed=args.seed,
-    )
-    path = training_state.update_metadata(args.checkpoint, "spectral_filter", entry)
-    print(f"wrote {os.path.join(args.checkpoint, spectral_filter.FILE)} and its entry in {path}")
+    print(f"wrote {path} and its entry in {os.path.join(args.checkpoint, 'metadata.json')}")
 
 
 # --------------------------------------------------------------------------- evaluate

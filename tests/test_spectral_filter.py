@@ -1,5 +1,6 @@
 """The spectral filter (eq. (1) of spectral_filter.py) against closed forms."""
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -148,3 +149,22 @@ def test_calibrate_cli_refuses_a_folder_without_a_model(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "no model checkpoint" in err[0]
     assert list(tmp_path.iterdir()) == []
+
+
+def test_calibrate_folder_stores_gains_that_forecasts_then_apply(tiny, tmp_path):
+    from minigencast import checkpoint, training_state
+
+    cfg, ds, stats, params = tiny
+    folder = str(tmp_path)
+    checkpoint.save(f"{folder}/model.npz", jax.device_get(params), cfg)
+    training_state.write_metadata(folder, config=cfg, grid={"lat": ds.lat, "lon": ds.lon})
+    path = calibration.calibrate_folder(
+        folder, ds, stats, hold_out_fraction=0.25, source="synthetic", num_inits=2,
+        num_members=2, num_steps=2, progress=False,
+    )  # fmt: skip
+    _, _, metadata = forecast.load_model(folder)
+    entry = metadata["spectral_filter"]
+    assert path == f"{folder}/{spectral_filter.FILE}" and entry["calibration"]["num_inits"] == 2
+    assert entry["calibration"]["span"][1] == str(ds.time.values[8])[:16]  # last 25 % left out
+    filt = spectral_filter.from_metadata(metadata, cfg.task_config, ds.lat, ds.lon)
+    assert filt.gains.shape[0] == 2 and np.all(filt.gains <= 1)
