@@ -689,6 +689,12 @@ def _add_forecast(sub):
         default="on",
         help="pass every written state through the model's spectral filter, if it has one",
     )
+    p.add_argument(
+        "--spread_correction",
+        choices=("on", "off"),
+        default="on",
+        help="scale the members about their mean by the model's calibrated factors, if any",
+    )
     p.set_defaults(run=_run_forecast)
 
 
@@ -768,6 +774,7 @@ def _run_forecast(args):
         memory_budget_gb=args.memory_budget_gb,
         grid_chunk=args.grid_chunk,
         use_spectral_filter=args.spectral_filter == "on",
+        use_spread_correction=args.spread_correction == "on",
     )
     if main:
         print(f"wrote {path}")
@@ -777,12 +784,15 @@ def _run_forecast(args):
 def _add_calibrate_spectra(sub):
     p = sub.add_parser(
         "calibrate-spectra",
-        help="Calibrate a model's spectral filter on training data (docs/goals.md).",
+        help="Calibrate a model's spectral filter and spread correction on training data "
+        "(docs/goals.md).",
         description=(
             "Forecasts from training-span init times, compares each lead's, latitude's and "
-            "zonal wavenumber's power with the truth's and stores the gains in the model "
-            "folder (spectral_filter.npz, described in metadata.json) "
-            "(minigencast.spectral_filter, minigencast.calibration). Example: "
+            "zonal wavenumber's power with the truth's, and each lead's and channel's "
+            "spread with the ensemble mean's error, and stores the gains and spread factors "
+            "in the model folder (spectral_filter.npz, described in metadata.json) "
+            "(minigencast.spectral_filter, minigencast.spread_correction, "
+            "minigencast.calibration). Example: "
             "minigencast calibrate-spectra --checkpoint runs/cpu/final --data embedded. "
             "Never calibrate on the data you judge the model on."
         ),

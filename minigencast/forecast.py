@@ -55,6 +55,7 @@ from minigencast import (
     preconditioning,
     sampler,
     spectral_filter,
+    spread_correction,
 )
 
 STEP = np.timedelta64(12, "h")
@@ -542,6 +543,7 @@ def run(
     memory_budget_gb: float | None = None,
     grid_chunk: int | None = None,
     use_spectral_filter: bool = True,
+    use_spread_correction: bool = True,
 ):
     """Ensemble forecasts from `init_times`; the API twin of `minigencast forecast`.
 
@@ -570,6 +572,8 @@ def run(
         `memory.MemoryBudgetError` before anything is compiled or written.
       use_spectral_filter: pass every written state through the spectral filter calibrated
         for the model (`spectral_filter.py`), if its `metadata` carries one.
+      use_spread_correction: scale every written state's members about their mean by the
+        factors calibrated for the model (`spread_correction.py`), if it carries them.
     Returns:
       The forecast Dataset (sample, init_time, lead_time, [level,] lat, lon), or the
       path written.
@@ -621,6 +625,7 @@ def run(
     spectral = None
     if use_spectral_filter:
         spectral = spectral_filter.from_metadata(metadata, task, data.lat, data.lon)
+    spread = spread_correction.from_metadata(metadata, task) if use_spread_correction else None
     attrs = {n: dict(dataset[n].attrs) for n in task.target_variables if n in dataset}
 
     writer = None
@@ -671,6 +676,8 @@ def run(
             spectral=spectral,
         ):
             k = outputs.shape[2]
+            if spread is not None:
+                outputs = spread_correction.apply(spread, outputs, start)
             chunk = chunk_to_dataset(
                 outputs, task, init_times, lead_times[start : start + k], data.lat, data.lon, attrs
             )

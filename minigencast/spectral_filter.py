@@ -41,7 +41,7 @@ import numpy as np
 
 from minigencast import channel_order
 
-FILE = "spectral_filter.npz"  # beside model.npz; described in metadata.json
+FILE = "spectral_filter.npz"  # beside model.npz: gains and spread factors; in metadata.json
 
 
 class Filter(NamedTuple):
@@ -57,6 +57,12 @@ def apply(filt: Filter, x, step):
     gains = gains[jnp.minimum(step, gains.shape[0] - 1)]
     gains = gains.reshape((1,) * (spectrum.ndim - 3) + gains.shape)
     return jnp.fft.irfft(spectrum * gains, n=x.shape[-2], axis=-2).astype(x.dtype)
+
+
+def filter_leads(gains, x) -> np.ndarray:
+    """Eq. (1) in NumPy on x [..., leads, lat, lon, C], lead n with gains[n] [lat, K, C]."""
+    x = np.asarray(x, np.float64)
+    return np.fft.irfft(np.fft.rfft(x, axis=-2) * gains, n=x.shape[-2], axis=-2)
 
 
 def zonal_power(x) -> np.ndarray:
@@ -79,25 +85,31 @@ def channel_names(task) -> list[str]:
     ]
 
 
-def save(folder: str, task, gains, **calibration) -> dict:
-    """Writes FILE into a model folder (atomically); returns metadata.json's entry."""
+def save(folder: str, task, gains, spread=None, **calibration) -> dict:
+    """Writes FILE into a model folder (atomically): the gains and, if given, the spread
+    correction's factors [leads, C] (`spread_correction.py`); returns metadata.json's entry."""
     path = os.path.join(folder, FILE)
     tmp = f"{path}.tmp-{os.getpid()}.npz"
+    arrays = {"gains": np.asarray(gains, np.float32)}
+    if spread is not None:
+        arrays["spread"] = np.asarray(spread, np.float32)
     try:
-        np.savez(tmp, gains=np.asarray(gains, np.float32))
+        np.savez(tmp, **arrays)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
-    return {"file": FILE, "channels": channel_names(task), "calibration": calibration}
+    entry = {"file": FILE, "channels": channel_names(task), "arrays": sorted(arrays)}
+    return {**entry, "calibration": calibration}
 
 
 def load(folder: str, metadata) -> None:
-    """Adds the gains of FILE to metadata.json's entry, if it names one (`forecast.load_model`)."""
+    """Adds the arrays of FILE (gains, spread factors if any) to metadata.json's entry, if it
+    names one (`forecast.load_model`)."""
     entry = (metadata or {}).get("spectral_filter")
     if entry is not None:
         with np.load(os.path.join(folder, entry["file"])) as f:
-            entry["gains"] = f["gains"]
+            entry.update({name: f[name] for name in f.files})
 
 
 def from_metadata(metadata, task, lat, lon) -> Filter | None:

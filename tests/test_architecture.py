@@ -8,7 +8,7 @@ a cycle from the interpreter). The layers, from the bottom:
     diffusion   preconditioning, sampler, losses
     network     nn, gnn, transformer, noise_encoder, network
     training    loader, training_state, train
-    forecasting forecast, spectral_filter, calibration
+    forecasting forecast, spectral_filter, spread_correction, calibration
     scoring     metrics, plotting
     cli         cli (imported by nothing)
 
@@ -34,7 +34,7 @@ SPHERE = _group("geometry", "icosahedral_mesh", "graphs", "spherical_harmonics",
 DIFFUSION = _group("preconditioning", "sampler", "losses")
 NETWORK = _group("nn", "gnn", "transformer", "noise_encoder", "network")
 TRAINING = _group("loader", "training_state", "train")
-FORECASTING = _group("forecast", "spectral_filter", "calibration")
+FORECASTING = _group("forecast", "spectral_filter", "spread_correction", "calibration")
 SCORING = _group("metrics", "plotting")
 CLI = _group("cli")
 

@@ -6,7 +6,15 @@ import numpy as np
 import pytest
 import synthetic_data
 
-from minigencast import arrays, calibration, config, evaluation, forecast, spectral_filter
+from minigencast import (
+    arrays,
+    calibration,
+    config,
+    evaluation,
+    forecast,
+    spectral_filter,
+    spread_correction,
+)
 
 LAT = np.linspace(-90, 90, 33)
 LON = np.arange(64) * 360.0 / 64
@@ -72,6 +80,7 @@ def test_model_folder_round_trip_and_checks(tmp_path):
     filt = spectral_filter.from_metadata(metadata, task, LAT, LON)
     np.testing.assert_array_equal(filt.gains, gains)
     assert spectral_filter.from_metadata({}, task, LAT, LON) is None
+    assert spread_correction.from_metadata(metadata, task) is None  # saved without factors
     with pytest.raises(ValueError, match="grid of 33 latitudes and 64 longitudes"):
         spectral_filter.from_metadata(metadata, task, LAT[::2], LON)
     metadata["spectral_filter"]["channels"] = metadata["spectral_filter"]["channels"][::-1]
@@ -123,21 +132,22 @@ def test_forecast_filters_what_it_writes_not_what_it_feeds_back(tiny):
 def test_calibration_gains_match_the_forecasts_power_to_the_truth(tiny):
     cfg, ds, stats, params = tiny
     md = {"lat": ds["lat"].values.tolist(), "lon": ds["lon"].values.tolist()}
-    gains = calibration.calibrate(
-        params, cfg, ds, stats, md, num_inits=2, num_members=2, num_steps=2, progress=False
-    )
+    inits = evaluation.choose_init_times(ds["time"].values, 2, 2)
+    fc = forecast.run(params, cfg, ds, stats, inits, 2, 2, metadata=md, progress=False)
     n = len(spectral_filter.channel_names(cfg.task_config))
+    flat = fc.stack(time=["sample", "init_time", "lead_time"]).reset_index("time", drop=True)
+    shape = (2, 2, 2, ds.sizes["lat"], ds.sizes["lon"], n)
+    members = arrays.frames_from_dataset(flat, cfg.task_config).reshape(shape)
+    valid = (inits[:, None] + np.array([1, 2])[None] * np.timedelta64(12, "h")).ravel()
+    truth = arrays.frames_from_dataset(ds.sel(time=valid), cfg.task_config).reshape(shape[1:])
+    # One round: the gains of the raw members (spread factors still 1).
+    gains, _ = calibration.post_processing(members, truth, ds["lat"].values, rounds=1)
     assert gains.shape == (2, ds.sizes["lat"], ds.sizes["lon"] // 2 + 1, n)
     assert np.all((gains >= 0) & (gains <= 1)) and np.any(gains < 1)
     # Brute force: the unfiltered forecast's power at lead 1 against the truth's.
-    inits = evaluation.choose_init_times(ds["time"].values, 2, 2)
-    fc = forecast.run(params, cfg, ds, stats, inits, 2, 2, metadata=md, progress=False)
     lead1 = fc.isel(lead_time=0).stack(time=["sample", "init_time"]).reset_index("time", drop=True)
     p_fc = np.abs(np.fft.rfft(arrays.frames_from_dataset(lead1, cfg.task_config), axis=2)) ** 2
-    truth = arrays.frames_from_dataset(
-        ds.sel(time=inits + np.timedelta64(12, "h")), cfg.task_config
-    )
-    p_tr = np.abs(np.fft.rfft(truth, axis=2)) ** 2
+    p_tr = np.abs(np.fft.rfft(truth[:, 0], axis=2)) ** 2
     expect = np.minimum(1, np.sqrt(p_tr.mean(0) / p_fc.mean(0)))
     np.testing.assert_allclose(gains[0], expect, rtol=1e-3, atol=1e-6)
 
@@ -168,3 +178,5 @@ def test_calibrate_folder_stores_gains_that_forecasts_then_apply(tiny, tmp_path)
     assert entry["calibration"]["span"][1] == str(ds.time.values[8])[:16]  # last 25 % left out
     filt = spectral_filter.from_metadata(metadata, cfg.task_config, ds.lat, ds.lon)
     assert filt.gains.shape[0] == 2 and np.all(filt.gains <= 1)
+    assert entry["arrays"] == ["gains", "spread"]
+    assert spread_correction.from_metadata(metadata, cfg.task_config).shape == filt.gains.shape[::3]

@@ -214,12 +214,14 @@ for name in ["spread_skill", "rank_histogram", "spectra", "pooled_crps"]:
 # * **Skill.** The model beats persistence and the climatological ensemble on every
 #   headline variable and lead. That is the bar here; ECMWF's ENS, the paper's bar, does
 #   not exist on the toy planet.
-# * **Under-dispersion.** Spread/skill is below 1 on average, most for geopotential
-#   at 500 hPa and mean sea-level pressure from two days on: the members are too alike,
-#   and the truth falls outside the ensemble too often (the rank histograms have an
-#   over-filled end). This is even *with* churn noise inflated by 1.4 instead of
-#   GenCast's 1.05 (tutorial 08; tutorial 12 shows why inflation widens). GenCast itself
-#   is close to 1 at every lead.
+# * **Dispersion.** Inflation alone (churn noise 1.4 instead of GenCast's 1.05, tutorial
+#   08; tutorial 12 shows why inflation widens) left spread/skill falling with lead: too
+#   wide at 12-24 h, too narrow (0.82 for z500) at 3-4 days. The shipped model therefore
+#   scales its members about their mean per lead and channel by factors measured on the
+#   training data (`spread_correction.py`, docs/goals.md). The ratio is now nearer 1 but
+#   not equal to it: the factors come from another season, and from four initial times
+#   the ratio itself is a noisy estimate. GenCast is close to 1 at every lead without
+#   such a step.
 # * **Small scales.** The raw network writes far more power than the truth in the upper
 #   half of the zonal wavenumbers, where the smooth toy-planet truth has almost none. The
 #   shipped model therefore writes its states through a spectral filter whose gains were
@@ -232,7 +234,7 @@ for name in ["spread_skill", "rank_histogram", "spectra", "pooled_crps"]:
 # pair) for geopotential at 500 hPa at the first lead; the forecast beats the
 # climatological ensemble at the first lead on every headline variable; and at tutorial
 # size the claims above hold: better than both baselines for the headline variables at
-# every lead, and spread/skill below 1 for z500 from 48 h on.
+# every lead, and z500 spread/skill within 0.7-1.3 at every lead from 1 day on.
 
 # %%
 z = fc["geopotential"].sel(level=500).isel(lead_time=0)
@@ -265,7 +267,8 @@ if SIZE == "tutorial":  # the README's run: every headline (variable, level) and
     ]
     assert bool((shown["forecast"] < shown["persistence"]).all()), shown
     assert bool((shown["forecast"] < shown["climatology"]).all()), shown
-    assert bool((z500[z500.lead_time_h >= 48].spread_skill < 1).all())
+    day_on = z500[z500.lead_time_h >= 24].spread_skill
+    assert bool(((day_on > 0.7) & (day_on < 1.3)).all()), day_on.tolist()
 print(f"brute-force CRPS {brute:.2f} == score table; forecast beats climatology at {first_h:.0f} h")
 
 # %% [markdown]

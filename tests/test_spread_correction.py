@@ -1,0 +1,120 @@
+"""The spread correction (eqs. (1), (2) of spread_correction.py) and its calibration."""
+
+import numpy as np
+import pytest
+import synthetic_data
+import xarray
+
+from minigencast import (
+    arrays,
+    calibration,
+    evaluation,
+    forecast,
+    metrics,
+    spectral_filter,
+    spread_correction,
+)
+
+LAT = np.linspace(-90, 90, 9)
+
+
+def test_correction_keeps_the_mean_and_scales_each_leads_spread():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2, 5, 3, 9, 16, 2))  # [I, S, K, lat, lon, C]
+    factors = np.array([[0.5, 2.0], [1.0, 3.0], [1.5, 0.0]])  # leads 0..2 of the model
+    out = spread_correction.apply(factors, x, first_step=1)  # this chunk holds leads 1..3
+    np.testing.assert_allclose(out.mean(1), x.mean(1), atol=1e-12)
+    dev, dev_in = out - out.mean(1, keepdims=True), x - x.mean(1, keepdims=True)
+    # Lead index 1 -> factors[1], 2 -> factors[2], 3 (past the last) -> factors[2] again.
+    for k, a in enumerate([factors[1], factors[2], factors[2]]):
+        np.testing.assert_allclose(dev[:, :, k], a * dev_in[:, :, k], atol=1e-12)
+    one_member = x[:, :1]
+    np.testing.assert_array_equal(spread_correction.apply(factors, one_member, 0), one_member)
+
+
+def _spread_skill(members, truth, lat):
+    """metrics.spread_skill_ratio per lead and channel, cos(latitude)-weighted: [L, C]."""
+    dims = ("init", "lead", "lat", "lon", "channel")
+    fc = xarray.DataArray(members, dims=("sample",) + dims, coords={"lat": lat})
+    tr = xarray.DataArray(truth, dims=dims, coords={"lat": lat})
+    weights = np.cos(np.deg2rad(fc["lat"]))
+    ratio = metrics.spread_skill_ratio(fc, tr, weights=weights, preserve_dims=["lead", "channel"])
+    return ratio.transpose("lead", "channel").values
+
+
+def test_spread_skill_equals_the_metrics_module_and_is_one_when_truth_is_a_member():
+    rng = np.random.default_rng(1)
+    members = rng.standard_normal((4, 3, 2, 9, 16, 2)) * np.array([1.0, 3.0])
+    truth = rng.standard_normal((3, 2, 9, 16, 2))
+    ours = spread_correction.spread_skill(members, truth, LAT)
+    np.testing.assert_allclose(ours, _spread_skill(members, truth, LAT), rtol=1e-10)
+    # A truth drawn from the members' distribution: the debiased ratio is 1 in expectation.
+    many = rng.standard_normal((5, 400, 1, 9, 16, 1))
+    ratio = spread_correction.spread_skill(many, rng.standard_normal((400, 1, 9, 16, 1)), LAT)
+    assert abs(float(ratio[0, 0]) - 1) < 0.02
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    return synthetic_data.forecast_setup(num_times=12)
+
+
+def _frames(fc, task, shape):
+    flat = fc.stack(time=["sample", "init_time", "lead_time"]).reset_index("time", drop=True)
+    return arrays.frames_from_dataset(flat, task).reshape(shape)
+
+
+def test_calibration_makes_the_filtered_corrected_spread_match_the_error(tiny):
+    cfg, ds, stats, params = tiny
+    task = cfg.task_config
+    md = {"lat": ds["lat"].values.tolist(), "lon": ds["lon"].values.tolist()}
+    gains, factors = calibration.calibrate(
+        params, cfg, ds, stats, md, num_inits=3, num_members=3, num_steps=2, progress=False
+    )
+    n = len(spectral_filter.channel_names(task))
+    assert gains.shape == (2, ds.sizes["lat"], ds.sizes["lon"] // 2 + 1, n)
+    assert factors.shape == (2, n) and np.all(factors > 0)
+    # Brute force: the raw forecast, filtered with the gains and corrected with the factors,
+    # has spread/skill 1 at every lead and channel (metrics.spread_skill_ratio).
+    inits = evaluation.choose_init_times(ds["time"].values, 3, 2)
+    fc = forecast.run(params, cfg, ds, stats, inits, 2, 3, metadata=md, progress=False)
+    shape = (3, 3, 2, ds.sizes["lat"], ds.sizes["lon"], n)
+    raw = _frames(fc, task, shape)
+    valid = (inits[:, None] + np.array([1, 2])[None] * np.timedelta64(12, "h")).ravel()
+    truth = arrays.frames_from_dataset(ds.sel(time=valid), task).reshape(shape[1:])
+    filtered = spectral_filter.filter_leads(gains, raw)
+    corrected = np.moveaxis(spread_correction.apply(factors, np.moveaxis(filtered, 0, 1), 0), 1, 0)
+    ratio = _spread_skill(corrected, truth, ds["lat"].values)
+    np.testing.assert_allclose(ratio, 1.0, rtol=1e-6)
+
+
+def test_forecast_corrects_what_it_writes_and_the_switch_turns_it_off(tiny):
+    cfg, ds, stats, params = tiny
+    task = cfg.task_config
+    lat, lon = ds["lat"].values, ds["lon"].values
+    n = len(spectral_filter.channel_names(task))
+    inits = ds["time"].values[[2, 3]]
+    factors = np.array([np.full(n, 2.0), np.full(n, 0.5), np.linspace(0.1, 3, n)])
+
+    def run(md_factors=None, use=True):
+        md = {"lat": lat.tolist(), "lon": lon.tolist()}
+        if md_factors is not None:
+            gains = np.ones((3, lat.size, lon.size // 2 + 1, n))
+            names = spectral_filter.channel_names(task)
+            md["spectral_filter"] = {"channels": names, "gains": gains, "spread": md_factors}
+        fc = forecast.run(
+            params, cfg, ds, stats, inits, 3, 3, metadata=md, progress=False,
+            use_spectral_filter=False, use_spread_correction=use,
+        )  # fmt: skip
+        return _frames(fc, task, (3, 2, 3, lat.size, lon.size, n))
+
+    plain = run()
+    out = run(factors)
+    np.testing.assert_allclose(out.mean(0), plain.mean(0), rtol=1e-5, atol=1e-4)
+    dev, dev_plain = out - out.mean(0), plain - plain.mean(0)
+    tol = 1e-4 * np.abs(plain).max()
+    for k in range(3):  # each lead scaled by its own factors; nothing fed back
+        np.testing.assert_allclose(dev[:, :, k], factors[k] * dev_plain[:, :, k], atol=tol)
+    np.testing.assert_array_equal(run(factors, use=False), plain)
+    with pytest.raises(ValueError, match="recalibrate"):
+        run(factors[:, :2])
