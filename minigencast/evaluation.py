@@ -142,7 +142,6 @@ def evaluate_model(
         seed=seed,
         metadata=metadata,
         progress=progress,
-        chunk_steps=num_steps,
     )
     lead_times = fc["lead_time"].values
     refs = {

@@ -6,7 +6,8 @@
    appended to RUN_DIR/command.txt; an existing complete run is reused, an interrupted
    one resumed);
 2. runs `minigencast calibrate-spectra` on the final checkpoint: the spectral filter's
-   gains from forecasts of the training span (spectral_filter.py, docs/goals.md);
+   gains and the spread correction's factors from forecasts of the training span
+   (spectral_filter.py, spread_correction.py, docs/goals.md);
 3. verifies on the held-out test split (Nov-Dec): 8-member ensembles, 5 days,
    12-hourly, from 8 init times (the skill benchmark) and from 16 (the goals'
    dispersion and spectra, as the quickstart), against persistence and the
