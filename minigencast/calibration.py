@@ -8,7 +8,7 @@ gains (`spectral_filter.py`, eq. (2)) and the spread correction's factors
         g[n] = min(1, sqrt(E_truth[n] / E_forecast[n])), E = zonal power per channel,
             latitude and wavenumber of the spread-corrected members (factors a) and of the
             truth at the same valid times, averaged over members and inits;
-        a[n] = 1 / spread/skill of the filtered members (gains g), per channel
+        a[n] = max(1, 1 / spread/skill of the filtered members (gains g)), per channel
 
 The two steps commute on the written states (the filter is linear and the same for every
 member; the correction mixes members, not scales), and each changes what the other
@@ -54,7 +54,7 @@ def post_processing(members, truth, lat, rounds: int = ROUNDS):
         power = lead_power(corrected.reshape((-1,) + corrected.shape[2:]))
         gains = spectral_filter.gains_from_power(power, truth_power)
         filtered = spectral_filter.filter_leads(gains, members)
-        factors = 1.0 / spread_correction.spread_skill(filtered, truth, lat)
+        factors = np.maximum(1.0, 1.0 / spread_correction.spread_skill(filtered, truth, lat))
     return gains, factors
 
 

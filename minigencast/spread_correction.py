@@ -6,9 +6,10 @@ At lead n, every member m of the written forecast of channel c becomes
 
 so the ensemble mean (and with it the RMSE of the mean) is unchanged and the spread is
 multiplied by a_{n,c}. The factors come from forecasts started at training-span initial
-times (`calibration.calibrate`), as the inverse of their debiased spread/skill ratio
+times (`calibration.calibrate`), as the inverse of their debiased spread/skill ratio where
+that is below 1:
 
-    a_{n,c} = RMSE_{n,c}(xbar) / (sqrt((M+1)/M) spread_{n,c})                              (2)
+    a_{n,c} = max(1, RMSE_{n,c}(xbar) / (sqrt((M+1)/M) spread_{n,c}))                      (2)
 
 with spread^2 the members' variance (ddof 1) and both terms cos(latitude)-weighted over
 the globe and pooled over the inits (`spread_skill`, `metrics.spread_skill_ratio`). It is
@@ -18,8 +19,11 @@ Wea. Rev. 137, 1717-1720), per lead and channel, as the spectral filter is per l
 
 Why (docs/goals.md): the shipped CPU model's spread/skill falls with lead, 1.14 at 1 day
 to 0.91 at 4 days on its training span, 1.07 to 0.90 on the hold-out and 0.98 to 0.82 in
-the test season; one churn inflation cannot make it flat. The correction acts on written
-states only: the rollout feeds the network its raw output. GenCast has no such step
+the test season; one churn inflation cannot make it flat. It only widens (a >= 1): on the
+hold-out, narrowing the short leads that look over-dispersed on the training span made
+their CRPS worse, and forecasts of states the network trained on overstate spread/skill
+there. The correction acts on written states only: the rollout feeds the network its
+raw output. GenCast has no such step
 (Price et al. 2025, Fig. 2: its spread/skill is close to 1 without one); it is off unless
 a model folder carries factors (stored with the spectral filter's gains,
 `spectral_filter.FILE`).

@@ -265,7 +265,8 @@ _style.show()
 # 12-24 h, too narrow from 3 days on. So the shipped model also writes its members
 # through a **spread correction**: at each lead it scales every member's departure from
 # the ensemble mean by a factor per channel, measured on training data as the inverse of
-# the spread/skill ratio there (`spread_correction.py`, docs/goals.md). The mean is
+# the spread/skill ratio there where that is below 1 (`spread_correction.py`,
+# docs/goals.md): it widens the ensemble where it is too narrow and leaves the mean
 # untouched. Below, the debiased ratio $\sqrt{(M+1)/M}\,$spread/RMSE of these two
 # initial times; tutorial 13 scores the model properly on more cases. At tiny size the
 # forecast stops at 24 h, so the check below applies at tutorial size.

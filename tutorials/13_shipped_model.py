@@ -217,8 +217,8 @@ for name in ["spread_skill", "rank_histogram", "spectra", "pooled_crps"]:
 # * **Dispersion.** Inflation alone (churn noise 1.4 instead of GenCast's 1.05, tutorial
 #   08; tutorial 12 shows why inflation widens) left spread/skill falling with lead: too
 #   wide at 12-24 h, too narrow (0.82 for z500) at 3-4 days. The shipped model therefore
-#   scales its members about their mean per lead and channel by factors measured on the
-#   training data (`spread_correction.py`, docs/goals.md). The ratio is now nearer 1 but
+#   widens its members about their mean, per lead and channel, where the training data
+#   show them too narrow (`spread_correction.py`, docs/goals.md). The ratio is now nearer 1 but
 #   not equal to it: the factors come from another season, and from four initial times
 #   the ratio itself is a noisy estimate. GenCast is close to 1 at every lead without
 #   such a step.
