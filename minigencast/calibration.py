@@ -83,6 +83,7 @@ def calibrate(
     fc = forecast.run(
         params, cfg, dataset, stats, init_times, num_steps, num_members, seed=seed,
         metadata=metadata, progress=progress, use_spectral_filter=False,
+        use_spread_correction=False,
     )  # fmt: skip
     # [sample * init, lead, lat, lon, C] and the truth [init, lead, lat, lon, C].
     flat = fc.stack(time=["sample", "init_time", "lead_time"]).reset_index("time", drop=True)

@@ -179,4 +179,16 @@ def test_calibrate_folder_stores_gains_that_forecasts_then_apply(tiny, tmp_path)
     filt = spectral_filter.from_metadata(metadata, cfg.task_config, ds.lat, ds.lon)
     assert filt.gains.shape[0] == 2 and np.all(filt.gains <= 1)
     assert entry["arrays"] == ["gains", "spread"]
-    assert spread_correction.from_metadata(metadata, cfg.task_config).shape == filt.gains.shape[::3]
+    factors = spread_correction.from_metadata(metadata, cfg.task_config)
+    assert factors.shape == filt.gains.shape[::3]
+    # Calibrating again measures the raw model, not the post-processed one: the same arrays,
+    # whatever the folder held (here factors of 3).
+    entry = spectral_filter.save(folder, cfg.task_config, filt.gains, 3 * factors)
+    training_state.update_metadata(folder, "spectral_filter", entry)
+    calibration.calibrate_folder(
+        folder, ds, stats, hold_out_fraction=0.25, num_inits=2, num_members=2, num_steps=2,
+        progress=False,
+    )  # fmt: skip
+    _, _, again = forecast.load_model(folder)
+    np.testing.assert_array_equal(again["spectral_filter"]["gains"], filt.gains)
+    np.testing.assert_array_equal(again["spectral_filter"]["spread"], factors)
