@@ -35,7 +35,7 @@ from minigencast import (
 )
 
 STEP = np.timedelta64(12, "h")
-ROUNDS = 3  # the factors change by < 0.5 % in the third round on the shipped model
+ROUNDS = 3  # the CPU model's factors moved by < 0.5 % in the third round (docs/goals.md)
 
 
 def lead_power(frames) -> np.ndarray:
@@ -109,8 +109,9 @@ def calibrate_folder(
     progress: bool = True,
 ) -> str:
     """Calibrates the model in `folder` on `dataset` less its last `hold_out_fraction`
-    (the training run's validation span) and stores the gains there: FILE and
-    metadata.json's entry, which records `source` and the settings. Returns FILE's path."""
+    (the training run's validation span) and stores the gains and spread factors there:
+    FILE and metadata.json's entry, which records `source` and the settings. Returns FILE's
+    path."""
     params, cfg, metadata = forecast.load_model(folder)
     if metadata is None:
         raise ValueError(f"{folder} has no metadata.json (the grid the model is for)")

@@ -4,7 +4,7 @@ On the embedded toy-planet dataset (data/toy_planet, see its data card):
 
   1. the model: the CPU-preset checkpoint shipped in data/pretrained/ (--pretrained),
      or trained here from scratch with `train.train` on the training split, then its
-     spectral filter calibrated (`calibration.calibrate_folder`);
+     spectral filter and spread correction calibrated (`calibration.calibrate_folder`);
   2. an ensemble forecast (sample, init_time, lead_time, ...) from several
      initialisation times of the held-out test split, 12-hourly to 5 days;
   3. verification against the test-split truth and three baselines built from the
@@ -108,9 +108,9 @@ def quickstart(
             train_ds, stats, config.cpu(), config.cpu_training(), run_dir, progress=progress
         )
         model_dir = result["checkpoint"]
-        # As scripts/train_cpu.py does: the spectral filter, measured on the training
-        # span less the training run's hold-out (docs/goals.md).
-        print(f"Calibrating its spectral filter on the training span into {model_dir}")
+        # As scripts/train_cpu.py does: the spectral filter and spread correction, measured
+        # on the training span less the training run's hold-out (docs/goals.md).
+        print(f"Calibrating its post-processing on the training span into {model_dir}")
         calibration.calibrate_folder(
             model_dir,
             train_ds,

@@ -257,6 +257,16 @@ def test_save_removes_only_its_own_dead_temporaries(tmp_path):
     assert not [n for n in os.listdir(tmp_path) if n.startswith("step_00000002.tmp-")]
 
 
+def test_checkpoint_never_replaces_a_folder_that_is_not_ours(tmp_path):
+    theirs = tmp_path / "step_00000001"
+    theirs.mkdir()
+    (theirs / "notes.txt").write_text("mine")
+    with pytest.raises(FileExistsError, match="exists and is not a checkpoint"):
+        _save(str(tmp_path), 1, _tiny_state())
+    assert (theirs / "notes.txt").read_text() == "mine"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["step_00000001"]  # no temporary left
+
+
 def test_checkpoint_roundtrip_keep_last_and_mismatch(tmp_path):
     d = str(tmp_path)
     state = _tiny_state()
