@@ -168,7 +168,7 @@ def remove_orphans(path: str) -> list[str]:
 
 
 def move_into_place(tmp: str, path: str) -> None:
-    """Atomically replaces `path` (absent, or a checked forecast of ours) by `tmp`.
+    """Atomically replaces `path` (absent, or a checked output of ours) by `tmp`.
 
     A file is replaced by one `os.replace`; a zarr folder cannot be, so the old one is
     first renamed aside (`<path>.old-<pid>`) and deleted after the new one is in place.

@@ -188,11 +188,13 @@ def latest(directory: str) -> str | None:
     return found[-1][1] if found else None
 
 
-_STEP_TMP = re.compile(r"^step_\d{8}\.tmp-(\d+)$")  # what `save` writes before its rename
+# What `save` writes before its rename, and where a re-saved step's old folder waits
+# (safe_output.move_into_place).
+_STEP_TMP = re.compile(r"^step_\d{8}\.(?:tmp|old)-(\d+)$")
 
 
 def _remove_stale_temporaries(directory: str) -> None:
-    """Removes `save`'s own half-written step folders left by processes no longer running."""
+    """Removes `save`'s own temporaries left by processes no longer running."""
     for name in os.listdir(directory):
         m = _STEP_TMP.match(name)
         if m and int(m.group(1)) != os.getpid() and not safe_output.process_alive(int(m.group(1))):
@@ -258,9 +260,9 @@ def save(
     write_npz_durably(os.path.join(tmp, "train_state.npz"), arrays)
     _fsync_dir(tmp)
 
-    if os.path.exists(final):  # Re-saving the same step (e.g. after a resume).
-        shutil.rmtree(final)
-    os.rename(tmp, final)
+    # Re-saving the same step (e.g. after a resume) replaces our own checkpoint (checked
+    # above): the old folder is renamed aside and deleted only once the new one is in place.
+    safe_output.move_into_place(tmp, final)
     _fsync_dir(directory)
 
     for _, old in list_checkpoints(directory)[:-keep] if keep > 0 else []:

@@ -235,13 +235,19 @@ def _save(directory, step, state, cfg=None, lat=(0.0, 1.0)):
 
 
 def test_save_removes_only_its_own_dead_temporaries(tmp_path):
-    """A crashed save's `step_*.tmp-<dead pid>` goes; a live writer's and a user's stay."""
+    """A crashed save's `step_*.tmp-<dead pid>` / `.old-<dead pid>` go; a live writer's and
+    a user's stay."""
     import multiprocessing
 
     dead = multiprocessing.Process(target=int)
     dead.start()
     dead.join()
-    for name in (f"step_00000007.tmp-{dead.pid}", "step_00000007.tmp-1", "notes.tmp-1234"):
+    for name in (
+        f"step_00000007.tmp-{dead.pid}",
+        f"step_00000006.old-{dead.pid}",
+        "step_00000007.tmp-1",
+        "notes.tmp-1234",
+    ):
         (tmp_path / name).mkdir()
     (tmp_path / "step_00000002").mkdir()  # a user's folder where a checkpoint would go
     _save(str(tmp_path), 1, _tiny_state())
@@ -265,6 +271,21 @@ def test_checkpoint_never_replaces_a_folder_that_is_not_ours(tmp_path):
         _save(str(tmp_path), 1, _tiny_state())
     assert (theirs / "notes.txt").read_text() == "mine"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["step_00000001"]  # no temporary left
+
+
+def test_resaving_a_step_replaces_it_and_leaves_no_temporary(tmp_path):
+    d = str(tmp_path)
+    _save(d, 1, _tiny_state())
+    _save(d, 1, _tiny_state(seed=1))  # e.g. after a resume
+    assert sorted(os.listdir(d)) == ["step_00000001"]
+    grid = {"lat": np.asarray([0.0, 1.0]), "lon": np.asarray([0.0])}
+    r = training_state.restore(training_state.latest(d), _tiny_state(), config.tiny(), grid)
+    for a, b in zip(
+        jax.tree_util.tree_leaves(r["state"]["params"]),
+        jax.tree_util.tree_leaves(_tiny_state(seed=1)["params"]),
+        strict=True,
+    ):
+        np.testing.assert_array_equal(a, b)
 
 
 def test_checkpoint_roundtrip_keep_last_and_mismatch(tmp_path):
