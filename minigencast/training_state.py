@@ -43,6 +43,9 @@ from minigencast import checkpoint, safe_output
 log = logging.getLogger(__name__)
 
 _STEP_DIR = re.compile(r"^step_(\d{8})$")
+# What `save` writes into a step folder. Only a folder holding nothing else is ever
+# deleted (pruned or replaced), so a user's notes or a calibration's output in it stay.
+CHECKPOINT_FILES = frozenset({"model.npz", "metadata.json", "train_state.npz"})
 _FORMAT_VERSION = 1
 
 
@@ -228,8 +231,10 @@ def save(
     os.makedirs(directory, exist_ok=True)
     _remove_stale_temporaries(directory)
     final = step_dir(directory, step)
-    if os.path.exists(final) and not os.path.isfile(os.path.join(final, "train_state.npz")):
-        raise FileExistsError(f"{final} exists and is not a checkpoint; move it away")
+    if os.path.exists(final) and not _only_our_files(final):
+        raise FileExistsError(
+            f"{final} exists and holds files other than {sorted(CHECKPOINT_FILES)}; move it away"
+        )
     tmp = f"{final}.tmp-{os.getpid()}"
     os.makedirs(tmp)
 
@@ -266,8 +271,22 @@ def save(
     _fsync_dir(directory)
 
     for _, old in list_checkpoints(directory)[:-keep] if keep > 0 else []:
-        shutil.rmtree(old, ignore_errors=True)
+        if _only_our_files(old):
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            log.warning("keeping old checkpoint %s: it holds files `save` did not write", old)
     return final
+
+
+def _only_our_files(folder: str) -> bool:
+    """Whether `folder` is a checkpoint holding nothing but CHECKPOINT_FILES (regular files)."""
+    names = set(os.listdir(folder))
+    return (
+        "train_state.npz" in names
+        and names <= CHECKPOINT_FILES
+        and all(os.path.isfile(os.path.join(folder, n)) for n in names)
+        and not any(os.path.islink(os.path.join(folder, n)) for n in names)
+    )
 
 
 def check_compatible(path: str, config, grid: dict | None = None) -> None:

@@ -220,7 +220,7 @@ def _tiny_state(tc=TC, seed=0):
     return train.init_train_state(params, tc)
 
 
-def _save(directory, step, state, cfg=None, lat=(0.0, 1.0)):
+def _save(directory, step, state, cfg=None, lat=(0.0, 1.0), keep=2):
     return training_state.save(
         directory,
         step=step,
@@ -230,7 +230,7 @@ def _save(directory, step, state, cfg=None, lat=(0.0, 1.0)):
         loader_position={"epoch": 0, "batch": step},
         rng_key=jax.random.key(0),
         grid={"lat": np.asarray(lat), "lon": np.asarray([0.0])},
-        keep=2,
+        keep=keep,
     )
 
 
@@ -257,7 +257,7 @@ def test_save_removes_only_its_own_dead_temporaries(tmp_path):
         "step_00000002",
         "step_00000007.tmp-1",
     ]
-    with pytest.raises(FileExistsError, match="not a checkpoint"):
+    with pytest.raises(FileExistsError, match="holds files other than"):
         _save(str(tmp_path), 2, _tiny_state())
     assert os.listdir(tmp_path / "step_00000002") == []
     assert not [n for n in os.listdir(tmp_path) if n.startswith("step_00000002.tmp-")]
@@ -267,10 +267,24 @@ def test_checkpoint_never_replaces_a_folder_that_is_not_ours(tmp_path):
     theirs = tmp_path / "step_00000001"
     theirs.mkdir()
     (theirs / "notes.txt").write_text("mine")
-    with pytest.raises(FileExistsError, match="exists and is not a checkpoint"):
+    with pytest.raises(FileExistsError, match="holds files other than"):
         _save(str(tmp_path), 1, _tiny_state())
     assert (theirs / "notes.txt").read_text() == "mine"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["step_00000001"]  # no temporary left
+
+
+def test_checkpoint_pruning_and_resaving_keep_a_users_files(tmp_path):
+    """A checkpoint folder where the user put a file is neither pruned nor replaced."""
+    d = str(tmp_path)
+    _save(d, 1, _tiny_state(), keep=1)
+    (tmp_path / "step_00000001" / "notes.txt").write_text("mine")
+    with pytest.raises(FileExistsError, match="holds files other than"):
+        _save(d, 1, _tiny_state(seed=1), keep=1)
+    _save(d, 2, _tiny_state(), keep=1)  # would prune step 1
+    assert (tmp_path / "step_00000001" / "notes.txt").read_text() == "mine"
+    assert sorted(os.listdir(d)) == ["step_00000001", "step_00000002"]
+    _save(d, 3, _tiny_state(), keep=1)  # prunes step 2, ours alone
+    assert sorted(os.listdir(d)) == ["step_00000001", "step_00000003"]
 
 
 def test_resaving_a_step_replaces_it_and_leaves_no_temporary(tmp_path):
