@@ -197,11 +197,18 @@ _STEP_TMP = re.compile(r"^step_\d{8}\.(?:tmp|old)-(\d+)$")
 
 
 def _remove_stale_temporaries(directory: str) -> None:
-    """Removes `save`'s own temporaries left by processes no longer running."""
+    """Removes `save`'s own temporaries left by processes no longer running (only if they
+    hold nothing but what `save` writes)."""
     for name in os.listdir(directory):
         m = _STEP_TMP.match(name)
-        if m and int(m.group(1)) != os.getpid() and not safe_output.process_alive(int(m.group(1))):
-            shutil.rmtree(os.path.join(directory, name), ignore_errors=True)
+        path = os.path.join(directory, name)
+        if (
+            m
+            and int(m.group(1)) != os.getpid()
+            and not safe_output.process_alive(int(m.group(1)))
+            and _holds_only_checkpoint_files(path)
+        ):
+            shutil.rmtree(path, ignore_errors=True)
 
 
 def save(
@@ -278,14 +285,21 @@ def save(
     return final
 
 
+def _holds_only_checkpoint_files(folder: str) -> bool:
+    """Whether every entry of `folder` is one of CHECKPOINT_FILES, as a regular file."""
+    if not os.path.isdir(folder) or os.path.islink(folder):
+        return False
+    paths = [os.path.join(folder, n) for n in os.listdir(folder)]
+    return all(
+        os.path.basename(p) in CHECKPOINT_FILES and os.path.isfile(p) and not os.path.islink(p)
+        for p in paths
+    )
+
+
 def _only_our_files(folder: str) -> bool:
-    """Whether `folder` is a checkpoint holding nothing but CHECKPOINT_FILES (regular files)."""
-    names = set(os.listdir(folder))
-    return (
-        "train_state.npz" in names
-        and names <= CHECKPOINT_FILES
-        and all(os.path.isfile(os.path.join(folder, n)) for n in names)
-        and not any(os.path.islink(os.path.join(folder, n)) for n in names)
+    """Whether `folder` is a complete checkpoint holding nothing but CHECKPOINT_FILES."""
+    return _holds_only_checkpoint_files(folder) and os.path.isfile(
+        os.path.join(folder, "train_state.npz")
     )
 
 

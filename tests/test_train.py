@@ -249,14 +249,20 @@ def test_save_removes_only_its_own_dead_temporaries(tmp_path):
         "notes.tmp-1234",
     ):
         (tmp_path / name).mkdir()
+    (tmp_path / f"step_00000007.tmp-{dead.pid}" / "model.npz").write_bytes(b"partial")
     (tmp_path / "step_00000002").mkdir()  # a user's folder where a checkpoint would go
+    users = tmp_path / f"step_00000005.tmp-{dead.pid}"  # our name, but a user's file in it
+    users.mkdir()
+    (users / "notes.txt").write_text("mine")
     _save(str(tmp_path), 1, _tiny_state())
     assert sorted(os.listdir(tmp_path)) == [
         "notes.tmp-1234",
         "step_00000001",
         "step_00000002",
+        f"step_00000005.tmp-{dead.pid}",
         "step_00000007.tmp-1",
     ]
+    assert (users / "notes.txt").read_text() == "mine"
     with pytest.raises(FileExistsError, match="holds files other than"):
         _save(str(tmp_path), 2, _tiny_state())
     assert os.listdir(tmp_path / "step_00000002") == []
