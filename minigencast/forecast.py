@@ -355,7 +355,7 @@ class ForecastWriter:
             safe_output.remove_orphans(self.path)
             self.format = "zarr" if self.path.endswith(".zarr") else "netcdf"
             self.tmp = safe_output.temporary_path(self.path)
-            safe_output.remove(self.tmp)
+            safe_output.clear_temporary(self.tmp)
             if self.format == "netcdf":
                 self._open_netcdf(template)
             else:
@@ -417,6 +417,7 @@ class ForecastWriter:
                 v.setncattr(k, a)
         for k, a in template.attrs.items():
             setattr(nc, k, a)
+        nc.sync()  # `source` on disk now: a killed writer's temporary is recognisably ours
         self._nc = nc
 
     def write(self, chunk: xarray.Dataset, lead_index: int):

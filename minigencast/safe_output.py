@@ -11,7 +11,9 @@ The rules every file the package writes for a user follows (`forecast.ForecastWr
            moves it into place (atomic on POSIX), so an interrupted write leaves the
            old file untouched;
   clean    `<path>.tmp-<pid>` left by a process that no longer runs (killed mid-way)
-           is removed by the next writer of that path: names that only we create.
+           is removed by the next writer of that path, if it is provably ours: one of
+           our forecasts by its `source` attribute, which the writer puts on disk
+           first. A file or folder of that name that is not stays where it is.
 
 Nothing else is ever deleted: no `rmtree` of a path the user named.
 """
@@ -155,16 +157,43 @@ def remove(path: str) -> None:
 
 
 def remove_orphans(path: str) -> list[str]:
-    """Removes `<path>.tmp-<pid>` / `<path>.old-<pid>` of processes no longer running."""
+    """Clears the `<path>.tmp-<pid>` / `<path>.old-<pid>` of processes no longer running.
+
+    Each is touched only if it is one of our forecasts (`is_own_forecast`), so a user's
+    file or folder that merely has such a name stays. A `.tmp-` is a dead writer's
+    unfinished forecast and is removed. An `.old-` is a finished forecast that
+    `move_into_place` renamed aside and died before deleting; if `path` is missing (it
+    died between its two renames), the `.old-` is the newest complete forecast there
+    and is moved back to `path`, otherwise it is removed. Returns the names acted on.
+    """
     folder, base = os.path.split(path)
     pattern = re.compile(re.escape(base) + r"\.(tmp|old)-(\d+)$")
-    removed = []
-    for name in os.listdir(folder):
+    done = []
+    for name in sorted(os.listdir(folder), key=lambda n: not n.startswith(base + ".old-")):
         m = pattern.match(name)
-        if m and int(m.group(2)) != os.getpid() and not process_alive(int(m.group(2))):
-            remove(os.path.join(folder, name))
-            removed.append(name)
-    return removed
+        if not m or int(m.group(2)) == os.getpid() or process_alive(int(m.group(2))):
+            continue
+        orphan = os.path.join(folder, name)
+        if not is_own_forecast(orphan):
+            continue
+        if m.group(1) == "old" and not os.path.lexists(path):
+            os.replace(orphan, path)
+        else:
+            remove(orphan)
+        done.append(name)
+    return done
+
+
+def clear_temporary(tmp: str) -> None:
+    """Makes way for this process's temporary `tmp`: removes a leftover of ours there
+    (a dead process with our pid), refuses to touch anything else."""
+    if not os.path.lexists(tmp):
+        return
+    if not is_own_forecast(tmp):
+        raise FileExistsError(
+            f"{tmp} exists and is not a minigencast forecast; move it away to write here"
+        )
+    remove(tmp)
 
 
 def move_into_place(tmp: str, path: str) -> None:

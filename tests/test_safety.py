@@ -182,7 +182,8 @@ def test_earlier_forecast_is_replaced_only_with_overwrite(setup, tmp_path, capsy
         import os, numpy as np, xarray
         from minigencast import forecast
         t = xarray.Dataset({{"x": (("sample", "init_time", "lead_time", "lat", "lon"),
-                                   np.zeros((1, 1, 1, 2, 2), np.float32))}})
+                                   np.zeros((1, 1, 1, 2, 2), np.float32))}},
+                           attrs={{"source": "minigencast (as every forecast's)"}})
         w = forecast.ForecastWriter({str(path)!r}, t, overwrite=True)
         os.kill(os.getpid(), 9)
         """
@@ -204,6 +205,43 @@ def test_earlier_forecast_is_replaced_only_with_overwrite(setup, tmp_path, capsy
     # The API twin too.
     assert _run(setup, path, overwrite=True) == str(path)
     assert sorted(os.listdir(tmp_path)) == ["fc.nc", "fc.nc.tmp-1"]
+
+
+def _dead_pid():
+    import multiprocessing
+
+    dead = multiprocessing.Process(target=int)
+    dead.start()
+    dead.join()
+    return dead.pid
+
+
+def test_leftovers_are_cleared_only_if_ours(setup, tmp_path):
+    """A dead writer's `.tmp-`/`.old-` names are not proof: a user's file or folder with
+    such a name stays; an `.old-` forecast whose target is gone is moved back, not lost."""
+    path = tmp_path / "fc.nc"
+    pid = _dead_pid()
+    users_file = tmp_path / f"fc.nc.tmp-{pid}"
+    users_file.write_text("a user's notes")
+    users_folder = tmp_path / f"fc.zarr.tmp-{pid}"
+    users_folder.mkdir()
+    (users_folder / "thesis.tex").write_text("chapter 1")
+    assert _run(setup, path) == str(path)
+    assert users_file.read_text() == "a user's notes"
+    assert _run(setup, tmp_path / "fc.zarr") == str(tmp_path / "fc.zarr")
+    assert (users_folder / "thesis.tex").read_text() == "chapter 1"
+    # move_into_place killed between its two renames: the earlier store is only at .old-.
+    zarr_path = tmp_path / "fc.zarr"
+    zarr_path.rename(tmp_path / f"fc.zarr.old-{pid}")
+    assert safe_output.remove_orphans(str(zarr_path)) == [f"fc.zarr.old-{pid}"]
+    assert safe_output.is_own_forecast(str(zarr_path))
+    # This process's own temporary name, held by something not ours: refused, kept.
+    mine = tmp_path / f"fc.nc.tmp-{os.getpid()}"
+    mine.write_text("not ours")
+    with pytest.raises(FileExistsError, match="not a minigencast forecast"):
+        _run(setup, path, overwrite=True)
+    assert mine.read_text() == "not ours"
+    assert safe_output.is_own_forecast(str(path))
 
 
 def test_concurrent_writers_are_refused(setup, tmp_path, capsys):
