@@ -483,6 +483,16 @@ def load_model(path: str):
         raise FileNotFoundError(f"no model checkpoint at {file}")
     ckpt = checkpoint.load(file)
     metadata = training_state.read_metadata(folder)
+    if metadata is not None and "config" in metadata:
+        # The model's settings live in model.npz; metadata.json's copy is a record, and
+        # an edit made there alone would change nothing without saying so.
+        differences = training_state.config_differences(ckpt.config, metadata["config"])
+        if differences:
+            raise ValueError(
+                f"{folder}/metadata.json does not describe {file}: {'; '.join(differences)}. "
+                "The settings used are model.npz's: change them there (checkpoint.save with "
+                "the new config) and in metadata.json alike"
+            )
     spectral_filter.load(folder, metadata)
     return ckpt.params, ckpt.config, metadata
 

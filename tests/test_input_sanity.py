@@ -90,6 +90,24 @@ def test_nan_weight_is_refused_naming_the_parameter(setup, tmp_path, capsys):  #
     assert_one_line_error(rc, err, "transformer/block_00/ffw_up:w", "non-finite")
 
 
+def test_metadata_config_that_disagrees_with_the_checkpoint_is_refused(setup, tmp_path):  # noqa: F811
+    """An edit of metadata.json's config alone would change nothing (the model's settings
+    are read from model.npz): refused, naming the setting, instead of silently ignored."""
+    ck = tmp_path / "ck"
+    ck.mkdir()
+    checkpoint.save(str(ck / "model.npz"), setup["params"], setup["cfg"])
+    grid = {"lat": setup["ds"]["lat"].values, "lon": setup["ds"]["lon"].values}
+    training_state.write_metadata(str(ck), config=setup["cfg"], grid=grid)
+    loaded = forecast.load_model(str(ck))[1]  # as written: accepted
+    assert loaded.sampler_config == setup["cfg"].sampler_config
+    metadata = json.loads((ck / "metadata.json").read_text())
+    levels = metadata["config"]["sampler_config"]["num_noise_levels"]
+    metadata["config"]["sampler_config"]["num_noise_levels"] = levels + 10
+    (ck / "metadata.json").write_text(json.dumps(metadata))
+    with pytest.raises(ValueError, match=f"sampler_config.num_noise_levels {levels} in model.npz"):
+        forecast.load_model(str(ck))
+
+
 def test_not_a_checkpoint_and_not_a_dataset_name_the_path(setup, tmp_path, capsys):  # noqa: F811
     text = tmp_path / "model.npz"
     text.write_text("hello")
