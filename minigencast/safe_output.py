@@ -32,13 +32,33 @@ def _same_file(a: str, b: str) -> bool:
     return os.path.realpath(a) == os.path.realpath(b)
 
 
+ZARR_METADATA = frozenset({"zarr.json", ".zgroup", ".zattrs", ".zarray", ".zmetadata"})
+_CHUNK_KEY = re.compile(r"c|\d+(\.\d+)*")
+
+
+def _holds_only_the_store(folder: str, arrays) -> bool:
+    """Whether `folder` holds nothing but a zarr store's own entries: metadata files, a
+    folder per array of the group, chunk keys below them (no file a user added)."""
+    for root, dirs, files in os.walk(folder):
+        top = root == folder
+        if not all((name in arrays) if top else _CHUNK_KEY.fullmatch(name) for name in dirs):
+            return False
+        if not all(n in ZARR_METADATA or (not top and _CHUNK_KEY.fullmatch(n)) for n in files):
+            return False
+    return True
+
+
 def is_own_forecast(path: str) -> bool:
-    """True if `path` is a NetCDF file or zarr store whose `source` attribute is ours."""
+    """True if `path` is a NetCDF file or zarr store whose `source` attribute is ours (a
+    store only if it holds nothing else, since replacing or clearing it deletes it all)."""
     try:
         if os.path.isdir(path):
             import zarr
 
-            source = zarr.open_group(path, mode="r").attrs.get("source", "")
+            group = zarr.open_group(path, mode="r")
+            if not _holds_only_the_store(path, set(group.array_keys())):
+                return False
+            source = group.attrs.get("source", "")
         else:
             import netCDF4
 
@@ -169,7 +189,7 @@ def remove_orphans(path: str) -> list[str]:
     folder, base = os.path.split(path)
     pattern = re.compile(re.escape(base) + r"\.(tmp|old)-(\d+)$")
     done = []
-    for name in sorted(os.listdir(folder), key=lambda n: not n.startswith(base + ".old-")):
+    for name in sorted(os.listdir(folder)):
         m = pattern.match(name)
         if not m or int(m.group(2)) == os.getpid() or process_alive(int(m.group(2))):
             continue

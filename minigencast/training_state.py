@@ -152,23 +152,24 @@ def update_metadata(folder: str, key: str, value) -> str:
     return _write_metadata_atomically(folder, metadata)
 
 
-def config_differences(config, recorded: dict, prefix: str = "") -> list[str]:
+def config_differences(config, recorded: dict) -> list[str]:
     """Settings where `recorded` (metadata.json's "config") disagrees with `config`.
 
     Only keys present in both count (an older record may lack a newer field), and not
     `grid`: the checkpoint stores no grid, metadata.json's lat/lon are the grid.
     """
-    actual = json.loads(config_json(config)) if not isinstance(config, dict) else config
-    out = []
-    for key in sorted(set(actual) & set(recorded)):
-        if not prefix and key == "grid":
-            continue
-        a, r = actual[key], recorded[key]
-        if isinstance(a, dict) and isinstance(r, dict):
-            out += config_differences(a, r, f"{prefix}{key}.")
-        elif a != r:
-            out.append(f"{prefix}{key} {a} in model.npz, {r} in metadata.json")
-    return out
+
+    def differ(actual: dict, record: dict, prefix: str) -> list[str]:
+        out = []
+        for key in sorted(set(actual) & set(record) - {"grid"}):
+            a, r = actual[key], record[key]
+            if isinstance(a, dict) and isinstance(r, dict):
+                out += differ(a, r, f"{prefix}{key}.")
+            elif a != r:
+                out.append(f"{prefix}{key} {a} in model.npz, {r} in metadata.json")
+        return out
+
+    return differ(json.loads(config_json(config)), recorded, "")
 
 
 def read_metadata(folder: str) -> dict | None:

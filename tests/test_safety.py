@@ -230,6 +230,11 @@ def test_leftovers_are_cleared_only_if_ours(setup, tmp_path):
     assert users_file.read_text() == "a user's notes"
     assert _run(setup, tmp_path / "fc.zarr") == str(tmp_path / "fc.zarr")
     assert (users_folder / "thesis.tex").read_text() == "chapter 1"
+    # A store of ours with a user's file added is not ours to delete as a whole.
+    (users_folder / "thesis.tex").rename(tmp_path / "fc.zarr" / "thesis.tex")
+    with pytest.raises(FileExistsError):
+        _run(setup, tmp_path / "fc.zarr", overwrite=True)
+    (tmp_path / "fc.zarr" / "thesis.tex").rename(users_folder / "thesis.tex")
     # move_into_place killed between its two renames: the earlier store is only at .old-.
     zarr_path = tmp_path / "fc.zarr"
     zarr_path.rename(tmp_path / f"fc.zarr.old-{pid}")
