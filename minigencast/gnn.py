@@ -96,12 +96,19 @@ def edge_update(params, name, edges, senders_h, receivers_h, senders, receivers,
     return edge_mlp_rest(params, name, x, cond)
 
 
-def aggregate(messages, receivers, num_nodes, dtype=jnp.float32):
+def aggregate(messages, receivers, num_nodes, dtype=jnp.float32, normalization=None):
     """a_i = sum of messages with receiver i: [num_edges, F] -> [num_nodes, F] (plain sum),
-    accumulated in `dtype` (None: the messages' dtype)."""
+    accumulated in `dtype` (None: the messages' dtype), then divided by `normalization` if
+    given (DeepMind's `aggregate_normalization`, graphcast/deep_typed_graph_net.py)."""
     dtype = messages.dtype if dtype is None else dtype
     summed = jax.ops.segment_sum(messages.astype(dtype), receivers, num_segments=num_nodes)
-    return summed.astype(messages.dtype)
+    return normalize(summed, normalization).astype(messages.dtype)
+
+
+def normalize(summed, normalization):
+    """summed / normalization, or summed where normalization is None or 0 (as DeepMind's
+    `if self._aggregate_normalization:`), in the accumulator's dtype."""
+    return summed / normalization if normalization else summed
 
 
 # --------------------------------------------------------------------------
@@ -131,8 +138,11 @@ def map_rows(fn, arrays, chunk: int | None):
     return jax.lax.fori_loop(0, -(-n // chunk), body, init)
 
 
-def aggregate_chunked(message_fn, edge_arrays, receivers, num_nodes, chunk, dtype):
-    """sum_e message_fn(edge rows)[e] by receiver, `chunk` edges at a time.
+def aggregate_chunked(
+    message_fn, edge_arrays, receivers, num_nodes, chunk, dtype, normalization=None
+):
+    """sum_e message_fn(edge rows)[e] by receiver, `chunk` edges at a time (then divided
+    by `normalization`, as `aggregate`).
 
     A `lax.scan` carries the [num_nodes, F] sums (in `dtype`); only one chunk's
     messages are alive at a time. Padding edges get receiver `num_nodes`, dropped by
@@ -140,7 +150,8 @@ def aggregate_chunked(message_fn, edge_arrays, receivers, num_nodes, chunk, dtyp
     """
     n = receivers.shape[0]
     if chunk is None or chunk >= n:
-        return aggregate(message_fn(*edge_arrays, receivers), receivers, num_nodes, dtype)
+        messages = message_fn(*edge_arrays, receivers)
+        return aggregate(messages, receivers, num_nodes, dtype, normalization)
     num = -(-n // chunk)
     extra = num * chunk - n
     r_pad = jnp.pad(receivers, (0, extra), constant_values=num_nodes).reshape(num, chunk)
@@ -157,7 +168,7 @@ def aggregate_chunked(message_fn, edge_arrays, receivers, num_nodes, chunk, dtyp
     out = jax.eval_shape(message_fn, *(x[0] for x in xs), jnp.zeros(chunk, r_pad.dtype))
     dtype = out.dtype if dtype is None else dtype
     acc, _ = jax.lax.scan(body, jnp.zeros((num_nodes, out.shape[-1]), dtype), xs + (r_pad,))
-    return acc.astype(out.dtype)
+    return normalize(acc, normalization).astype(out.dtype)
 
 
 # --------------------------------------------------------------------------
@@ -183,9 +194,19 @@ def embed(params, name, x, cond, static=None):
 
 
 def aggregate_edge_messages(
-    params, names, graph, first_linear, num_nodes, cond, edge_chunk, dtype, static
+    params,
+    names,
+    graph,
+    first_linear,
+    num_nodes,
+    cond,
+    edge_chunk,
+    dtype,
+    static,
+    normalization=None,
 ):
-    """Sum by receiver of e' = MLPn([MLPn(edge features), h_s, h_r]), chunked.
+    """Sum by receiver of e' = MLPn([MLPn(edge features), h_s, h_r]), chunked (divided by
+    `normalization` if given).
 
     names: (edge embedder, edge update); graph: (edge features, senders, receivers);
     first_linear: (W_e, h_s W_s per sender node, h_r W_r per receiver node, b).
@@ -200,7 +221,9 @@ def aggregate_edge_messages(
         return edge_mlp_rest(params, name, x, cond)
 
     edges = features if static is None else static[embedder]
-    return aggregate_chunked(messages, (edges, senders), receivers, num_nodes, edge_chunk, dtype)
+    return aggregate_chunked(
+        messages, (edges, senders), receivers, num_nodes, edge_chunk, dtype, normalization
+    )
 
 
 # --------------------------------------------------------------------------
@@ -238,6 +261,7 @@ def grid2mesh(
     node_chunk: int | None = None,
     static: dict | None = None,
     sender_chunks: tuple | None = None,
+    aggregate_normalization: float | None = None,
 ):
     """One encoder step: grid features -> (mesh latent, grid latent) (docs/design.md §6.6).
 
@@ -255,6 +279,9 @@ def grid2mesh(
         offsets[k] is the first edge sent by grid node k * node_chunk, and no chunk of
         node_chunk grid nodes sends more than max_edges (static) edges. Then one pass
         over grid-node chunks does all grid-side work (`grid2mesh_by_sender`).
+      aggregate_normalization: the checkpoint's `grid2mesh_aggregate_normalization`: each
+        mesh node's sum of messages is divided by it (None or 0: plain sum), as DeepMind's
+        encoder does (graphcast/denoiser.py, `aggregate_normalization`).
     Returns:
       mesh latent [num_mesh_nodes, latent], grid latent [num_grid_nodes, latent].
     """
@@ -272,6 +299,7 @@ def grid2mesh(
             node_chunk,
             sender_chunks,
             static,
+            aggregate_normalization,
         )
         return _update_mesh(params, h_m, a_m, cond), h_g
     h_g = map_rows(
@@ -296,6 +324,7 @@ def grid2mesh(
         edge_chunk,
         jnp.float32,
         static,
+        aggregate_normalization,
     )
     h_g = map_rows(lambda h: _update_grid(params, h, cond), (h_g,), node_chunk)
     return _update_mesh(params, h_m, a_m, cond), h_g
@@ -313,7 +342,9 @@ def _update_grid(params, h_g, cond):
     return h_g + nn.mlp_with_norm(params, "processor_nodes_0_grid_nodes", h_g, cond)
 
 
-def grid2mesh_by_sender(params, grid_nodes, h_m, graph, cond, node_chunk, sender_chunks, static):
+def grid2mesh_by_sender(
+    params, grid_nodes, h_m, graph, cond, node_chunk, sender_chunks, static, normalization=None
+):
     """(a_m [N_m, D] float32-accumulated message sums, updated grid latent [N_g, D]) in one
     `fori_loop` over chunks of node_chunk grid nodes.
 
@@ -323,6 +354,7 @@ def grid2mesh_by_sender(params, grid_nodes, h_m, graph, cond, node_chunk, sender
     sums, and writes h + MLPn(h) into the output. Only the [N_g, D] output is
     whole-grid; the same function as the unsorted path up to summation order.
     graph: (edge features or their static embedding, senders, receivers), sorted by sender.
+    normalization: the sums are divided by it, as in `aggregate`.
     """
     name = "processor_edges_0_grid2mesh"
     edges, senders, receivers = graph
@@ -364,7 +396,7 @@ def grid2mesh_by_sender(params, grid_nodes, h_m, graph, cond, node_chunk, sender
     # DeepMind aggregates in float32 even under bfloat16 ("f32_aggregation").
     init = (jnp.zeros((n_mesh, latent), jnp.float32), jnp.zeros((n, latent), out.dtype))
     acc, h_g = jax.lax.fori_loop(0, offsets.shape[0], body, init)
-    return acc.astype(h_m.dtype), h_g
+    return normalize(acc, normalization).astype(h_m.dtype), h_g
 
 
 # --------------------------------------------------------------------------

@@ -408,6 +408,7 @@ def raw_denoiser(
         node_chunk=chunks.grid_nodes,
         static=None if static is None else static["grid2mesh_gnn"],
         sender_chunks=sender_chunks,
+        aggregate_normalization=cfg.denoiser_architecture_config.grid2mesh_aggregate_normalization,
     )
     mesh2grid = functools.partial(
         gnn.mesh2grid,

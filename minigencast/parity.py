@@ -36,8 +36,12 @@ def _stacked(ds: xarray.Dataset, task) -> np.ndarray:
     return array
 
 
-def recorded_noise(folder, task) -> noise.RecordedNoise:
+def recorded_noise(folder, task, num_iterations: int | None = None) -> noise.RecordedNoise:
     """The case's noise as a source bound by (member, init = batch index, step).
+
+    A case whose sampler has no churn (stochastic_churn_rate 0: DeepMind's sampler then
+    draws no churn noise) may leave out `noise_churn.nc`; its churn fields are then zeros,
+    num_iterations (the sampler's noise levels) of them per step.
 
     Returns:
       `noise.RecordedNoise` with initial [S, B, K, lat, lon, C_t] and churn
@@ -45,10 +49,15 @@ def recorded_noise(folder, task) -> noise.RecordedNoise:
     """
     folder = pathlib.Path(folder)
     initial = xarray.load_dataset(folder / "noise_initial.nc")
-    churn = xarray.load_dataset(folder / "noise_churn.nc")
     steps = range(initial.sizes["step"])
-    iterations = range(churn.sizes["iteration"])
     init = np.stack([_stacked(initial.isel(step=k), task) for k in steps], axis=2)
+    if not (folder / "noise_churn.nc").exists():
+        if num_iterations is None:
+            raise FileNotFoundError(f"{folder / 'noise_churn.nc'} is missing")
+        churn = np.zeros(init.shape[:3] + (num_iterations,) + init.shape[3:], init.dtype)
+        return noise.RecordedNoise(init, churn)
+    churn = xarray.load_dataset(folder / "noise_churn.nc")
+    iterations = range(churn.sizes["iteration"])
     per_step = [
         np.stack([_stacked(churn.isel(step=k, iteration=i), task) for i in iterations], axis=2)
         for k in steps
@@ -75,7 +84,7 @@ def rollout_case(folder, graphs: str = "case") -> tuple[xarray.Dataset, xarray.D
     stats = normalization.load_stats(folder)
     reference = xarray.load_dataset(folder / "expected_forecast.nc")
     model_graphs = dict(np.load(folder / "graphs.npz")) if graphs == "case" else None
-    replay = recorded_noise(folder, cfg.task_config)
+    replay = recorded_noise(folder, cfg.task_config, cfg.sampler_config.num_noise_levels)
     t_in = channel_order.num_input_times(cfg.task_config)
     batches = []
     for b in range(reference.sizes["batch"]):

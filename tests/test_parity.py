@@ -8,6 +8,7 @@ NaN masks.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -29,22 +30,23 @@ RTOL = 1e-5
 SST = "sea_surface_temperature"
 
 
-def _load(name):
-    return xarray.load_dataset(CASE / name)
+def _load(name, folder=CASE):
+    return xarray.load_dataset(pathlib.Path(folder) / name)
 
 
-def load_case():
+def load_case(folder=CASE):
     """The case's checkpoint, data and grid (also used by benchmarks/parity.py)."""
-    ckpt = checkpoint.load(CASE / "params.npz")  # strict: keys and shapes match the config
-    meta = json.loads((CASE / "meta.json").read_text())
-    inputs = _load("inputs.nc")
+    folder = pathlib.Path(folder)
+    ckpt = checkpoint.load(folder / "params.npz")  # strict: keys and shapes match the config
+    meta = json.loads((folder / "meta.json").read_text())
+    inputs = _load("inputs.nc", folder)
     return {
         "ckpt": ckpt,
         "meta": meta,
         "inputs": inputs,
-        "normalised_inputs": _load("normalised_inputs.nc"),
-        "normalised_forcings": _load("normalised_forcings.nc"),
-        "noisy": _load("noisy_targets.nc"),
+        "normalised_inputs": _load("normalised_inputs.nc", folder),
+        "normalised_forcings": _load("normalised_forcings.nc", folder),
+        "noisy": _load("noisy_targets.nc", folder),
         "grid": (inputs.sizes["lat"], inputs.sizes["lon"]),
         "lat": inputs["lat"].values,
         "lon": inputs["lon"].values,
@@ -370,8 +372,11 @@ def test_intermediates(outputs):
 def test_chunked_grid_side_equals_unchunked(case, reference_graphs, outputs, attention_type, hoist):
     """Grid nodes and grid-side edges a few at a time (uneven, padded chunks), attention
     windows of 16 queries, and optionally the static embeddings hoisted out of the call
-    (`network.hoist_static`): the same F as everything at once, to 1e-6 of each
-    variable's max |F| (the tolerance convention of this file)."""
+    (`network.hoist_static`): the same F as everything at once, to RTOL of each
+    variable's max |F|. Only the float32 summation order differs: about 5e-7 on `open`,
+    up to 3e-6 on cases DeepMind's code made with other sizes (tests/parity/PROVENANCE.md),
+    the level at which we and DeepMind's code differ; a dropped or doubled edge moves F
+    by 1e-2 or more."""
     chunks = network.Chunks(grid_nodes=50, grid2mesh_edges=100, mesh2grid_edges=128)
     ckpt = case["ckpt"]
     structure = network.structure_from_graphs(
@@ -404,15 +409,15 @@ def test_chunked_grid_side_equals_unchunked(case, reference_graphs, outputs, att
     unchunked = _as_dataset(outputs[attention_type][0], ref)
     errors = _per_variable_errors(_as_dataset(np.stack(raws), ref), unchunked)
     worst = max(errors, key=errors.get)
-    assert errors[worst] <= 1e-6, (worst, errors)
+    assert errors[worst] <= RTOL, (worst, errors)
 
 
 @pytest.mark.parametrize("chunks", [network.Chunks(10**6), network.Chunks(50, 100, 128)])
 def test_grid_node_chunked_gnns_equal_general_gnns(case, reference_graphs, chunks):
     """The encoder as one pass over sender-sorted grid-node chunks and the decoder with its
     3 edges per grid node grouped (`network.GraphLayout`) equal the general edge-chunked
-    GNNs (an empty `GraphLayout`) to 1e-6 of each variable's max |F|, in one chunk and
-    in uneven chunks."""
+    GNNs (an empty `GraphLayout`) to RTOL of each variable's max |F| (float32 summation
+    order only, as above), in one chunk and in uneven chunks."""
     ckpt = case["ckpt"]
     structure = network.structure_from_graphs(reference_graphs, "mha", chunks=chunks)
     assert structure.layout.mesh2grid_fan_in == 3
@@ -438,4 +443,31 @@ def test_grid_node_chunked_gnns_equal_general_gnns(case, reference_graphs, chunk
     grouped = np.asarray(raw(structure))
     general = np.asarray(raw(structure._replace(layout=network.GraphLayout())))
     err = np.abs(grouped - general).max(axis=(0, 1)) / np.abs(general).max(axis=(0, 1))
-    assert err.max() <= 1e-6, err.max()
+    assert err.max() <= RTOL, err.max()
+
+
+G2M_NORMALIZATION_CASE = pathlib.Path(__file__).parent / "parity" / "g2m-normalization"
+
+
+def test_grid2mesh_aggregate_normalization_matches_deepmind():
+    """A DeepMind-made case whose checkpoint stores grid2mesh_aggregate_normalization = 7
+    (and node_output_size, triblockdiag_mha, apply_log_first False; PROVENANCE.md): our F
+    equals DeepMind's at every noise level; ignoring the field is off by far more."""
+    other = load_case(G2M_NORMALIZATION_CASE)
+    cfg = other["ckpt"].config
+    assert cfg.denoiser_architecture_config.grid2mesh_aggregate_normalization == 7.0
+    ref = _load("expected_raw_output.nc", G2M_NORMALIZATION_CASE)
+    case_graphs = dict(np.load(G2M_NORMALIZATION_CASE / "graphs.npz"))
+    raw = _compute(other, case_graphs, "mha")[0]
+    errors = _per_variable_errors(_as_dataset(raw, ref), ref)
+    worst = max(errors, key=errors.get)
+    assert errors[worst] <= RTOL, (worst, errors)
+    arch = dataclasses.replace(
+        cfg.denoiser_architecture_config, grid2mesh_aggregate_normalization=None
+    )
+    other["ckpt"] = other["ckpt"]._replace(
+        config=dataclasses.replace(cfg, denoiser_architecture_config=arch)
+    )
+    unnormalized = _compute(other, case_graphs, "mha")[0]
+    errors = _per_variable_errors(_as_dataset(unnormalized, ref), ref)
+    assert max(errors.values()) > 1e-2, errors
