@@ -62,7 +62,7 @@ def in_range(kind, low=None, high=None, *, low_open=False, high_open=False):
             raise argparse.ArgumentTypeError(f"expected {allowed}, got {text!r}") from None
         too_low = low is not None and (value <= low if low_open else value < low)
         too_high = high is not None and (value >= high if high_open else value > high)
-        if too_low or too_high or value != value:  # value != value: NaN
+        if too_low or too_high or value != value or abs(value) == float("inf"):  # NaN, inf
             raise argparse.ArgumentTypeError(f"must be {allowed}, got {text}")
         return value
 
@@ -82,6 +82,7 @@ def grid_shape(text):
 
 POSITIVE = in_range(int, 1)
 NON_NEGATIVE = in_range(int, 0)
+SEED = in_range(int, 0, 2**32 - 1)  # the ensemble's keys take 32-bit seeds (forecast.member_keys)
 
 
 def _datetime(text):
@@ -128,7 +129,7 @@ def _add_quickstart(sub):
     p.add_argument("--num_samples", type=in_range(int, 2), default=8, help="Ensemble members.")
     p.add_argument("--num_inits", type=POSITIVE, default=16, help="Initialisation times verified.")
     p.add_argument("--num_steps", type=POSITIVE, default=10, help="12 h steps (10 = 5 days).")
-    p.add_argument("--seed", type=int, default=0, help="Ensemble seed.")
+    p.add_argument("--seed", type=SEED, default=0, help="Ensemble seed (0 to 2^32 - 1).")
     p.set_defaults(run=_run_quickstart)
 
 
@@ -362,14 +363,17 @@ def _add_stats(sub):
 
 
 def _run_stats(args):
-    from minigencast import data, normalization
+    from minigencast import data, normalization, safe_output
 
+    names = [normalization.stats_filename(n) for n in normalization.STATS_NAMES]
+    safe_output.check_outputs(args.out, names)  # a model's or a user's statistics stay
     task = None if args.task == "all" else _task(args.task, _levels(args.levels))
     ds = data.open_dataset(args.dataset, task, levels=_levels(args.levels), nan_check=False)
     from dask.diagnostics import ProgressBar
 
     with ProgressBar(out=sys.stderr):  # the statistics are one dask computation
         stats = normalization.compute_stats(ds)
+    safe_output.claim_outputs(args.out, names)
     for path in normalization.write_stats(stats, args.out):
         print(path)
 
@@ -566,7 +570,7 @@ def _run_train(args):
     import shlex
 
     main = _initialize_processes(args)
-    from minigencast import checkpoint, config, train
+    from minigencast import checkpoint, config, train, training_state
     from minigencast.data import layouts
 
     cfg = config.preset(args.preset)
@@ -586,6 +590,7 @@ def _run_train(args):
         ck = checkpoint.load(args.init_checkpoint)
         checkpoint.check_same_architecture(ck.config, cfg, args.init_checkpoint)
         init = ck.params
+    training_state.check_run_dir(args.run_dir)  # before command.txt is written there
     os.makedirs(args.run_dir, exist_ok=True)
     # The full command with every value spelled out (defaults included): rerunning it
     # reproduces (or resumes) this run whatever the defaults become.
@@ -661,7 +666,7 @@ def _add_forecast(sub):
     )
     p.add_argument("--num_steps", type=POSITIVE, default=30, help="12 h steps (30 = 15 days)")
     p.add_argument("--num_samples", type=POSITIVE, default=8, help="ensemble members")
-    p.add_argument("--seed", type=int, default=0, help="ensemble seed")
+    p.add_argument("--seed", type=SEED, default=0, help="ensemble seed (0 to 2^32 - 1)")
     p.add_argument(
         "--chunk_steps",
         type=POSITIVE,
@@ -679,7 +684,7 @@ def _add_forecast(sub):
     _add_memory_flags(p)
     p.add_argument(
         "--members_per_batch",
-        type=_positive(int),
+        type=POSITIVE,
         default=None,
         help="(init, member) pairs run together (default: as many as fit the memory budget)",
     )
@@ -698,16 +703,6 @@ def _add_forecast(sub):
     p.set_defaults(run=_run_forecast)
 
 
-def _positive(kind):
-    def parse(text):
-        value = kind(text)
-        if value <= 0:
-            raise argparse.ArgumentTypeError(f"must be positive, got {text!r}")
-        return value
-
-    return parse
-
-
 def _add_memory_flags(p):
     """--attention, --memory_budget_gb, --grid_chunk (docs/performance.md)."""
     from minigencast import transformer
@@ -720,13 +715,13 @@ def _add_memory_flags(p):
     )
     p.add_argument(
         "--memory_budget_gb",
-        type=_positive(float),
+        type=in_range(float, 0, low_open=True),
         default=None,
         help="memory to plan for (default: the device's; on CPU 80%% of the RAM)",
     )
     p.add_argument(
         "--grid_chunk",
-        type=_positive(int),
+        type=POSITIVE,
         default=None,
         help="grid nodes and grid-side edges evaluated at a time (default: from the budget)",
     )
@@ -814,7 +809,7 @@ def _add_calibrate_spectra(sub):
     p.add_argument("--num_inits", type=POSITIVE, default=16)
     p.add_argument("--num_samples", type=POSITIVE, default=4, help="members per init")
     p.add_argument("--num_steps", type=POSITIVE, default=10, help="leads calibrated (12 h steps)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=SEED, default=0)
     p.set_defaults(run=_run_calibrate_spectra)
 
 

@@ -21,7 +21,7 @@ import os
 
 import numpy as np
 
-from minigencast import baselines, figures, forecast, metrics
+from minigencast import baselines, figures, forecast, metrics, safe_output
 from minigencast.data import forecasts as forecasts_lib
 
 # The variables of the report: short name -> (variable, level or None).
@@ -164,8 +164,12 @@ def evaluate(forecast, truth, baselines=None, names="all", out_dir="."):
     Returns (pandas.DataFrame of CRPS/RMSE/spread-skill per forecast, variable, level and
     lead, [FigureResult, ...]). names: a list of FIGURES keys, "all", or [] for the table only.
     """
-    os.makedirs(out_dir, exist_ok=True)
+    names = list(figures.FIGURES) if names in ("all", ["all"]) else list(names or [])
+    safe_output.check_outputs(
+        out_dir, ["scores.csv"] + (["numbers.json"] + [f"{n}.png" for n in names] if names else [])
+    )
     table = figures.score_table(forecast, truth, baselines)
+    safe_output.claim_outputs(out_dir, ["scores.csv"])
     table.to_csv(os.path.join(out_dir, "scores.csv"), index=False)
     results = figures.run(names, forecast, truth, baselines, out_dir) if names else []
     return table, results

@@ -28,7 +28,7 @@ import pandas as pd
 import xarray as xr
 
 from minigencast import baselines as baselines_lib
-from minigencast import goals, metrics, plotting
+from minigencast import goals, metrics, plotting, safe_output
 
 # (variable, level) pairs shown in line plots, in the paper's order of prominence; the
 # ones present in the data are used, else the first variables.
@@ -151,7 +151,7 @@ def nearest_lead(forecast, days):
 
 
 def _path(out_dir, name):
-    os.makedirs(out_dir, exist_ok=True)
+    safe_output.claim_outputs(out_dir, [f"{name}.png"])  # never a user's file of that name
     return os.path.join(out_dir, f"{name}.png")
 
 
@@ -548,7 +548,9 @@ def run(names, forecast, truth, baselines=None, out_dir="."):
     unknown = [n for n in names if n not in FIGURES]
     if unknown:
         raise ValueError(f"unknown figure(s) {unknown}; choose from {list(FIGURES)} or 'all'.")
+    safe_output.check_outputs(out_dir, ["numbers.json"] + [f"{n}.png" for n in names])
     results = [FIGURES[n](forecast, truth, baselines, out_dir) for n in names]
+    safe_output.claim_outputs(out_dir, ["numbers.json"])
     with open(os.path.join(out_dir, "numbers.json"), "w") as f:
         json.dump(
             {r.name: {"png": r.png, "caption": r.caption, "numbers": r.numbers} for r in results},

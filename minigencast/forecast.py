@@ -516,8 +516,12 @@ def check_grid_matches(metadata, lat, lon) -> None:
 def init_indices(times, init_times, num_input_times: int = 2) -> np.ndarray:
     """Index of each init time in `times`, checking its earlier input frames exist."""
     times = np.asarray(times, "datetime64[ns]")
+    init_times = np.asarray(init_times, "datetime64[ns]")
+    repeated = sorted({str(t) for t in init_times if (init_times == t).sum() > 1})
+    if repeated:
+        raise ValueError(f"init time(s) {repeated} given more than once; give each once")
     out = []
-    for t in np.asarray(init_times, "datetime64[ns]"):
+    for t in init_times:
         needed = [t - k * STEP for k in range(num_input_times)]
         missing = [str(x) for x in needed if x not in times]
         if missing:

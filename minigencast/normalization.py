@@ -78,8 +78,13 @@ def write_stats(stats: dict, directory) -> list[str]:
 # --------------------------------------------------------------------------- compute
 def _check_12_hourly(ds: xarray.Dataset) -> None:
     """diffs_stddev is the std of the *12 h* change: refuse other time steps."""
-    if "time" not in ds.dims or ds.sizes["time"] < 2:
+    if "time" not in ds.dims:
         return
+    if ds.sizes["time"] < 2:
+        raise ValueError(
+            f"compute_stats needs at least two 12-hourly times (diffs_stddev is the std of "
+            f"the 12 h change); the dataset has {ds.sizes['time']}"
+        )
     steps = np.unique(np.diff(ds["time"].values))
     if steps.size != 1 or steps[0] != np.timedelta64(12, "h"):
         raise ValueError(

@@ -31,7 +31,9 @@ import json
 import os
 import time
 
-from minigencast import calibration, config, evaluation, forecast, goals, train
+from minigencast import calibration, config, evaluation, forecast, goals, safe_output, train
+
+FIGURES = ["crps_vs_lead", "spread_skill", "maps", "spectra"]  # drawn into OUT/figures
 
 
 def repo_data_dir() -> str:
@@ -87,6 +89,11 @@ def quickstart(
     from minigencast import data, figures
 
     t0 = time.perf_counter()
+    # Before any work: a rerun replaces its own outputs, never a user's file of these names.
+    names = ["forecast.nc", "persistence.nc", "climatology.nc", "report.json"]
+    safe_output.check_outputs(out, names)
+    figure_names = ["numbers.json"] + [f"{n}.png" for n in FIGURES]
+    safe_output.check_outputs(os.path.join(out, "figures"), figure_names)
     os.makedirs(out, exist_ok=True)
     if not os.access(out, os.W_OK):
         raise PermissionError(f"output folder {out} is not writable")
@@ -135,6 +142,7 @@ def quickstart(
         progress=progress,
         metadata=metadata,
     )
+    safe_output.claim_outputs(out, names)
     fc.to_netcdf(os.path.join(out, "forecast.nc"))
     for name, baseline in refs.items():  # for `minigencast evaluate --baseline NAME=PATH`
         baseline.to_netcdf(os.path.join(out, f"{name}.nc"))
@@ -145,7 +153,7 @@ def quickstart(
         json.dump(report, f, indent=1)
     fig_dir = os.path.join(out, "figures")
     os.makedirs(fig_dir, exist_ok=True)
-    figures.run(["crps_vs_lead", "spread_skill", "maps", "spectra"], fc, test, refs, fig_dir)
+    figures.run(FIGURES, fc, test, refs, fig_dir)
     print()
     print(evaluation.skill_table(scores))
     print()

@@ -15,17 +15,21 @@ The rules every file the package writes for a user follows (`forecast.ForecastWr
            our forecasts by its `source` attribute, which the writer puts on disk
            first. A file or folder of that name that is not stays where it is.
 
-Nothing else is ever deleted: no `rmtree` of a path the user named.
+Nothing else is ever deleted: no `rmtree` of a path the user named. Commands that
+write several files into a folder (quickstart, evaluate, stats) replace only files that
+one of our commands wrote there, as recorded in the folder (`claim_outputs`).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
 
 SUFFIXES = (".nc", ".zarr")
 SOURCE_PREFIX = "minigencast"  # the `source` attribute of every forecast we write
+FORECAST_DIMS = frozenset({"sample", "init_time", "lead_time"})  # every forecast we write has them
 
 
 def _same_file(a: str, b: str) -> bool:
@@ -49,24 +53,28 @@ def _holds_only_the_store(folder: str, arrays) -> bool:
 
 
 def is_own_forecast(path: str) -> bool:
-    """True if `path` is a NetCDF file or zarr store whose `source` attribute is ours (a
-    store only if it holds nothing else, since replacing or clearing it deletes it all)."""
+    """True if `path` is a NetCDF file or zarr store whose `source` attribute is ours and
+    that has a forecast's (sample, init_time, lead_time) dimensions (xarray copies the
+    attribute into what is derived from a forecast, e.g. an ensemble mean without
+    `sample`); a store only if it holds nothing else, since replacing or clearing it
+    deletes it all."""
     try:
         if os.path.isdir(path):
             import zarr
 
             group = zarr.open_group(path, mode="r")
-            if not _holds_only_the_store(path, set(group.array_keys())):
+            arrays = set(group.array_keys())
+            if not _holds_only_the_store(path, arrays):
                 return False
-            source = group.attrs.get("source", "")
+            source, dims = group.attrs.get("source", ""), arrays
         else:
             import netCDF4
 
             with netCDF4.Dataset(path, "r") as nc:
-                source = getattr(nc, "source", "")
+                source, dims = getattr(nc, "source", ""), set(nc.dimensions)
     except Exception:  # noqa: BLE001 -- unreadable means "not one of ours"
         return False
-    return str(source).startswith(SOURCE_PREFIX)
+    return str(source).startswith(SOURCE_PREFIX) and FORECAST_DIMS <= dims
 
 
 def check_output_path(out: str, *, overwrite: bool = False, protect=()) -> str:
@@ -139,7 +147,14 @@ def acquire_lock(path: str, busy: str = BUSY) -> int:
         except FileNotFoundError:
             same = False
         if same:
+            held = os.read(fd, 64).strip()
+            if held and not held.isdigit():  # a lock of ours holds a process id, or nothing
+                os.close(fd)
+                raise FileExistsError(
+                    f"{lock} exists and is not a minigencast lock; move it away first"
+                )
             os.ftruncate(fd, 0)
+            os.lseek(fd, 0, os.SEEK_SET)
             os.write(fd, str(os.getpid()).encode())
             return fd
         os.close(fd)
@@ -240,3 +255,46 @@ def keep_aside(tmp: str, path: str) -> str:
         kept = f"{stem}.kept-{os.getpid()}-{n}{suffix}"
     os.replace(tmp, kept)
     return kept
+
+
+# ----------------------------------------------------------------------------- folders
+OUTPUTS_RECORD = ".minigencast-outputs.json"  # what our commands wrote into a folder
+
+
+def _recorded_outputs(folder: str) -> set[str]:
+    try:
+        with open(os.path.join(folder, OUTPUTS_RECORD)) as f:
+            return set(json.load(f)["files"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return set()
+
+
+def check_outputs(folder: str, names) -> set[str]:
+    """Refuse (FileExistsError, one line) if `folder` holds one of the files `names` and
+    no command of ours recorded writing it there; returns the recorded names. No side
+    effects: a command calls it before any work."""
+    ours = _recorded_outputs(folder)
+    clash = sorted(n for n in names if os.path.lexists(os.path.join(folder, n)) and n not in ours)
+    if clash:
+        raise FileExistsError(
+            f"{folder} already holds {', '.join(clash)}, not written by minigencast; "
+            "move it away or choose another output folder"
+        )
+    return ours
+
+
+def claim_outputs(folder: str, names) -> None:
+    """Right before a command writes the files `names` into `folder` (quickstart,
+    evaluate, figures, stats): `check_outputs`, then record them in the folder's
+    `OUTPUTS_RECORD`. So a rerun replaces its own earlier outputs and never a user's
+    file of the same name."""
+    names = [os.fspath(n) for n in names]
+    ours = check_outputs(folder, names)
+    os.makedirs(folder, exist_ok=True)
+    if set(names) <= ours:
+        return
+    record = os.path.join(folder, OUTPUTS_RECORD)
+    tmp = temporary_path(record)
+    with open(tmp, "w") as f:
+        json.dump({"files": sorted(ours | set(names))}, f, indent=1)
+    os.replace(tmp, record)

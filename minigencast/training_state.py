@@ -452,18 +452,40 @@ def drop_log_rows_after(run_dir: str, step: int) -> int:
     return dropped
 
 
+RUN_ENTRIES = ("checkpoints", "log.jsonl", "run.lock")  # what a training writes first
+
+
+def check_run_dir(run_dir: str) -> None:
+    """Refuse a run folder that holds files but no training run of ours (FileExistsError):
+    training writes statistics and logs there, which would replace or mix with a user's."""
+    if not os.path.isdir(run_dir) or not os.listdir(run_dir):
+        return
+    if any(os.path.exists(os.path.join(run_dir, name)) for name in RUN_ENTRIES):
+        return
+    command = os.path.join(run_dir, "command.txt")
+    if os.path.isfile(command):
+        with open(command, errors="replace") as f:
+            if f.read(64).startswith("minigencast train"):
+                return
+    raise FileExistsError(
+        f"run folder {run_dir} holds files but no training run; choose a new or empty --run_dir"
+    )
+
+
 def exclusive_run_dir(train_fn):
     """Decorator of `train.train(dataset, stats, cfg, tc, run_dir, ...)`.
 
-    Holds the lock `<run_dir>/run.lock` (`safe_output.acquire_lock`) while training, so
-    a second training in the same folder stops at once with a clear error, and first
-    drops the log rows after the newest checkpoint (`drop_log_rows_after`).
+    Refuses a folder that holds files but no run (`check_run_dir`). Holds the lock
+    `<run_dir>/run.lock` (`safe_output.acquire_lock`) while training, so a second
+    training in the same folder stops at once with a clear error, and first drops the
+    log rows after the newest checkpoint (`drop_log_rows_after`).
     """
     signature = inspect.signature(train_fn)
 
     @functools.wraps(train_fn)
     def wrapper(*args, **kwargs):
         run_dir = signature.bind(*args, **kwargs).arguments["run_dir"]
+        check_run_dir(run_dir)
         os.makedirs(run_dir, exist_ok=True)
         busy = (
             f"run folder {run_dir} is in use by another training (pid {{pid}}); wait for it "

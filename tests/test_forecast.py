@@ -207,7 +207,9 @@ def test_run_writes_cf_files_equal_to_memory(setup, tmp_path, suffix):
 def test_failed_forecast_keeps_previous_output(setup, tmp_path, monkeypatch):
     cfg, ds, stats, params = setup
     path = tmp_path / "fc.nc"
-    xarray.Dataset(attrs={"source": "minigencast (an earlier forecast)"}).to_netcdf(path)
+    dims = ("sample", "init_time", "lead_time")  # a forecast's, as `safe_output` checks
+    earlier = xarray.Dataset({"x": (dims, [[[1.0]]])}, attrs={"source": "minigencast (earlier)"})
+    earlier.to_netcdf(path)
     earlier = path.read_bytes()
 
     def boom(*a, **k):

@@ -225,6 +225,25 @@ def test_init_time_error_gives_the_data_range_and_help_example_works():
     forecast.init_indices(times, [np.datetime64(example)])  # raises if not in the data
 
 
+def test_an_init_time_given_twice_is_refused():
+    """Two forecasts under one init_time label would be silent nonsense."""
+    from minigencast import data
+
+    times = data.load_embedded("test")["time"].values
+    t = np.datetime64("2000-11-15T12")
+    with pytest.raises(ValueError, match="given more than once"):
+        forecast.init_indices(times, [t, np.datetime64("2000-11-16T12"), t])
+
+
+def test_statistics_of_a_single_time_are_refused():
+    """diffs_stddev needs a 12 h change; one time step gave all-NaN files before."""
+    from minigencast import data, normalization
+
+    one = data.load_embedded("test").isel(time=[0]).load()
+    with pytest.raises(ValueError, match="at least two 12-hourly times"):
+        normalization.compute_stats(one)
+
+
 # ----------------------------------------------------------------------------- flags
 @pytest.mark.parametrize(
     "args, flag, allowed",
@@ -243,6 +262,13 @@ def test_init_time_error_gives_the_data_range_and_help_example_works():
         (["info", "--grid=-3x64"], "--grid", ">= 2"),
         (["info", "--attention_k_hop", "-2"], "--attention_k_hop", ">= 0"),
         (["quickstart", "--num_samples", "1"], "--num_samples", ">= 2"),
+        # Found by an audit: a seed past 32 bits repeated seed 0's ensemble; inf and NaN
+        # budgets gave tracebacks.
+        (["forecast", "--seed", "4294967296"], "--seed", "<= 4294967295"),
+        (["forecast", "--seed", "-1"], "--seed", ">= 0"),
+        (["quickstart", "--seed", "4294967296"], "--seed", "<= 4294967295"),
+        (["forecast", "--memory_budget_gb", "inf"], "--memory_budget_gb", "> 0"),
+        (["forecast", "--memory_budget_gb", "nan"], "--memory_budget_gb", "> 0"),
     ],
 )
 def test_out_of_range_flags_name_the_flag_and_range(args, flag, allowed, capsys):

@@ -104,8 +104,12 @@ def _intact(path):
 
 
 def _own_forecast(path, note="earlier"):
-    """A small file in our forecast format (its `source` attribute is ours)."""
-    xarray.Dataset({"x": ("a", [1.0])}, attrs={"source": f"minigencast ({note})"}).to_netcdf(path)
+    """A small file in our forecast format (its `source` attribute is ours, and a
+    forecast's sample, init_time and lead_time dimensions)."""
+    dims = ("sample", "init_time", "lead_time")
+    xarray.Dataset({"x": (dims, [[[1.0]]])}, attrs={"source": f"minigencast ({note})"}).to_netcdf(
+        path
+    )
     return path
 
 
@@ -304,3 +308,57 @@ def test_unwritable_folder_is_one_line(setup, tmp_path, capsys):
         assert_one_line_error(rc, err, "output folder")
     finally:
         locked.chmod(0o700)
+
+
+# ----------------------------------------------------------------------------- found by an audit
+def test_a_user_file_named_like_our_lock_is_kept(setup, tmp_path, capsys):
+    """`<out>.lock` that holds no process id is not ours: refused, not emptied or deleted."""
+    lock = tmp_path / "fc.nc.lock"
+    lock.write_text("my notes")
+    rc, err = cli_main(_args(setup, tmp_path / "fc.nc"), capsys)
+    assert_one_line_error(rc, err, "not a minigencast lock")
+    assert lock.read_text() == "my notes"
+    assert not (tmp_path / "fc.nc").exists()
+
+
+def test_a_file_derived_from_a_forecast_is_not_ours(setup, tmp_path, capsys):
+    """xarray copies our `source` attribute into derived files (an ensemble mean has no
+    `sample`): --overwrite does not replace them."""
+    derived = tmp_path / "ensemble_mean.nc"
+    _own_forecast(tmp_path / "fc.nc")
+    xarray.open_dataset(tmp_path / "fc.nc").mean("sample").to_netcdf(derived)
+    earlier = derived.read_bytes()
+    rc, err = cli_main(_args(setup, derived, "--overwrite"), capsys)
+    assert_one_line_error(rc, err, "not a minigencast forecast")
+    assert derived.read_bytes() == earlier
+
+
+def test_folder_commands_replace_only_their_own_outputs(tmp_path):
+    """quickstart, evaluate, figures and stats write named files into a folder: a user's
+    file of such a name is refused (one line, file intact); a rerun replaces its own."""
+    folder = _user_folder(tmp_path / "out")
+    (folder / "scores.csv").write_text("my scores")
+    with pytest.raises(FileExistsError, match="scores.csv, not written by minigencast"):
+        safe_output.claim_outputs(folder, ["numbers.json", "scores.csv"])
+    assert (folder / "scores.csv").read_text() == "my scores" and _intact(folder)
+    safe_output.claim_outputs(folder, ["numbers.json"])
+    (folder / "numbers.json").write_text("{}")
+    safe_output.claim_outputs(folder, ["numbers.json"])  # a rerun: its own file
+    stats = tmp_path / "model_stats"
+    stats.mkdir()
+    (stats / "mean_by_level.nc").write_text("a model's statistics")
+    rc, err = cli_subprocess(["stats", "embedded", "--out", str(stats)])
+    assert_one_line_error(rc, err, "not written by minigencast")
+    assert (stats / "mean_by_level.nc").read_text() == "a model's statistics"
+
+
+def test_training_into_a_folder_of_user_files_is_refused(tmp_path):
+    folder = _user_folder(tmp_path / "myrun")
+    (folder / "log.csv").write_text("my,log\n")
+    rc, err = cli_subprocess(
+        ["train", "--preset", "tiny", "--data", "embedded", "--num_steps", "1",
+         "--run_dir", str(folder), "--quiet"]
+    )  # fmt: skip
+    assert_one_line_error(rc, err, "holds files but no training run")
+    assert (folder / "log.csv").read_text() == "my,log\n" and _intact(folder)
+    assert sorted(p.name for p in folder.iterdir()) == ["log.csv", "thesis.tex"]
