@@ -209,6 +209,7 @@ def rollout(
         back the unfiltered frames), or None.
     """
     t_in = layout.num_input_times
+    chunk_steps = min(chunk_steps, num_steps)  # a short forecast computes no padding steps
     init_frames = np.asarray(init_frames, np.float32)
     n_init = init_frames.shape[0]
     if forcings.shape[:2] != (n_init, t_in + num_steps):

@@ -51,6 +51,21 @@ def _rollout(setup, num_steps=10, members=2, chunk=5, members_per_batch=None):
     )
 
 
+def test_a_short_forecast_computes_no_padding_steps(setup, monkeypatch):
+    """num_steps below chunk_steps: one chunk of num_steps steps, not chunk_steps (a
+    1-step forecast cost 4 steps with the default chunk before)."""
+    calls = []
+    real = forecast.rollout_chunk
+
+    def counting(*args, **kw):
+        calls.append(len(args[-2][2]))  # (member, init, steps): the chunk's step indices
+        return real(*args, **kw)
+
+    monkeypatch.setattr(forecast, "rollout_chunk", counting)
+    chunks = [out.shape[2] for _, out in _rollout(setup, num_steps=2, members=1, chunk=4)]
+    assert chunks == [2] and calls == [2]
+
+
 def test_rollout_compiles_once_and_memory_is_flat(setup):
     before = forecast.rollout_chunk._cache_size()
     live = []
