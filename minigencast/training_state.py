@@ -177,7 +177,12 @@ def read_metadata(folder: str) -> dict | None:
     if not os.path.exists(path):
         return None
     with open(path) as f:
-        return json.load(f)
+        try:
+            return json.load(f)
+        except json.JSONDecodeError as e:
+            raise ValueError(
+                f"{path} is not valid JSON ({e}); restore it from where the model came from"
+            ) from None
 
 
 def write_npz_durably(path: str, arrays: dict[str, np.ndarray]) -> None:

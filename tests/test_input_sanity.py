@@ -235,6 +235,12 @@ def test_an_init_time_given_twice_is_refused():
         forecast.init_indices(times, [t, np.datetime64("2000-11-16T12"), t])
 
 
+def test_a_corrupt_metadata_json_is_named(tmp_path):
+    (tmp_path / "metadata.json").write_text('{"config": ')
+    with pytest.raises(ValueError, match="metadata.json is not valid JSON"):
+        training_state.read_metadata(str(tmp_path))
+
+
 def test_statistics_of_a_single_time_are_refused():
     """diffs_stddev needs a 12 h change; one time step gave all-NaN files before."""
     from minigencast import data, normalization
