@@ -164,9 +164,8 @@ def evaluate(forecast, truth, baselines=None, names="all", out_dir="."):
     Returns (pandas.DataFrame of CRPS/RMSE/spread-skill per forecast, variable, level and
     lead, [FigureResult, ...]). names: a list of FIGURES keys, "all", or [] for the table only.
     """
-    names = list(figures.FIGURES) if names in ("all", ["all"]) else list(names or [])
     safe_output.check_outputs(
-        out_dir, ["scores.csv"] + (["numbers.json"] + [f"{n}.png" for n in names] if names else [])
+        out_dir, ["scores.csv"] + (figures.output_files(names) if names else [])
     )
     table = figures.score_table(forecast, truth, baselines)
     safe_output.claim_outputs(out_dir, ["scores.csv"])

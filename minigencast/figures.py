@@ -541,14 +541,25 @@ def score_table(forecast, truth, baselines=None) -> pd.DataFrame:
     return table
 
 
-def run(names, forecast, truth, baselines=None, out_dir="."):
-    """Draw the named figures (or "all"); write numbers.json; return the FigureResults."""
+def _figure_names(names) -> list[str]:
+    """The FIGURES keys `names` stands for ("all" or a list of keys); unknown ones refused."""
     if names == "all" or names == ["all"]:
-        names = list(FIGURES)
+        return list(FIGURES)
     unknown = [n for n in names if n not in FIGURES]
     if unknown:
         raise ValueError(f"unknown figure(s) {unknown}; choose from {list(FIGURES)} or 'all'.")
-    safe_output.check_outputs(out_dir, ["numbers.json"] + [f"{n}.png" for n in names])
+    return list(names)
+
+
+def output_files(names) -> list[str]:
+    """The files `run(names, ...)` writes into its folder."""
+    return ["numbers.json"] + [f"{n}.png" for n in _figure_names(names)]
+
+
+def run(names, forecast, truth, baselines=None, out_dir="."):
+    """Draw the named figures (or "all"); write numbers.json; return the FigureResults."""
+    names = _figure_names(names)
+    safe_output.check_outputs(out_dir, output_files(names))  # before drawing any
     results = [FIGURES[n](forecast, truth, baselines, out_dir) for n in names]
     safe_output.claim_outputs(out_dir, ["numbers.json"])
     with open(os.path.join(out_dir, "numbers.json"), "w") as f:

@@ -518,8 +518,9 @@ def init_indices(times, init_times, num_input_times: int = 2) -> np.ndarray:
     """Index of each init time in `times`, checking its earlier input frames exist."""
     times = np.asarray(times, "datetime64[ns]")
     init_times = np.asarray(init_times, "datetime64[ns]")
-    repeated = sorted({str(t) for t in init_times if (init_times == t).sum() > 1})
-    if repeated:
+    unique, counts = np.unique(init_times, return_counts=True)
+    if (counts > 1).any():
+        repeated = [str(t) for t in unique[counts > 1]]
         raise ValueError(f"init time(s) {repeated} given more than once; give each once")
     out = []
     for t in init_times:

@@ -96,19 +96,12 @@ def edge_update(params, name, edges, senders_h, receivers_h, senders, receivers,
     return edge_mlp_rest(params, name, x, cond)
 
 
-def aggregate(messages, receivers, num_nodes, dtype=jnp.float32, normalization=None):
+def aggregate(messages, receivers, num_nodes, dtype=jnp.float32):
     """a_i = sum of messages with receiver i: [num_edges, F] -> [num_nodes, F] (plain sum),
-    accumulated in `dtype` (None: the messages' dtype), then divided by `normalization` if
-    given (DeepMind's `aggregate_normalization`, graphcast/deep_typed_graph_net.py)."""
+    accumulated in `dtype` (None: the messages' dtype)."""
     dtype = messages.dtype if dtype is None else dtype
     summed = jax.ops.segment_sum(messages.astype(dtype), receivers, num_segments=num_nodes)
-    return normalize(summed, normalization).astype(messages.dtype)
-
-
-def normalize(summed, normalization):
-    """summed / normalization, or summed where normalization is None or 0 (as DeepMind's
-    `if self._aggregate_normalization:`), in the accumulator's dtype."""
-    return summed / normalization if normalization else summed
+    return summed.astype(messages.dtype)
 
 
 # --------------------------------------------------------------------------
@@ -138,11 +131,8 @@ def map_rows(fn, arrays, chunk: int | None):
     return jax.lax.fori_loop(0, -(-n // chunk), body, init)
 
 
-def aggregate_chunked(
-    message_fn, edge_arrays, receivers, num_nodes, chunk, dtype, normalization=None
-):
-    """sum_e message_fn(edge rows)[e] by receiver, `chunk` edges at a time (then divided
-    by `normalization`, as `aggregate`).
+def aggregate_chunked(message_fn, edge_arrays, receivers, num_nodes, chunk, dtype):
+    """sum_e message_fn(edge rows)[e] by receiver, `chunk` edges at a time.
 
     A `lax.scan` carries the [num_nodes, F] sums (in `dtype`); only one chunk's
     messages are alive at a time. Padding edges get receiver `num_nodes`, dropped by
@@ -150,8 +140,7 @@ def aggregate_chunked(
     """
     n = receivers.shape[0]
     if chunk is None or chunk >= n:
-        messages = message_fn(*edge_arrays, receivers)
-        return aggregate(messages, receivers, num_nodes, dtype, normalization)
+        return aggregate(message_fn(*edge_arrays, receivers), receivers, num_nodes, dtype)
     num = -(-n // chunk)
     extra = num * chunk - n
     r_pad = jnp.pad(receivers, (0, extra), constant_values=num_nodes).reshape(num, chunk)
@@ -168,7 +157,7 @@ def aggregate_chunked(
     out = jax.eval_shape(message_fn, *(x[0] for x in xs), jnp.zeros(chunk, r_pad.dtype))
     dtype = out.dtype if dtype is None else dtype
     acc, _ = jax.lax.scan(body, jnp.zeros((num_nodes, out.shape[-1]), dtype), xs + (r_pad,))
-    return normalize(acc, normalization).astype(out.dtype)
+    return acc.astype(out.dtype)
 
 
 # --------------------------------------------------------------------------
@@ -194,19 +183,9 @@ def embed(params, name, x, cond, static=None):
 
 
 def aggregate_edge_messages(
-    params,
-    names,
-    graph,
-    first_linear,
-    num_nodes,
-    cond,
-    edge_chunk,
-    dtype,
-    static,
-    normalization=None,
+    params, names, graph, first_linear, num_nodes, cond, edge_chunk, dtype, static
 ):
-    """Sum by receiver of e' = MLPn([MLPn(edge features), h_s, h_r]), chunked (divided by
-    `normalization` if given).
+    """Sum by receiver of e' = MLPn([MLPn(edge features), h_s, h_r]), chunked.
 
     names: (edge embedder, edge update); graph: (edge features, senders, receivers);
     first_linear: (W_e, h_s W_s per sender node, h_r W_r per receiver node, b).
@@ -221,9 +200,7 @@ def aggregate_edge_messages(
         return edge_mlp_rest(params, name, x, cond)
 
     edges = features if static is None else static[embedder]
-    return aggregate_chunked(
-        messages, (edges, senders), receivers, num_nodes, edge_chunk, dtype, normalization
-    )
+    return aggregate_chunked(messages, (edges, senders), receivers, num_nodes, edge_chunk, dtype)
 
 
 # --------------------------------------------------------------------------
@@ -280,8 +257,8 @@ def grid2mesh(
         node_chunk grid nodes sends more than max_edges (static) edges. Then one pass
         over grid-node chunks does all grid-side work (`grid2mesh_by_sender`).
       aggregate_normalization: the checkpoint's `grid2mesh_aggregate_normalization`: each
-        mesh node's sum of messages is divided by it (None or 0: plain sum), as DeepMind's
-        encoder does (graphcast/denoiser.py, `aggregate_normalization`).
+        mesh node's sum of messages a_m is divided by it (None or 0: plain sum), as
+        DeepMind's encoder does (graphcast/deep_typed_graph_net.py, `aggregate_fn`).
     Returns:
       mesh latent [num_mesh_nodes, latent], grid latent [num_grid_nodes, latent].
     """
@@ -299,9 +276,8 @@ def grid2mesh(
             node_chunk,
             sender_chunks,
             static,
-            aggregate_normalization,
         )
-        return _update_mesh(params, h_m, a_m, cond), h_g
+        return _update_mesh(params, h_m, a_m, cond, aggregate_normalization), h_g
     h_g = map_rows(
         lambda x: nn.mlp_with_norm(params, "encoder_nodes_grid_nodes", x, cond),
         (grid_nodes,),
@@ -324,14 +300,17 @@ def grid2mesh(
         edge_chunk,
         jnp.float32,
         static,
-        aggregate_normalization,
     )
     h_g = map_rows(lambda h: _update_grid(params, h, cond), (h_g,), node_chunk)
-    return _update_mesh(params, h_m, a_m, cond), h_g
+    return _update_mesh(params, h_m, a_m, cond, aggregate_normalization), h_g
 
 
-def _update_mesh(params, h_m, a_m, cond):
-    """h_m + MLPn([h_m, a_m]): the encoder's mesh-node update."""
+def _update_mesh(params, h_m, a_m, cond, aggregate_normalization=None):
+    """h_m + MLPn([h_m, a_m / aggregate_normalization]): the encoder's mesh-node update."""
+    # None or 0: no normalisation, as DeepMind's `if`. It divides the float32 sum before
+    # casting; under bfloat16 here the already rounded sum is divided (float32: the same).
+    if aggregate_normalization:
+        a_m = a_m / aggregate_normalization
     return h_m + nn.mlp_with_norm(
         params, "processor_nodes_0_mesh_nodes", jnp.concatenate([h_m, a_m], -1), cond
     )
@@ -342,9 +321,7 @@ def _update_grid(params, h_g, cond):
     return h_g + nn.mlp_with_norm(params, "processor_nodes_0_grid_nodes", h_g, cond)
 
 
-def grid2mesh_by_sender(
-    params, grid_nodes, h_m, graph, cond, node_chunk, sender_chunks, static, normalization=None
-):
+def grid2mesh_by_sender(params, grid_nodes, h_m, graph, cond, node_chunk, sender_chunks, static):
     """(a_m [N_m, D] float32-accumulated message sums, updated grid latent [N_g, D]) in one
     `fori_loop` over chunks of node_chunk grid nodes.
 
@@ -354,7 +331,6 @@ def grid2mesh_by_sender(
     sums, and writes h + MLPn(h) into the output. Only the [N_g, D] output is
     whole-grid; the same function as the unsorted path up to summation order.
     graph: (edge features or their static embedding, senders, receivers), sorted by sender.
-    normalization: the sums are divided by it, as in `aggregate`.
     """
     name = "processor_edges_0_grid2mesh"
     edges, senders, receivers = graph
@@ -396,7 +372,7 @@ def grid2mesh_by_sender(
     # DeepMind aggregates in float32 even under bfloat16 ("f32_aggregation").
     init = (jnp.zeros((n_mesh, latent), jnp.float32), jnp.zeros((n, latent), out.dtype))
     acc, h_g = jax.lax.fori_loop(0, offsets.shape[0], body, init)
-    return normalize(acc, normalization).astype(h_m.dtype), h_g
+    return acc.astype(h_m.dtype), h_g
 
 
 # --------------------------------------------------------------------------

@@ -92,8 +92,7 @@ def quickstart(
     # Before any work: a rerun replaces its own outputs, never a user's file of these names.
     names = ["forecast.nc", "persistence.nc", "climatology.nc", "report.json"]
     safe_output.check_outputs(out, names)
-    figure_names = ["numbers.json"] + [f"{n}.png" for n in FIGURES]
-    safe_output.check_outputs(os.path.join(out, "figures"), figure_names)
+    safe_output.check_outputs(os.path.join(out, "figures"), figures.output_files(FIGURES))
     os.makedirs(out, exist_ok=True)
     if not os.access(out, os.W_OK):
         raise PermissionError(f"output folder {out} is not writable")
