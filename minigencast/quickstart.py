@@ -34,6 +34,24 @@ import time
 from minigencast import calibration, config, evaluation, forecast, goals, safe_output, train
 
 FIGURES = ["crps_vs_lead", "spread_skill", "maps", "spectra"]  # drawn into OUT/figures
+NETCDF_OUTPUTS = ("forecast.nc", "persistence.nc", "climatology.nc")  # written into OUT
+
+
+def written_by_earlier_quickstart(out: str) -> bool:
+    """Whether `out` is a whole quickstart output from a version that kept no record of
+    its files (`safe_output.OUTPUTS_RECORD`): its three NetCDF files are our forecasts
+    (`safe_output.is_own_forecast`) and report.json holds just "scores" and "goals".
+    Such a folder is replaced on a rerun, as it was before the record existed."""
+    try:
+        with open(os.path.join(out, "report.json")) as f:
+            report = json.load(f)
+    except (OSError, ValueError):
+        return False
+    return (
+        isinstance(report, dict)
+        and set(report) == {"scores", "goals"}
+        and all(safe_output.is_own_forecast(os.path.join(out, n)) for n in NETCDF_OUTPUTS)
+    )
 
 
 def repo_data_dir() -> str:
@@ -90,9 +108,11 @@ def quickstart(
 
     t0 = time.perf_counter()
     # Before any work: a rerun replaces its own outputs, never a user's file of these names.
-    names = ["forecast.nc", "persistence.nc", "climatology.nc", "report.json"]
-    safe_output.check_outputs(out, names)
-    safe_output.check_outputs(os.path.join(out, "figures"), figures.output_files(FIGURES))
+    names = [*NETCDF_OUTPUTS, "report.json"]
+    fig_dir, fig_names = os.path.join(out, "figures"), figures.output_files(FIGURES)
+    earlier = written_by_earlier_quickstart(out)
+    safe_output.check_outputs(out, names, earlier=earlier)
+    safe_output.check_outputs(fig_dir, fig_names, earlier=earlier)
     os.makedirs(out, exist_ok=True)
     if not os.access(out, os.W_OK):
         raise PermissionError(f"output folder {out} is not writable")
@@ -141,7 +161,8 @@ def quickstart(
         progress=progress,
         metadata=metadata,
     )
-    safe_output.claim_outputs(out, names)
+    safe_output.claim_outputs(out, names, earlier=earlier)
+    safe_output.claim_outputs(fig_dir, fig_names, earlier=earlier)
     fc.to_netcdf(os.path.join(out, "forecast.nc"))
     for name, baseline in refs.items():  # for `minigencast evaluate --baseline NAME=PATH`
         baseline.to_netcdf(os.path.join(out, f"{name}.nc"))
@@ -150,8 +171,6 @@ def quickstart(
     report = {"scores": scores, "goals": goals.check(spectral, goals.dispersion_numbers(scores))}
     with open(os.path.join(out, "report.json"), "w") as f:
         json.dump(report, f, indent=1)
-    fig_dir = os.path.join(out, "figures")
-    os.makedirs(fig_dir, exist_ok=True)
     figures.run(FIGURES, fc, test, refs, fig_dir)
     print()
     print(evaluation.skill_table(scores))

@@ -269,11 +269,18 @@ def _recorded_outputs(folder: str) -> set[str]:
         return set()
 
 
-def check_outputs(folder: str, names) -> set[str]:
+def check_outputs(folder: str, names, *, earlier: bool = False) -> set[str]:
     """Refuse (FileExistsError, one line) if `folder` holds one of the files `names` and
-    no command of ours recorded writing it there; returns the recorded names. No side
-    effects: a command calls it before any work."""
+    no command of ours recorded writing it there; returns the names counted as ours. No
+    side effects: a command calls it before any work.
+
+    `earlier`: the caller recognised `folder` by its contents as its own output from a
+    version that kept no record (e.g. `quickstart.written_by_earlier_quickstart`); then,
+    while the folder has no record, its existing `names` count as ours.
+    """
     ours = _recorded_outputs(folder)
+    if earlier and not os.path.lexists(os.path.join(folder, OUTPUTS_RECORD)):
+        ours |= set(names)
     clash = sorted(n for n in names if os.path.lexists(os.path.join(folder, n)) and n not in ours)
     if clash:
         raise FileExistsError(
@@ -283,15 +290,15 @@ def check_outputs(folder: str, names) -> set[str]:
     return ours
 
 
-def claim_outputs(folder: str, names) -> None:
+def claim_outputs(folder: str, names, *, earlier: bool = False) -> None:
     """Right before a command writes the files `names` into `folder` (quickstart,
     evaluate, figures, stats): `check_outputs`, then record them in the folder's
     `OUTPUTS_RECORD`. So a rerun replaces its own earlier outputs and never a user's
     file of the same name."""
     names = [os.fspath(n) for n in names]
-    ours = check_outputs(folder, names)
+    ours = check_outputs(folder, names, earlier=earlier)
     os.makedirs(folder, exist_ok=True)
-    if set(names) <= ours:
+    if set(names) <= _recorded_outputs(folder):
         return
     record = os.path.join(folder, OUTPUTS_RECORD)
     tmp = temporary_path(record)

@@ -8,7 +8,7 @@ import pytest
 import synthetic_data
 import xarray
 
-from minigencast import baselines, cli, evaluation, quickstart
+from minigencast import baselines, cli, evaluation, quickstart, safe_output
 
 STEP = np.timedelta64(12, "h")
 KEYS = {"crps_model", "crps_persistence", "crps_climatology", "rmse_model", "spread_skill"}
@@ -161,6 +161,15 @@ def test_quickstart_pretrained_end_to_end(tmp_path):
     for name in ("persistence", "climatology"):
         with xarray.open_dataset(out / f"{name}.nc") as baseline:
             assert baseline.sizes["lead_time"] == 2 and "init_time" in baseline.dims
+    # A rerun replaces its own outputs, also those of a version that kept no record.
+    for folder in (out, out / "figures"):
+        os.remove(folder / safe_output.OUTPUTS_RECORD)
+    quickstart.quickstart(
+        out=str(out), pretrained=True, num_members=2, num_inits=1, num_steps=1, progress=False
+    )
+    with xarray.open_dataset(out / "forecast.nc") as fc:
+        assert fc.sizes["lead_time"] == 1
+    assert (out / safe_output.OUTPUTS_RECORD).exists()
 
 
 def test_shipped_model_is_the_cpu_preset_trained_by_the_recipe():

@@ -5,6 +5,7 @@ by subprocess where the refusal comes before any model work, by `cli.main` in th
 process where the same code path needs the model loaded (one JAX import, not ten).
 """
 
+import json
 import os
 import subprocess
 import sys
@@ -350,6 +351,39 @@ def test_folder_commands_replace_only_their_own_outputs(tmp_path):
     rc, err = cli_subprocess(["stats", "embedded", "--out", str(stats)])
     assert_one_line_error(rc, err, "not written by minigencast")
     assert (stats / "mean_by_level.nc").read_text() == "a model's statistics"
+
+
+def test_quickstart_output_of_an_earlier_version_is_replaced(tmp_path):
+    """A quickstart folder written before outputs were recorded (three forecasts of ours
+    and our report.json) is a rerun's to replace; a look-alike with a user's report is
+    not, and once a folder has a record only the record counts."""
+    from minigencast import figures, quickstart
+
+    def earlier_folder(path, report):
+        path.mkdir()
+        for name in quickstart.NETCDF_OUTPUTS:
+            _own_forecast(path / name)
+        (path / "report.json").write_text(json.dumps(report))
+        (path / "figures").mkdir()
+        for name in figures.output_files(quickstart.FIGURES):
+            (path / "figures" / name).write_text("an earlier figure")
+        return path
+
+    names = [*quickstart.NETCDF_OUTPUTS, "report.json"]
+    out = earlier_folder(tmp_path / "qs", {"scores": {}, "goals": {}})
+    assert quickstart.written_by_earlier_quickstart(str(out))
+    safe_output.claim_outputs(out, names, earlier=True)
+    safe_output.check_outputs(out / "figures", ["maps.png"], earlier=True)
+    assert safe_output.check_outputs(out, names) >= set(names)  # recorded now
+
+    mine = earlier_folder(tmp_path / "mine", {"scores": {}, "goals": {}, "notes": "mine"})
+    assert not quickstart.written_by_earlier_quickstart(str(mine))
+    with pytest.raises(FileExistsError, match="not written by minigencast"):
+        safe_output.check_outputs(mine, names)
+    (mine / "figures" / "numbers.json").unlink()
+    safe_output.claim_outputs(mine / "figures", ["numbers.json"])  # a record, no maps.png
+    with pytest.raises(FileExistsError, match="maps.png, not written by minigencast"):
+        safe_output.check_outputs(mine / "figures", ["maps.png"], earlier=True)
 
 
 def test_training_into_a_folder_of_user_files_is_refused(tmp_path):
