@@ -933,7 +933,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     """Runs the CLI. An error the user can fix (bad input, a refused path, a file
-    system problem) is one line on stderr and exit code 2; tracebacks only with --debug."""
+    system problem) is one line on stderr and exit code 2, Ctrl-C one line and 130 (as a
+    shell reports SIGINT); tracebacks only with --debug."""
     args = build_parser().parse_args(argv)
     use_cpu_xla_flags()
     try:
@@ -944,6 +945,12 @@ def main(argv=None) -> int:
         message = " ".join(str(e).split()) or type(e).__name__
         print(f"minigencast {args.command}: error: {message}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # a file being written is dropped, the earlier one kept
+        if args.debug:
+            raise
+        resume = "; rerun the same command to resume" if args.command == "train" else ""
+        print(f"minigencast {args.command}: interrupted{resume}", file=sys.stderr)
+        return 130
     return 0
 
 

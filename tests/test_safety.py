@@ -299,6 +299,26 @@ def is_zarr_forecast(path):
     return safe_output.is_own_forecast(str(path))
 
 
+def test_ctrl_c_mid_write_keeps_the_earlier_forecast(setup, tmp_path, capsys, monkeypatch):
+    """Ctrl-C after a chunk reached the temporary file: one line, exit code 130, the
+    earlier forecast byte for byte, no temporary or lock left."""
+    path = tmp_path / "fc.nc"
+    _run(setup, path)
+    earlier = path.read_bytes()
+    write = forecast.ForecastWriter.write
+
+    def write_then_ctrl_c(self, chunk, lead_index):
+        write(self, chunk, lead_index)
+        assert os.path.exists(self.tmp)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(forecast.ForecastWriter, "write", write_then_ctrl_c)
+    rc, err = cli_main(_args(setup, path, "--overwrite"), capsys)
+    assert rc == 130 and err.strip() == "minigencast forecast: interrupted", err
+    assert path.read_bytes() == earlier
+    assert os.listdir(tmp_path) == ["fc.nc"]
+
+
 def test_unwritable_folder_is_one_line(setup, tmp_path, capsys):
     locked = tmp_path / "locked"
     locked.mkdir()
