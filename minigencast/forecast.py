@@ -288,8 +288,15 @@ def variable_blocks(task):
 
 
 def chunk_to_dataset(outputs, task, init_times, lead_times, lat, lon, attrs=None):
-    """[I, S, K, lat, lon, C_t] -> Dataset (sample, init_time, lead_time, [level,] lat, lon)."""
-    outputs = np.moveaxis(np.asarray(outputs), 0, 1)  # [S, I, K, lat, lon, C_t]
+    """[I, S, K, lat, lon, C_t] -> Dataset (sample, init_time, lead_time, [level,] lat, lon).
+
+    `outputs` may be a dask array: the Dataset is then lazy (`forecast_template`).
+    """
+    import dask.array
+
+    if not isinstance(outputs, dask.array.Array):
+        outputs = np.asarray(outputs)
+    outputs = np.moveaxis(outputs, 0, 1)  # [S, I, K, lat, lon, C_t]
     data = {}
     for name, idx, levels in variable_blocks(task):
         block = outputs[..., idx]  # [S, I, K, lat, lon, n]
@@ -311,6 +318,16 @@ def chunk_to_dataset(outputs, task, init_times, lead_times, lat, lon, attrs=None
         coords["level"] = np.asarray(sorted(set(levels), key=levels.index))
     ds = xarray.Dataset(data, coords=coords)
     return add_cf_attributes(ds)
+
+
+def forecast_template(shape, task, init_times, lead_times, lat, lon, attrs=None):
+    """The whole forecast's Dataset, [I, S, N, lat, lon, C_t] = `shape`, for
+    `ForecastWriter`: coordinates and attributes, values lazy zeros that are never
+    computed, so a 15-day 0.25 deg ensemble (tens of GB) costs no host memory."""
+    import dask.array
+
+    zeros = dask.array.zeros(shape, dtype=np.float32, chunks=-1)  # one chunk, never computed
+    return chunk_to_dataset(zeros, task, init_times, lead_times, lat, lon, attrs)
 
 
 def add_cf_attributes(ds: xarray.Dataset) -> xarray.Dataset:
@@ -647,15 +664,8 @@ def run(
 
     writer = None
     if out is not None and multihost.is_main():
-        template = chunk_to_dataset(
-            np.zeros((len(idx), num_members, num_steps) + data.frames.shape[1:], np.float32),
-            task,
-            init_times,
-            lead_times,
-            data.lat,
-            data.lon,
-            attrs,
-        )
+        shape = (len(idx), num_members, num_steps) + data.frames.shape[1:]
+        template = forecast_template(shape, task, init_times, lead_times, data.lat, data.lon, attrs)
         writer = ForecastWriter(out, template, overwrite=overwrite, protect=protect)
     # Forcings from the first input frame to the last lead time, per init: [I, T_in + N, ...].
     offsets = np.arange(-(t_in - 1), num_steps + 1) * STEP

@@ -219,6 +219,36 @@ def test_run_writes_cf_files_equal_to_memory(setup, tmp_path, suffix):
     assert not [n for n in os.listdir(tmp_path) if ".tmp-" in n]
 
 
+@pytest.mark.parametrize("suffix", [".nc", ".zarr"])
+def test_the_writer_never_holds_the_whole_forecast(setup, tmp_path, suffix, monkeypatch):
+    """The file is laid out from a lazy template: a 15-day, 8-member 0.25 deg forecast's
+    (78 GB of values) opens at once, and `forecast.run` hands the writer a lazy one."""
+    import dask.array
+
+    task = config.gencast_task()
+    shape = (1, 8, 30, 721, 1440, len(channel_order.target_channels(task)))
+    template = forecast.forecast_template(
+        shape, task, np.array(["2020-01-01"], "datetime64[ns]"), np.arange(1, 31) * STEP,
+        np.linspace(-90, 90, 721), np.arange(1440) * 0.25,
+    )  # fmt: skip
+    assert template.nbytes > 70e9 and template.sizes["lead_time"] == 30
+    assert all(isinstance(v.data, dask.array.Array) for v in template.data_vars.values())
+    forecast.ForecastWriter(str(tmp_path / f"big{suffix}"), template).abort()
+    assert os.listdir(tmp_path) == []
+
+    seen, init = [], forecast.ForecastWriter.__init__
+
+    def spy(self, path, template, **kw):
+        seen.append(template)
+        init(self, path, template, **kw)
+
+    monkeypatch.setattr(forecast.ForecastWriter, "__init__", spy)
+    cfg, ds, stats, params = setup
+    out = str(tmp_path / f"fc{suffix}")
+    forecast.run(params, cfg, ds, stats, ds["time"].values[[1]], 2, 2, out=out, progress=False)
+    assert all(isinstance(v.data, dask.array.Array) for v in seen[0].data_vars.values())
+
+
 def test_failed_forecast_keeps_previous_output(setup, tmp_path, monkeypatch):
     cfg, ds, stats, params = setup
     path = tmp_path / "fc.nc"
