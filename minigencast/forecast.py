@@ -374,13 +374,30 @@ class ForecastWriter:
             self.format = "zarr" if self.path.endswith(".zarr") else "netcdf"
             self.tmp = safe_output.temporary_path(self.path)
             safe_output.clear_temporary(self.tmp)
-            if self.format == "netcdf":
-                self._open_netcdf(template)
-            else:
-                self._open_zarr(template)
+            try:
+                if self.format == "netcdf":
+                    self._open_netcdf(template)
+                else:
+                    self._open_zarr(template)
+            except BaseException as e:
+                safe_output.remove(self.tmp)  # ours: nothing was there (clear_temporary)
+                if isinstance(e, RuntimeError):
+                    raise self._write_error(e) from e
+                raise
         except BaseException:
             safe_output.release_lock(self.path, self._lock)
             raise
+
+    def _write_error(self, e: RuntimeError) -> OSError:
+        """One line for a failed NetCDF write: netCDF4 raises RuntimeError, e.g. "NetCDF:
+        HDF error" on a full disk, so the free space is named too."""
+        import shutil
+
+        free = shutil.disk_usage(os.path.dirname(self.path)).free
+        return OSError(
+            f"writing {self.path} failed ({e}; {free / 1e6:.0f} MB free on its disk); "
+            "nothing was replaced"
+        )
 
     def _open_zarr(self, template):
         import dask.array as da
@@ -442,11 +459,14 @@ class ForecastWriter:
         """Writes `chunk` (all init times, K lead times) at lead_time[lead_index : +K]."""
         k = chunk.sizes["lead_time"]
         if self.format == "netcdf":
-            for name, var in chunk.data_vars.items():
-                self._nc[name][:, :, lead_index : lead_index + k] = var.transpose(
-                    *self._nc[name].dimensions
-                ).values
-            self._nc.sync()
+            try:
+                for name, var in chunk.data_vars.items():
+                    self._nc[name][:, :, lead_index : lead_index + k] = var.transpose(
+                        *self._nc[name].dimensions
+                    ).values
+                self._nc.sync()
+            except RuntimeError as e:
+                raise self._write_error(e) from e
         else:
             data = chunk.drop_vars([c for c in chunk.coords if c not in chunk.dims])
             data = data.drop_vars([d for d in data.dims if d in data.coords])
@@ -460,7 +480,11 @@ class ForecastWriter:
 
         try:
             if self.format == "netcdf":
-                self._nc.close()
+                try:
+                    self._nc.close()
+                except RuntimeError as e:
+                    safe_output.remove(self.tmp)
+                    raise self._write_error(e) from e
             try:  # The user may have put something there since we started.
                 safe_output.check_output_path(
                     self.path, overwrite=self.overwrite, protect=self.protect

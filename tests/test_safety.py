@@ -319,6 +319,42 @@ def test_ctrl_c_mid_write_keeps_the_earlier_forecast(setup, tmp_path, capsys, mo
     assert os.listdir(tmp_path) == ["fc.nc"]
 
 
+def test_a_full_disk_is_one_line_and_keeps_the_earlier_forecast(
+    setup, tmp_path, capsys, monkeypatch
+):
+    """netCDF4 reports a full disk as RuntimeError("NetCDF: HDF error") when a chunk is
+    flushed: one line naming the file and the free space, the earlier file kept, no
+    temporary or lock left."""
+    path = tmp_path / "fc.nc"
+    _run(setup, path)
+    earlier = path.read_bytes()
+
+    class FullDisk:  # the real file, whose flushes fail
+        def __init__(self, nc):
+            self.nc = nc
+
+        def __getitem__(self, name):
+            return self.nc[name]
+
+        def sync(self):
+            raise RuntimeError("NetCDF: HDF error")
+
+        def close(self):
+            self.nc.close()
+
+    open_netcdf = forecast.ForecastWriter._open_netcdf
+
+    def open_then_fill(self, template):
+        open_netcdf(self, template)
+        self._nc = FullDisk(self._nc)
+
+    monkeypatch.setattr(forecast.ForecastWriter, "_open_netcdf", open_then_fill)
+    rc, err = cli_main(_args(setup, path, "--overwrite"), capsys)
+    assert_one_line_error(rc, err, f"writing {path} failed (NetCDF: HDF error;", "MB free")
+    assert path.read_bytes() == earlier
+    assert os.listdir(tmp_path) == ["fc.nc"]
+
+
 def test_unwritable_folder_is_one_line(setup, tmp_path, capsys):
     locked = tmp_path / "locked"
     locked.mkdir()
