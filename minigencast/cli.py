@@ -734,7 +734,6 @@ def _run_forecast(args):
 
     main = _initialize_processes(args)
     from minigencast import forecast, normalization, safe_output
-    from minigencast.data import layouts
 
     folder = args.checkpoint if os.path.isdir(args.checkpoint) else os.path.dirname(args.checkpoint)
     protect = [os.path.join(folder, "model.npz") if folder == args.checkpoint else args.checkpoint]
@@ -747,7 +746,6 @@ def _run_forecast(args):
         if not args.stats and default_stats is None and os.path.isdir(candidate):
             default_stats = normalization.load_stats(candidate)
     stats = _stats(args, default_stats)
-    layouts.check_units_and_ranges(ds, stats)
     init_times = np.asarray(args.init_time, "datetime64[ns]")
     path = forecast.run(
         params,

@@ -57,6 +57,7 @@ from minigencast import (
     spectral_filter,
     spread_correction,
 )
+from minigencast.data import layouts
 
 STEP = np.timedelta64(12, "h")
 SAMPLE_AXIS = "sample"
@@ -607,7 +608,10 @@ def run(
 
     Args:
       params, cfg: the model (e.g. from `load_model`).
-      dataset: canonical Dataset holding at least the two input frames of each init.
+      dataset: canonical Dataset holding at least the two input frames of each init;
+        its units and its values at the first and last init are checked
+        (`layouts.check_units_and_ranges`: degC, hPa, or values far outside the
+        statistics raise ValueError).
       stats: normalisation statistics (`normalization.load_stats`).
       init_times: datetimes of the last input frame t.
       num_steps: 12 h steps (30 = 15 days); num_members: ensemble size.
@@ -649,6 +653,8 @@ def run(
     t_in = data.layout.num_input_times
     idx = init_indices(data.times, init_times, t_in)
     init_times = data.times[idx]
+    # K not degC, Pa not hPa, values the statistics describe: on the init frames' values.
+    layouts.check_units_and_ranges(dataset.sel(time=init_times), stats)
     lead_times = np.arange(1, num_steps + 1) * STEP
     if graphs is None:
         graphs = network.build_graphs(cfg, data.lat, data.lon)

@@ -52,6 +52,10 @@ def test_temperature_in_celsius_is_refused(setup, tmp_path, capsys):  # noqa: F8
     celsius["temperature"].attrs["units"] = "K"
     with pytest.raises(ValueError, match="temperature.*plausible 130"):
         layouts.to_canonical(celsius)
+    with pytest.raises(ValueError, match="temperature.*outside the plausible"):  # the API
+        forecast.run(
+            setup["params"], setup["cfg"], celsius, setup["stats"], ds["time"].values[[1]], 1, 1
+        )
     celsius.to_netcdf(tmp_path / "celsius.nc")
     rc, err = cli_main(_forecast_args(setup, tmp_path / "celsius.nc"), capsys)
     assert_one_line_error(rc, err, "temperature", "plausible")
