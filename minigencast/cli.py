@@ -937,7 +937,7 @@ def main(argv=None) -> int:
     use_cpu_xla_flags()
     try:
         args.run(args)
-    except (ValueError, OSError, KeyError) as e:
+    except (ValueError, OSError, KeyError, MemoryError) as e:
         if args.debug:
             raise
         message = " ".join(str(e).split()) or type(e).__name__

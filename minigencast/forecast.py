@@ -233,21 +233,27 @@ def rollout(
     pair_index = np.minimum(np.arange(num_groups * m), num_pairs - 1).reshape(num_groups, m)
     pair_init = (pair_index // num_members).astype(np.int32)
     pair_member = (pair_index % num_members).astype(np.int32)
-    # The carry is placed (and committed) up front, exactly as the chunk function returns
+    # Each call gets its carry placed (and committed) exactly as the chunk function returns
     # it, so every chunk call has the same signature: one compilation.
     mesh = sample_mesh(m)
     if mesh is not None:
         sharding = NamedSharding(mesh, PartitionSpec(SAMPLE_AXIS))
     else:
         sharding = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+
     # Keys travel as their bits: a host array may be placed on devices of every process.
-    carries = [
-        (
-            jax.device_put(frames[i], sharding),
-            jax.random.wrap_key_data(jax.device_put(key_bits[i, s], sharding)),
-        )
-        for i, s in zip(pair_init, pair_member, strict=True)
-    ]
+    def place(frames, key_bits):
+        return jax.device_put(frames, sharding), jax.device_put(key_bits, sharding)
+
+    def park(frames, key_bits):
+        """Between its calls a group's carry waits on the host, so the device holds one
+        group's, not every pair's T_in frames (0.7 GB a pair at 0.25 deg); a carry
+        spread over several processes stays where it is."""
+        if num_groups == 1 or not frames.is_fully_addressable:
+            return frames, key_bits
+        return np.array(frames), np.array(key_bits)  # copies: a CPU view would pin it
+
+    carries = [(frames[i], key_bits[i, s]) for i, s in zip(pair_init, pair_member, strict=True)]
     # Step j uses forcings[:, j : j + t_in + 1]; pad the tail so every chunk is full.
     padded = np.concatenate([forcings] + [forcings[:, -1:]] * chunk_steps, axis=1)
     for start in range(0, num_steps, chunk_steps):
@@ -258,12 +264,14 @@ def rollout(
         steps = np.arange(start, start + chunk_steps, dtype=np.int32)
         outputs = np.empty((num_groups * m, k) + init_frames.shape[2:], np.float32)
         for g, (i, s) in enumerate(zip(pair_init, pair_member, strict=True)):
+            g_frames, g_bits = place(*carries[g])
             g_frames, g_keys, out = rollout_chunk(
                 params,
                 structure,
                 layout,
                 static,
-                *carries[g],
+                g_frames,
+                jax.random.wrap_key_data(g_bits),
                 win[i],
                 nan_mask[i],
                 noise_source,
@@ -271,7 +279,7 @@ def rollout(
                 spectral,
                 cfg=cfg,
             )
-            carries[g] = (g_frames, g_keys)
+            carries[g] = park(g_frames, jax.random.key_data(g_keys))
             outputs[g * m : (g + 1) * m] = multihost.gather(out)[:, :k]
         yield start, outputs[:num_pairs].reshape((n_init, num_members) + outputs.shape[1:])
 
@@ -676,6 +684,13 @@ def run(
         members_per_batch=members_per_batch,
         grid_chunk=grid_chunk,
         forecast=True,
+    )
+    memory.check_host_outputs(
+        len(idx) * num_members,
+        min(chunk_steps, num_steps) if out is not None else num_steps,
+        t_in,
+        int(np.prod(data.frames.shape[1:])) * 4,
+        to_file=out is not None,
     )
     structure = network.build_structure(
         cfg, data.lat, data.lon, graphs, attention, plan.chunks, plan.window_chunk

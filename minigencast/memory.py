@@ -177,7 +177,32 @@ def default_budget_bytes() -> int:
     stats = jax.local_devices()[0].memory_stats() or {}
     if stats.get("bytes_limit"):
         return int(stats["bytes_limit"])
-    return int(0.8 * os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+    return int(0.8 * host_bytes())
+
+
+def host_bytes() -> int:
+    """This machine's RAM."""
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+def check_host_outputs(
+    num_pairs: int, steps_held: int, num_input_times: int, state_bytes: int, to_file: bool
+) -> None:
+    """Raise `MemoryBudgetError` if a forecast's host arrays cannot fit the RAM.
+
+    The host holds per (init, member) pair `steps_held` output states (a chunk's when
+    writing to a file, all when returned in memory) and its T_in carried frames
+    (`forecast.rollout`): pairs x (steps_held + T_in) x state_bytes.
+    """
+    need = num_pairs * (steps_held + num_input_times) * state_bytes
+    if need > host_bytes():
+        fix = ", or write it to a file (out=)" if not to_file else ""
+        fix = ", or a smaller --chunk_steps" if to_file and steps_held > 1 else fix
+        raise MemoryBudgetError(
+            f"the forecast would hold {need / GB:.1f} GB on the host ({num_pairs} (init, member) "
+            f"pairs x {steps_held + num_input_times} states), more than its "
+            f"{host_bytes() / GB:.1f} GB of RAM; use fewer members or init times{fix}"
+        )
 
 
 def _pow2_at_most(x: float, lo: int = 64) -> int:
@@ -237,12 +262,19 @@ def plan(
             )
         return chunks, window
 
-    candidates = [members_per_batch] if members_per_batch else range(num_samples, 0, -1)
-    for m in candidates:
+    def fits(m):
         chunks, window = choose(m)
         e = est(chunks, window, m)
-        if e["peak"] <= budget or m == candidates[-1]:
-            break
+        return e["peak"] <= budget, (chunks, window, e)
+
+    if members_per_batch:
+        m = members_per_batch
+    else:  # the largest group that fits, by bisection (the estimate grows with m)
+        m, high = 1, num_samples
+        while m < high:
+            mid = (m + high + 1) // 2
+            m, high = (mid, high) if fits(mid)[0] else (m, mid - 1)
+    _, (chunks, window, e) = fits(m)
     if e["peak"] > budget:
         raise MemoryBudgetError(
             f"estimated peak memory {e['peak'] / GB:.1f} GB ({m} member(s) per batch, "

@@ -100,6 +100,20 @@ def test_members_in_groups_equal_all_at_once(setup):
     np.testing.assert_allclose(grouped, together, rtol=1e-4, atol=1e-4)
 
 
+def test_groups_wait_on_the_host_between_chunks(setup):
+    """4 members in groups of 1: between its calls each group's carry (T_in frames) waits
+    on the host, so the device holds at most the last group's, not all four."""
+    cfg, ds, stats, params = setup
+    state = arrays.prepare(ds, cfg.task_config, stats).raw_frames[None, :2].shape[1:]
+
+    def carries_on_device():
+        return sum(a.shape[-len(state) :] == state for a in jax.live_arrays())
+
+    for _, out in _rollout(setup, 6, members=4, chunk=3, members_per_batch=1):
+        assert out.shape[:3] == (1, 4, 3)
+        assert carries_on_device() <= 1
+
+
 def test_over_budget_fails_before_compiling_or_writing(setup, tmp_path, monkeypatch, capsys):
     from minigencast import cli, memory
 

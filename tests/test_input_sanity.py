@@ -313,3 +313,18 @@ def test_unwritable_cache_is_one_line(tmp_path, capsys, monkeypatch):
         assert_one_line_error(rc, err, "cache folder", "MINIGENCAST_CACHE_DIR")
     finally:
         cache.chmod(0o700)
+
+
+def test_an_ensemble_bigger_than_the_ram_is_refused_at_once(setup, tmp_path, capsys):  # noqa: F811
+    """10^9 members: one line before any work or file (the plan's group search hung, then
+    the host arrays were allocated until the kernel killed the process)."""
+    rc, err = cli_main(_forecast_args(setup, None, None, "--num_samples", "1000000000"), capsys)
+    assert_one_line_error(rc, err, "GB on the host", "(init, member) pairs", "RAM")
+    assert not [n for n in os.listdir(setup["root"]) if n.startswith("never.nc")]
+    # In memory, everything is held: the same check counts every step.
+    ds = setup["ds"]
+    with pytest.raises(ValueError, match="write it to a file"):
+        forecast.run(
+            setup["params"], setup["cfg"], ds, setup["stats"], ds["time"].values[[1]],
+            1, 2_000_000_000,
+        )  # fmt: skip

@@ -43,3 +43,25 @@ def test_plan_chunks_and_groups_to_fit_a_small_budget(mini_sizes):
 def test_plan_refuses_an_impossible_budget_naming_the_flags(mini_sizes):
     with pytest.raises(memory.MemoryBudgetError, match="--members_per_batch 1.*--attention"):
         memory.plan(mini_sizes, "mha", int(0.5 * memory.GB), num_samples=8)
+
+
+@pytest.mark.parametrize("attention", ["mha", "splash_mha"])
+def test_plan_groups_as_many_members_as_a_scan_finds(mini_sizes, attention):
+    """The bisection for the group size returns what trying every size from
+    `num_samples` down finds (the largest that fits), and 10^9 members plan at once."""
+
+    def scan(budget, n):
+        for m in range(n, 0, -1):
+            try:
+                memory.plan(mini_sizes, attention, budget, members_per_batch=m, forecast=True)
+                return m
+            except memory.MemoryBudgetError:
+                continue
+
+    for gb in (2, 3, 5, 8, 13, 21, 34):
+        budget = int(gb * memory.GB)
+        for n in (1, 7, 40):
+            p = memory.plan(mini_sizes, attention, budget, num_samples=n, forecast=True)
+            assert p.members_per_batch == scan(budget, n), (gb, n)
+        huge = memory.plan(mini_sizes, attention, budget, num_samples=10**9, forecast=True)
+        assert huge.members_per_batch == scan(budget, 200) < 200
