@@ -617,9 +617,9 @@ def run(
     Args:
       params, cfg: the model (e.g. from `load_model`).
       dataset: canonical Dataset holding at least the two input frames of each init;
-        its units and its values at the first and last init are checked
-        (`layouts.check_units_and_ranges`: degC, hPa, or values far outside the
-        statistics raise ValueError).
+        the input frames are checked first (`layouts.check_units_and_ranges`,
+        `layouts.check_nans`: degC, hPa, values far outside the statistics, or a NaN
+        outside SST raise ValueError).
       stats: normalisation statistics (`normalization.load_stats`).
       init_times: datetimes of the last input frame t.
       num_steps: 12 h steps (30 = 15 days); num_members: ensemble size.
@@ -661,8 +661,12 @@ def run(
     t_in = data.layout.num_input_times
     idx = init_indices(data.times, init_times, t_in)
     init_times = data.times[idx]
-    # K not degC, Pa not hPa, values the statistics describe: on the init frames' values.
-    layouts.check_units_and_ranges(dataset.sel(time=init_times), stats)
+    # What the forecast reads, its input frames: K not degC, Pa not hPa, values the
+    # statistics describe, and no NaN but SST's (a NaN spreads over the whole forecast).
+    input_times = init_times[:, None] + np.arange(-(t_in - 1), 1) * STEP
+    inputs = dataset.sel(time=np.unique(input_times))
+    layouts.check_units_and_ranges(inputs, stats)
+    layouts.check_nans(inputs[[v for v in task.input_variables if v in inputs]])
     lead_times = np.arange(1, num_steps + 1) * STEP
     if graphs is None:
         graphs = network.build_graphs(cfg, data.lat, data.lon)

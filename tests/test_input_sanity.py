@@ -67,6 +67,21 @@ def test_temperature_in_celsius_is_refused(setup, tmp_path, capsys):  # noqa: F8
     assert not os.path.exists(tmp_path / "run" / "checkpoints")
 
 
+def test_a_nan_in_the_inputs_is_refused_by_the_api(setup):  # noqa: F811
+    """A NaN in an input frame (not SST) made the whole forecast NaN through
+    `forecast.run`; now it names the variable. NaNs elsewhere in the file do not matter."""
+    ds = setup["ds"].copy(deep=True)
+    init = ds["time"].values[2]
+    run = lambda data: forecast.run(  # noqa: E731
+        setup["params"], setup["cfg"], data, setup["stats"], [init], 1, 1, progress=False
+    )
+    ds["temperature"].loc[{"time": ds["time"].values[4]}] = np.nan  # after the inputs
+    assert np.isfinite(run(ds)["temperature"].values).all()
+    ds["temperature"].loc[{"time": ds["time"].values[1]}] = np.nan  # the init's first frame
+    with pytest.raises(ValueError, match=r"NaN values in \['temperature'\]"):
+        run(ds)
+
+
 def test_statistics_min_catches_a_wrong_scale():
     ds = synthetic_data.dataset(num_times=4)
     stats = synthetic_data.stats(ds)
