@@ -167,6 +167,7 @@ def evaluate(forecast, truth, baselines=None, names="all", out_dir="."):
     safe_output.check_outputs(
         out_dir, ["scores.csv"] + (figures.output_files(names) if names else [])
     )
+    check_same_units(forecast, truth)
     table = figures.score_table(forecast, truth, baselines)
     safe_output.claim_outputs(out_dir, ["scores.csv"])
     table.to_csv(os.path.join(out_dir, "scores.csv"), index=False)
@@ -191,3 +192,21 @@ def open_truth(spec):
 
         truth = layouts.to_canonical(truth, nan_check=False)
     return truth
+
+
+def check_same_units(forecast, truth) -> None:
+    """Raise ValueError if a variable is physically plausible in the forecast but not in
+    the truth (`layouts.check_units_and_ranges` on one state of the forecast, the first and
+    last times of the truth): e.g. a truth in degC labelled K scores 273 K of RMSE."""
+    from minigencast.data import layouts
+
+    first = {d: 0 for d in ("sample", "init_time", "lead_time") if d in forecast.dims}
+    for name in sorted(set(forecast.data_vars) & set(truth.data_vars)):
+        try:
+            layouts.check_units_and_ranges(forecast[[name]].isel(first))
+        except ValueError:
+            continue  # not a physical field in the forecast either (e.g. anomalies)
+        try:
+            layouts.check_units_and_ranges(truth[[name]], values="auto")
+        except ValueError as e:
+            raise ValueError(f"the truth's {e}") from None

@@ -82,6 +82,27 @@ def test_a_nan_in_the_inputs_is_refused_by_the_api(setup):  # noqa: F811
         run(ds)
 
 
+def test_evaluate_refuses_a_truth_in_celsius_labelled_kelvin(setup, tmp_path, capsys):  # noqa: F811
+    """Scores against a truth in the wrong unit are nonsense (2 m temperature RMSE 273)."""
+    from minigencast import evaluation
+
+    ds = setup["ds"]
+    celsius = ds.assign(temperature=ds["temperature"] - 273.15)  # still labelled K
+    celsius.to_netcdf(tmp_path / "truth.nc")
+    fc = forecast.run(
+        setup["params"], setup["cfg"], ds, setup["stats"], ds["time"].values[[1]], 1, 2,
+        out=str(tmp_path / "fc.nc"), progress=False,
+    )  # fmt: skip
+    args = ["--forecast", fc, "--figure", "none", "--out", str(tmp_path / "ev")]
+    rc, err = cli_main(["evaluate", *args, "--truth", str(tmp_path / "truth.nc")], capsys)
+    assert_one_line_error(rc, err, "the truth's `temperature` spans", "plausible")
+    assert not os.path.exists(tmp_path / "ev")
+    with pytest.raises(ValueError, match="the truth's `temperature`"):  # the API twin
+        evaluation.evaluate(evaluation.open_forecast(fc), celsius, names=[], out_dir=tmp_path)
+    table, _ = evaluation.evaluate(evaluation.open_forecast(fc), ds, names=[], out_dir=tmp_path)
+    assert len(table) > 0
+
+
 def test_statistics_min_catches_a_wrong_scale():
     ds = synthetic_data.dataset(num_times=4)
     stats = synthetic_data.stats(ds)

@@ -351,7 +351,7 @@ WRONG_UNITS = {
 }
 
 
-def check_units_and_ranges(ds: xarray.Dataset, stats=None, values: bool = True) -> None:
+def check_units_and_ranges(ds: xarray.Dataset, stats=None, values: bool | str = True) -> None:
     """Raise if a variable's units are not GenCast's or its values are implausible.
 
     Units are checked where given (`units` attribute: degC -> "add 273.15"). Values of
@@ -361,7 +361,8 @@ def check_units_and_ranges(ds: xarray.Dataset, stats=None, values: bool = True) 
     with `stats` (DeepMind-layout statistics), with the statistics' min per level:
     a value below min - 5 stddev is implausible for data the statistics describe.
     That also catches a mislabelled file (degC values labelled K). `values=False`
-    checks the units only (reads no data).
+    checks the units only (reads no data); "auto" reads the two times only if they are
+    under 200 MB (e.g. not a remote 0.25 deg store).
     """
     for name, da in ds.data_vars.items():
         units = str(da.attrs.get("units", "")).strip().lower()
@@ -373,6 +374,10 @@ def check_units_and_ranges(ds: xarray.Dataset, stats=None, values: bool = True) 
                 f"units to '{'K' if kind == 'temperature' else 'Pa'}'."
             )
     sample = ds.isel(time=[0, -1]) if "time" in ds.dims else ds
+    if values == "auto":
+        values = sample.nbytes < 200e6
+        if not values:
+            log.info("values not range-checked (%.0f MB to read)", sample.nbytes / 1e6)
     for name, da in sample.data_vars.items() if values else ():
         if not np.issubdtype(da.dtype, np.floating):
             continue
@@ -518,11 +523,7 @@ def to_canonical(
         ds = select_levels(ds, levels)
     if "geopotential" in ds:
         check_geopotential_units(ds["geopotential"])
-    # Values of two times: read unless that is big (e.g. a remote 0.25 deg store).
-    sample_bytes = ds.isel(time=[0, -1]).nbytes
-    if sample_bytes >= 200e6:
-        log.info("values not range-checked (%.0f MB to read); units checked", sample_bytes / 1e6)
-    check_units_and_ranges(ds, values=sample_bytes < 200e6)
+    check_units_and_ranges(ds, values="auto")  # not a remote 0.25 deg store's values
     order = [d for d in (ensemble_dim, "time", "level", "lat", "lon") if d in ds.dims]
     ds = ds.transpose(*order, ...)
     if nan_check == "auto":
