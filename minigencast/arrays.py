@@ -133,13 +133,12 @@ def _level_sel(da, level):
 
 def frames_from_dataset(ds, task, layout: Layout | None = None) -> np.ndarray:
     """[time, lat, lon, C_t] float32 physical target variables (NaNs filled if `layout`)."""
+    from minigencast.data import layouts
+
+    targets = channel_order.target_channels(task)
+    layouts.check_variables(ds, list(dict.fromkeys(c.variable for c in targets)))
     blocks = []
-    for c in channel_order.target_channels(task):
-        if c.variable not in ds:
-            raise ValueError(
-                f"dataset has no variable {c.variable!r} that the model predicts; it has "
-                f"{sorted(ds.data_vars)}"
-            )
+    for c in targets:
         da = _level_sel(ds[c.variable], c.level).transpose("time", "lat", "lon")
         blocks.append(np.asarray(da.values, np.float32))
     frames = np.stack(blocks, axis=-1)
@@ -378,13 +377,20 @@ def prepare(ds, task, stats: dict, streaming: bool = False) -> Prepared:
     """
     from minigencast import geometry
     from minigencast.data import forcings as forcings_lib
+    from minigencast.data import layouts
 
     if "time" not in ds.dims:
         raise ValueError(f"dataset needs a `time` dimension; it has {dict(ds.sizes)}")
+    layouts.check_variables(ds, list(dict.fromkeys(task.target_variables)))  # with fix hints
     if "level" in ds.dims:
-        missing = sorted(set(task.pressure_levels) - set(int(v) for v in ds["level"].values))
+        present = sorted(int(v) for v in ds["level"].values)
+        missing = sorted(set(task.pressure_levels) - set(present))
         if missing:
-            raise ValueError(f"dataset lacks pressure levels {missing} that the model uses")
+            in_pa = not set(task.pressure_levels) - {p // 100 for p in present if p % 100 == 0}
+            raise ValueError(
+                f"dataset lacks pressure levels {missing} (hPa) that the model uses; it has "
+                f"{present}" + (". They look like Pa: divide `level` by 100." if in_pa else "")
+            )
     lat, lon = geometry.check_grid(ds["lat"].values, ds["lon"].values)
     layout = build_layout(task, stats)
     times = np.asarray(ds["time"].values, "datetime64[ns]")

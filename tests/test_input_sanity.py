@@ -103,6 +103,33 @@ def test_evaluate_refuses_a_truth_in_celsius_labelled_kelvin(setup, tmp_path, ca
     assert len(table) > 0
 
 
+def test_common_data_mistakes_name_their_fix(setup):  # noqa: F811
+    """Geopotential height instead of geopotential, levels in Pa, and unsorted times each
+    get the message that says what to do (before: "no variable 'geopotential'", the
+    missing levels without the present ones, "Irregular time steps")."""
+    ds, run = (
+        setup["ds"],
+        lambda data: forecast.run(  # noqa: E731
+            setup["params"],
+            setup["cfg"],
+            data,
+            setup["stats"],
+            setup["ds"]["time"].values[[1]],
+            1,
+            1,
+        ),
+    )
+    height = ds.rename(geopotential="geopotential_height")
+    with pytest.raises(ValueError, match="geopotential_height` is present.*9.80665"):
+        run(height)
+    in_pa = ds.assign_coords(level=ds["level"] * 100)
+    with pytest.raises(ValueError, match=r"it has \[.*\]\. They look like Pa: divide"):
+        run(in_pa)
+    shuffled = ds.isel(time=[1, 0, 2, 3])
+    with pytest.raises(ValueError, match=r"time is not increasing.*sortby\('time'\)"):
+        layouts.to_canonical(shuffled)
+
+
 def test_statistics_min_catches_a_wrong_scale():
     ds = synthetic_data.dataset(num_times=4)
     stats = synthetic_data.stats(ds)

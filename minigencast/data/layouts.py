@@ -260,6 +260,13 @@ def _check_regular(times, what="time") -> np.timedelta64:
     if len(times) < 2:
         return np.timedelta64(12, "h")
     diffs = np.diff(times)
+    back = np.nonzero(diffs <= np.timedelta64(0))[0]
+    if len(back):
+        i = back[0]
+        raise ValueError(
+            f"{what} is not increasing: {pd.Timestamp(times[i])} -> "
+            f"{pd.Timestamp(times[i + 1])}. Fix: ds.sortby('{what}') and drop repeated times."
+        )
     step = pd.Series(diffs).mode().iloc[0].to_timedelta64()
     bad = np.nonzero(diffs != step)[0]
     if len(bad):
