@@ -877,8 +877,9 @@ def _add_evaluate(sub):
 def _run_evaluate(args):
     import pandas as pd
 
-    from minigencast import evaluation
+    from minigencast import evaluation, safe_output
 
+    safe_output.check_outputs(args.out, [])  # a file named as --out: before reading anything
     forecast = evaluation.open_forecast(args.forecast)
     truth = evaluation.open_truth(args.truth)
     baselines = None

@@ -376,7 +376,12 @@ class ForecastWriter:
 
         self.path = safe_output.check_output_path(path, overwrite=overwrite, protect=protect)
         self.overwrite, self.protect = overwrite, tuple(protect)
-        self._lock = safe_output.acquire_lock(self.path)
+        self._made = safe_output.make_folders(os.path.dirname(self.path))  # undone on failure
+        try:
+            self._lock = safe_output.acquire_lock(self.path)
+        except BaseException:
+            safe_output.remove_empty_folders(self._made)
+            raise
         try:  # Under the lock: check again, clear dead writers' leftovers, start.
             safe_output.check_output_path(path, overwrite=overwrite, protect=protect)
             safe_output.remove_orphans(self.path)
@@ -395,6 +400,7 @@ class ForecastWriter:
                 raise
         except BaseException:
             safe_output.release_lock(self.path, self._lock)
+            safe_output.remove_empty_folders(self._made)
             raise
 
     def _write_error(self, e: RuntimeError) -> OSError:
@@ -504,6 +510,7 @@ class ForecastWriter:
             safe_output.move_into_place(self.tmp, self.path)
         finally:
             safe_output.release_lock(self.path, self._lock)
+            safe_output.remove_empty_folders(self._made)  # only if the forecast is not there
 
     def abort(self):
         from minigencast import safe_output
@@ -517,6 +524,7 @@ class ForecastWriter:
             safe_output.remove(self.tmp)
         finally:
             safe_output.release_lock(self.path, self._lock)
+            safe_output.remove_empty_folders(self._made)
 
 
 # ----------------------------------------------------------------------------- end to end

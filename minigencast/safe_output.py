@@ -15,7 +15,9 @@ The rules every file the package writes for a user follows (`forecast.ForecastWr
            our forecasts by its `source` attribute, which the writer puts on disk
            first. A file or folder of that name that is not stays where it is.
 
-Nothing else is ever deleted: no `rmtree` of a path the user named. Commands that
+Missing folders above the target are created by the writer (`make_folders`) and, if the
+write fails, removed again while empty (`remove_empty_folders`). Nothing else is ever
+deleted: no `rmtree` of a path the user named. Commands that
 write several files into a folder (quickstart, evaluate, stats) replace only files that
 one of our commands wrote there, as recorded in the folder (`claim_outputs`).
 """
@@ -108,13 +110,42 @@ def check_output_path(out: str, *, overwrite: bool = False, protect=()) -> str:
                 f"--out {out} exists (an earlier forecast); pass --overwrite to replace it"
             )
     folder = os.path.dirname(path)
-    try:
-        os.makedirs(folder, exist_ok=True)
-    except OSError as e:
-        raise PermissionError(f"cannot create output folder {folder}: {e.strerror}") from e
-    if not os.access(folder, os.W_OK):
-        raise PermissionError(f"output folder {folder} is not writable")
+    existing = folder  # the folder, or its nearest ancestor that exists: nothing is created
+    while not os.path.isdir(existing):
+        if os.path.lexists(existing):
+            raise PermissionError(f"cannot create output folder {folder}: {existing} is a file")
+        existing = os.path.dirname(existing)
+    if not os.access(existing, os.W_OK):
+        raise PermissionError(
+            f"output folder {folder} is not writable"
+            if existing == folder
+            else f"cannot create output folder {folder}: {existing} is not writable"
+        )
     return path
+
+
+def make_folders(folder: str) -> list[str]:
+    """Creates `folder` and its missing parents; returns those it created, deepest first,
+    for `remove_empty_folders` to take back if the write fails."""
+    made = []
+    while not os.path.isdir(folder):
+        made.append(folder)
+        folder = os.path.dirname(folder)
+    for f in reversed(made):
+        try:
+            os.mkdir(f)
+        except OSError as e:
+            raise PermissionError(f"cannot create output folder {f}: {e.strerror}") from e
+    return made
+
+
+def remove_empty_folders(made: list[str]) -> None:
+    """Removes the folders `make_folders` created, deepest first, each only if empty."""
+    for f in made:
+        try:
+            os.rmdir(f)
+        except OSError:  # not empty (someone put a file there), or gone
+            return
 
 
 # ----------------------------------------------------------------------------- lock
@@ -278,6 +309,8 @@ def check_outputs(folder: str, names, *, earlier: bool = False) -> set[str]:
     version that kept no record (e.g. `quickstart.written_by_earlier_quickstart`); then,
     while the folder has no record, its existing `names` count as ours.
     """
+    if os.path.lexists(folder) and not os.path.isdir(folder):
+        raise FileExistsError(f"{folder} is a file; the output names a folder")
     ours = _recorded_outputs(folder)
     if earlier and not os.path.lexists(os.path.join(folder, OUTPUTS_RECORD)):
         ours |= set(names)

@@ -107,9 +107,16 @@ def load(folder: str, metadata) -> None:
     """Adds the arrays of FILE (gains, spread factors if any) to metadata.json's entry, if it
     names one (`forecast.load_model`)."""
     entry = (metadata or {}).get("spectral_filter")
-    if entry is not None:
-        with np.load(os.path.join(folder, entry["file"])) as f:
-            entry.update({name: f[name] for name in f.files})
+    if entry is None:
+        return
+    path = os.path.join(folder, entry["file"])
+    if not os.path.exists(path):
+        raise FileNotFoundError(
+            f"{path} is missing, and {folder}/metadata.json names it; copy it back, "
+            "recalibrate (minigencast calibrate-spectra), or remove the entry"
+        )
+    with np.load(path) as f:
+        entry.update({name: f[name] for name in f.files})
 
 
 def from_metadata(metadata, task, lat, lon) -> Filter | None:

@@ -130,6 +130,24 @@ def test_common_data_mistakes_name_their_fix(setup):  # noqa: F811
         layouts.to_canonical(shuffled)
 
 
+def test_a_missing_filter_file_and_a_file_as_out_folder_are_named(tmp_path, capsys):
+    import shutil
+
+    from minigencast import quickstart
+
+    model = tmp_path / "model"
+    shutil.copytree(quickstart.pretrained_dir(), model)
+    os.remove(model / "spectral_filter.npz")
+    with pytest.raises(FileNotFoundError, match="spectral_filter.npz is missing, and .*names it"):
+        forecast.load_model(str(model))
+    (tmp_path / "afile").write_text("mine")
+    rc, err = cli_subprocess(
+        ["evaluate", "--forecast", "x.nc", "--truth", "embedded", "--out", str(tmp_path / "afile")]
+    )
+    assert rc == 2 and "afile is a file; the output names a folder" in err, err
+    assert (tmp_path / "afile").read_text() == "mine"
+
+
 def test_statistics_min_catches_a_wrong_scale():
     ds = synthetic_data.dataset(num_times=4)
     stats = synthetic_data.stats(ds)

@@ -355,6 +355,33 @@ def test_a_full_disk_is_one_line_and_keeps_the_earlier_forecast(
     assert os.listdir(tmp_path) == ["fc.nc"]
 
 
+def test_a_failed_forecast_leaves_no_folders_it_made(setup, tmp_path, capsys, monkeypatch):
+    """--out new/a/b/fc.nc: a refusal creates nothing; a failure while writing takes back
+    the folders the writer made (only empty ones); a success keeps them."""
+    path = tmp_path / "new" / "a" / "b" / "fc.nc"
+    args = _args(setup, path)
+    bad_init = [a if a != "2000-01-01T12" else "1999-01-01T12" for a in args]
+    rc, err = cli_main(bad_init, capsys)
+    assert rc == 2 and not (tmp_path / "new").exists(), err
+    write = forecast.ForecastWriter.write
+
+    def write_then_fail(self, chunk, lead_index):
+        write(self, chunk, lead_index)
+        raise OSError("the disk went away")
+
+    monkeypatch.setattr(forecast.ForecastWriter, "write", write_then_fail)
+    rc, err = cli_main(args, capsys)
+    assert_one_line_error(rc, err, "the disk went away")
+    assert os.listdir(tmp_path) == []
+    (tmp_path / "new").mkdir()
+    (tmp_path / "new" / "mine.txt").write_text("mine")  # a folder that existed stays
+    rc, err = cli_main(args, capsys)
+    assert os.listdir(tmp_path / "new") == ["mine.txt"]
+    monkeypatch.setattr(forecast.ForecastWriter, "write", write)
+    rc, err = cli_main(args, capsys)
+    assert rc == 0 and path.exists(), err
+
+
 def test_unwritable_folder_is_one_line(setup, tmp_path, capsys):
     locked = tmp_path / "locked"
     locked.mkdir()
