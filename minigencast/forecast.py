@@ -671,8 +671,7 @@ def run(
     init_times = data.times[idx]
     # What the forecast reads, its input frames: K not degC, Pa not hPa, values the
     # statistics describe, and no NaN but SST's (a NaN spreads over the whole forecast).
-    input_times = init_times[:, None] + np.arange(-(t_in - 1), 1) * STEP
-    inputs = dataset.sel(time=np.unique(input_times))
+    inputs = dataset.isel(time=np.unique(idx[:, None] + np.arange(-(t_in - 1), 1)))
     layouts.check_units_and_ranges(inputs, stats)
     layouts.check_nans(inputs[[v for v in task.input_variables if v in inputs]])
     lead_times = np.arange(1, num_steps + 1) * STEP
