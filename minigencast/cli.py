@@ -741,6 +741,11 @@ def _run_forecast(args):
         protect.append(args.data)
     safe_output.check_output_path(args.out, overwrite=args.overwrite, protect=protect)
     params, cfg, metadata = forecast.load_model(args.checkpoint)
+    if metadata is None and main:  # DeepMind's checkpoints, or a model.npz copied alone
+        print(
+            f"note: {args.checkpoint} has no metadata.json beside the weights: no spectral "
+            "filter or spread correction, and the data's grid is not checked"
+        )
     ds, default_stats = _open_data(args.data, "test")
     for candidate in (os.path.join(folder, "stats"), os.path.join(folder, "..", "..", "stats")):
         if not args.stats and default_stats is None and os.path.isdir(candidate):

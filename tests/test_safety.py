@@ -382,6 +382,15 @@ def test_a_failed_forecast_leaves_no_folders_it_made(setup, tmp_path, capsys, mo
     assert rc == 0 and path.exists(), err
 
 
+def test_a_checkpoint_without_metadata_says_what_it_lacks(setup, tmp_path, capsys):
+    """A bare model.npz (DeepMind's, or ours copied without metadata.json) forecasts, and
+    says on stdout that it runs without filter or spread correction (before: silently)."""
+    capsys.readouterr()
+    assert cli.main(_args(setup, tmp_path / "fc.nc")) == 0
+    out = capsys.readouterr().out
+    assert "has no metadata.json beside the weights: no spectral filter" in out, out
+
+
 def test_unwritable_folder_is_one_line(setup, tmp_path, capsys):
     locked = tmp_path / "locked"
     locked.mkdir()
