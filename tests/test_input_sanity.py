@@ -72,14 +72,15 @@ def test_a_nan_in_the_inputs_is_refused_by_the_api(setup):  # noqa: F811
     `forecast.run`; now it names the variable. NaNs elsewhere in the file do not matter."""
     ds = setup["ds"].copy(deep=True)
     init = ds["time"].values[2]
-    run = lambda data: forecast.run(  # noqa: E731
-        setup["params"], setup["cfg"], data, setup["stats"], [init], 1, 1, progress=False
+    run = lambda data, **kw: forecast.run(  # noqa: E731
+        setup["params"], setup["cfg"], data, setup["stats"], [init], 1, 1, progress=False, **kw
     )
     ds["temperature"].loc[{"time": ds["time"].values[4]}] = np.nan  # after the inputs
     assert np.isfinite(run(ds)["temperature"].values).all()
     ds["temperature"].loc[{"time": ds["time"].values[1]}] = np.nan  # the init's first frame
     with pytest.raises(ValueError, match=r"NaN values in \['temperature'\]"):
         run(ds)
+    assert np.isnan(run(ds, check_inputs=False)["temperature"].values).all()  # what it was
 
 
 def test_evaluate_refuses_a_truth_in_celsius_labelled_kelvin(setup, tmp_path, capsys):  # noqa: F811
