@@ -133,12 +133,13 @@ def _level_sel(da, level):
 
 def frames_from_dataset(ds, task, layout: Layout | None = None) -> np.ndarray:
     """[time, lat, lon, C_t] float32 physical target variables (NaNs filled if `layout`)."""
-    from minigencast.data import layouts
-
-    targets = channel_order.target_channels(task)
-    layouts.check_variables(ds, list(dict.fromkeys(c.variable for c in targets)))
     blocks = []
-    for c in targets:
+    for c in channel_order.target_channels(task):
+        if c.variable not in ds:
+            raise ValueError(
+                f"dataset has no variable {c.variable!r} that the model predicts; it has "
+                f"{sorted(ds.data_vars)}"
+            )
         da = _level_sel(ds[c.variable], c.level).transpose("time", "lat", "lon")
         blocks.append(np.asarray(da.values, np.float32))
     frames = np.stack(blocks, axis=-1)

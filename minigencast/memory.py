@@ -196,8 +196,10 @@ def check_host_outputs(
     """
     need = num_pairs * (steps_held + num_input_times) * state_bytes
     if need > host_bytes():
-        fix = ", or write it to a file (out=)" if not to_file else ""
-        fix = ", or a smaller --chunk_steps" if to_file and steps_held > 1 else fix
+        if not to_file:
+            fix = ", or write it to a file (out=)"
+        else:
+            fix = ", or a smaller --chunk_steps" if steps_held > 1 else ""
         raise MemoryBudgetError(
             f"the forecast would hold {need / GB:.1f} GB on the host ({num_pairs} (init, member) "
             f"pairs x {steps_held + num_input_times} states), more than its "
