@@ -69,11 +69,14 @@ def forecast_step(params, structure, cfg, layout, static, frames, forcings, key,
 
     Args:
       frames: [T_in, lat, lon, C_t] physical input frames (NaN-filled), oldest first.
-      forcings: [T_in + 1, lat, lon, C_f] normalised forcings (input times, then target).
+      forcings: [T_in + 1, lat, lon, C_f] normalised forcings (input times, then target);
+        [T_in + 1, 1, lon, C_f] (the same at every latitude) is broadcast here.
       static: [lat, lon, C_s] normalised static fields.
       noise_fn: noise_fn(key, template [lat, lon, C_t]) -> unit noise (spherical), or
         a noise source bound to this member, init and step (`noise.py`).
     """
+    lat_lon = frames.shape[1:-1]
+    forcings = jnp.broadcast_to(forcings, forcings.shape[:1] + lat_lon + forcings.shape[-1:])
     inputs = arrays.build_inputs(jnp, frames, forcings[:-1], static, layout)
 
     def raw_fn(scaled_noisy_targets, sigma):
@@ -196,7 +199,8 @@ def rollout(
       init_frames: [I, T_in, lat, lon, C_t] physical input frames of I init times (may
         hold SST NaNs).
       forcings: [I, T_in + num_steps, lat, lon, C_f] normalised forcings of every time
-        from the first input frame to the last lead time.
+        from the first input frame to the last lead time; lat may be 1 (the progress
+        features: the host and the device then hold no copy per latitude).
       num_steps: 12 h steps; num_members: ensemble size S.
       noise_fn: noise_fn(key, template) or a noise source (`noise.py`), bound to each
         (member, init index, step).
@@ -254,15 +258,11 @@ def rollout(
         return np.array(frames), np.array(key_bits)  # copies: a CPU view would pin it
 
     carries = [(frames[i], key_bits[i, s]) for i, s in zip(pair_init, pair_member, strict=True)]
-    # Step j uses forcings[:, j : j + t_in + 1]; pad the tail so every chunk is full.
-    padded = np.concatenate([forcings] + [forcings[:, -1:]] * chunk_steps, axis=1)
     for start in range(0, num_steps, chunk_steps):
-        win = np.stack(
-            [padded[:, j : j + t_in + 1] for j in range(start, start + chunk_steps)], axis=1
-        )
+        win = forcing_windows(forcings, start, chunk_steps, t_in)
         k = min(chunk_steps, num_steps - start)
         steps = np.arange(start, start + chunk_steps, dtype=np.int32)
-        outputs = np.empty((num_groups * m, k) + init_frames.shape[2:], np.float32)
+        outputs = None
         for g, (i, s) in enumerate(zip(pair_init, pair_member, strict=True)):
             g_frames, g_bits = place(*carries[g])
             g_frames, g_keys, out = rollout_chunk(
@@ -280,8 +280,28 @@ def rollout(
                 cfg=cfg,
             )
             carries[g] = park(g_frames, jax.random.key_data(g_keys))
-            outputs[g * m : (g + 1) * m] = multihost.gather(out)[:, :k]
-        yield start, outputs[:num_pairs].reshape((n_init, num_members) + outputs.shape[1:])
+            out = multihost.gather(out)[:, :k]
+            if num_groups == 1:  # the host holds the chunk once, not also a copy of it
+                outputs = out
+                break
+            if outputs is None:
+                outputs = np.empty((num_groups * m,) + out.shape[1:], np.float32)
+            outputs[g * m : (g + 1) * m] = out
+        chunk = outputs[:num_pairs].reshape((n_init, num_members) + outputs.shape[1:])
+        outputs = out = None  # the caller holds the chunk alone: it can free it
+        yield start, chunk
+        chunk = None  # freed before the next chunk is computed
+
+
+def forcing_windows(forcings, start: int, chunk_steps: int, t_in: int) -> np.ndarray:
+    """[I, chunk_steps, T_in + 1, ...] forcings of steps start.. of a chunk: step j uses
+    forcings[:, j : j + T_in + 1], the last time repeated past the end (padding steps).
+
+    Only the windows are allocated: a broadcast `forcings` (the progress features are the
+    same at every latitude) stays a view, not [I, T_in + num_steps, lat, lon, C_f].
+    """
+    times = np.arange(start, start + chunk_steps)[:, None] + np.arange(t_in + 1)[None]
+    return forcings[:, np.minimum(times, forcings.shape[1] - 1)]
 
 
 # ----------------------------------------------------------------------------- datasets
@@ -308,7 +328,8 @@ def chunk_to_dataset(outputs, task, init_times, lead_times, lat, lon, attrs=None
     outputs = np.moveaxis(outputs, 0, 1)  # [S, I, K, lat, lon, C_t]
     data = {}
     for name, idx, levels in variable_blocks(task):
-        block = outputs[..., idx]  # [S, I, K, lat, lon, n]
+        contiguous = idx == list(range(idx[0], idx[-1] + 1))  # then a view, not a copy
+        block = outputs[..., idx[0] : idx[-1] + 1] if contiguous else outputs[..., idx]
         if levels is None:
             values, dims = block[..., 0], ("lat", "lon")
         else:
@@ -700,9 +721,13 @@ def run(
         grid_chunk=grid_chunk,
         forecast=True,
     )
+    spread = spread_correction.from_metadata(metadata, task) if use_spread_correction else None
+    # A chunk as JAX returns it (read-only), and its spread-corrected copy; in memory, all.
+    chunk_copies = 2 if spread is not None else 1
     memory.check_host_outputs(
         len(idx) * num_members,
-        min(chunk_steps, num_steps) if out is not None else num_steps,
+        len(idx),
+        chunk_copies * min(chunk_steps, num_steps) + (num_steps if out is None else 0),
         t_in,
         int(np.prod(data.frames.shape[1:])) * 4,
         to_file=out is not None,
@@ -719,7 +744,6 @@ def run(
     spectral = None
     if use_spectral_filter:
         spectral = spectral_filter.from_metadata(metadata, task, data.lat, data.lon)
-    spread = spread_correction.from_metadata(metadata, task) if use_spread_correction else None
     attrs = {n: dict(dataset[n].attrs) for n in task.target_variables if n in dataset}
 
     writer = None
@@ -730,13 +754,10 @@ def run(
     # Forcings from the first input frame to the last lead time, per init: [I, T_in + N, ...].
     offsets = np.arange(-(t_in - 1), num_steps + 1) * STEP
     valid = (init_times[:, None] + offsets[None]).ravel()
-    forcings = arrays.future_forcings(valid, data.lon, task, data.layout)
-    forcings = np.broadcast_to(
-        forcings.reshape((len(idx), len(offsets)) + forcings.shape[1:]),
-        (len(idx), len(offsets)) + data.forcings.shape[1:],
-    )
+    forcings = arrays.future_forcings(valid, data.lon, task, data.layout)  # [., 1, lon, C_f]
+    forcings = forcings.reshape((len(idx), len(offsets)) + forcings.shape[1:])
     init_frames = np.stack([data.raw_frames[j - t_in + 1 : j + 1] for j in idx])
-    pieces = []
+    held = None  # out=None: the whole forecast, filled chunk by chunk
     bar = tqdm.tqdm(
         total=num_steps,
         disable=not (progress and multihost.is_main()),
@@ -764,14 +785,21 @@ def run(
         ):
             k = outputs.shape[2]
             if spread is not None:
-                outputs = spread_correction.apply(spread, outputs, start)
-            chunk = chunk_to_dataset(
-                outputs, task, init_times, lead_times[start : start + k], data.lat, data.lon, attrs
-            )
-            if writer is not None:
-                writer.write(chunk, start)
-            elif out is None:
-                pieces.append(chunk)
+                # In place unless the chunk is a read-only view of what JAX returned.
+                inplace = outputs.flags.writeable
+                outputs = spread_correction.apply(spread, outputs, start, in_place=inplace)
+            if out is None:
+                if held is None:
+                    shape = outputs.shape[:2] + (num_steps,) + outputs.shape[3:]
+                    held = np.empty(shape, np.float32)
+                held[:, :, start : start + k] = outputs
+            elif writer is not None:
+                lead = lead_times[start : start + k]
+                writer.write(
+                    chunk_to_dataset(outputs, task, init_times, lead, data.lat, data.lon, attrs),
+                    start,
+                )
+            del outputs  # before the next chunk is computed: the host holds one at a time
             bar.update(k)
     except BaseException:
         if writer is not None:
@@ -784,5 +812,4 @@ def run(
     if out is not None:
         multihost.barrier("forecast written")
         return out
-    ds = xarray.concat([p.drop_vars("valid_time") for p in pieces], dim="lead_time")
-    return add_cf_attributes(ds)
+    return chunk_to_dataset(held, task, init_times, lead_times, data.lat, data.lon, attrs)

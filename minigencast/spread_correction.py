@@ -36,10 +36,12 @@ import numpy as np
 from minigencast import spectral_filter
 
 
-def apply(factors, outputs, first_step: int):
+def apply(factors, outputs, first_step: int, in_place: bool = False):
     """Eq. (1) on outputs [I, S, K, lat, lon, C] whose leads start at 0-based `first_step`.
 
     factors: [leads, C]; leads past the calibrated ones use the last lead's factors.
+    in_place: overwrite `outputs` (a NumPy array) instead of returning a new array, so
+    that a forecast chunk is never held twice on the host.
     """
     outputs = np.asarray(outputs)
     if outputs.shape[1] < 2:
@@ -47,7 +49,11 @@ def apply(factors, outputs, first_step: int):
     leads = np.minimum(first_step + np.arange(outputs.shape[2]), len(factors) - 1)
     a = np.asarray(factors, outputs.dtype)[leads][:, None, None, :]  # [K, 1, 1, C]
     mean = outputs.mean(axis=1, keepdims=True)
-    return mean + a * (outputs - mean)
+    x = outputs if in_place else outputs.copy()
+    x -= mean
+    x *= a
+    x += mean
+    return x
 
 
 def spread_skill(members, truth, lat) -> np.ndarray:

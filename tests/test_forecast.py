@@ -263,6 +263,64 @@ def test_the_writer_never_holds_the_whole_forecast(setup, tmp_path, suffix, monk
     assert all(isinstance(v.data, dask.array.Array) for v in seen[0].data_vars.values())
 
 
+@pytest.mark.parametrize("members_per_batch", [None, 1])
+@pytest.mark.parametrize("out", [None, "fc.zarr"])
+def test_the_host_holds_one_chunk_at_a_time(setup, tmp_path, monkeypatch, out, members_per_batch):
+    """Every chunk the rollout returns is freed before the next one is computed: before,
+    the caller's loop and the rollout both held the last chunk while JAX made the next
+    (`python benchmarks/forecast_memory.py --run`). The forcings reach the step one row of
+    longitudes per time, not one per latitude (the progress features)."""
+    import gc
+    import weakref
+
+    class Owned(np.ndarray):  # owns its memory, so every view keeps it alive
+        pass
+
+    chunks, windows, start = [], [], [0]
+    gather, step = forecast.multihost.gather, forecast.rollout_chunk
+
+    def owned_gather(x):
+        value = np.asarray(gather(x))
+        owned = Owned(value.shape, value.dtype)
+        owned[...] = value
+        chunks.append((start[0], weakref.ref(owned)))
+        return owned
+
+    def checked_step(*args, **kw):
+        windows.append(args[6].shape)
+        start[0] = int(args[9][2][0])  # the chunk's first step
+        gc.collect()
+        held = [s for s, r in chunks if s < start[0] and r() is not None]
+        assert not held, f"chunk {held} still held when chunk {start[0]} is computed"
+        return step(*args, **kw)
+
+    monkeypatch.setattr(forecast.multihost, "gather", owned_gather)
+    monkeypatch.setattr(forecast, "rollout_chunk", checked_step)
+    cfg, ds, stats, params = setup
+    path = None if out is None else str(tmp_path / out)
+    forecast.run(
+        params, cfg, ds, stats, ds["time"].values[[1, 2]], 6, 2, chunk_steps=2, out=path,
+        members_per_batch=members_per_batch, progress=False,
+    )  # fmt: skip
+    assert len(windows) == 3 * (1 if members_per_batch is None else 4)
+    assert all(w[-3] == 1 for w in windows)  # [pairs, K, T_in + 1, lat = 1, lon, C_f]
+
+
+def test_forcings_one_row_per_time_give_the_same_forecast(setup):
+    cfg, ds, stats, params = setup
+    data = arrays.prepare(ds, cfg.task_config, stats)
+    structure = network.build_structure(cfg, data.lat, data.lon)
+    noise_fn = noise.noise_function(data.lat, data.lon)
+    forcings = np.broadcast_to(data.forcings[None, :6], (1, 6) + data.forcings.shape[1:])
+    runs = [
+        list(forecast.rollout(params, structure, cfg, data.layout, data.static,
+                              data.raw_frames[None, :2], f, 4, 2, noise_fn, chunk_steps=2))
+        for f in (np.ascontiguousarray(forcings), forcings[:, :, :1])
+    ]  # fmt: skip
+    for (_, full), (_, row) in zip(*runs, strict=True):
+        np.testing.assert_array_equal(full, row)
+
+
 def test_failed_forecast_keeps_previous_output(setup, tmp_path, monkeypatch):
     cfg, ds, stats, params = setup
     path = tmp_path / "fc.nc"
