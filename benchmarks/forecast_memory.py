@@ -36,6 +36,8 @@ import subprocess
 import sys
 import tempfile
 
+from forecast_speed import checkout  # this folder is on the path when run as a script
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 CHILD = """
@@ -137,19 +139,6 @@ def measure_run(trees: dict, members=16, inits=1, steps=8, chunk=4) -> None:
                   f"{r['peak_gb'] / r['chunk_gb']:10.2f}")  # fmt: skip
 
 
-@contextlib.contextmanager
-def checkout(ref: str):
-    """A temporary detached `git worktree` of `ref`, removed on exit."""
-    with tempfile.TemporaryDirectory() as d:
-        path = os.path.join(d, "tree")
-        git = ["git", "-C", ROOT, "worktree"]
-        subprocess.run(git + ["add", "--detach", path, ref], check=True, capture_output=True)
-        try:
-            yield path
-        finally:
-            subprocess.run(git + ["remove", "--force", path], capture_output=True)
-
-
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--quarter", action="store_true", help="also 0.25 deg, 8 x 30 steps")
@@ -160,7 +149,8 @@ def main() -> None:
         with contextlib.ExitStack() as stack:
             trees = {"this tree": ROOT}
             if args.baseline:
-                trees[args.baseline] = stack.enter_context(checkout(args.baseline))
+                tmp = stack.enter_context(tempfile.TemporaryDirectory())
+                trees[args.baseline] = stack.enter_context(checkout(args.baseline, f"{tmp}/tree"))
             measure_run(trees)
         return
     cases = [("1 deg, 8 x 10", way, 181, 360, 8, 10) for way in ("numpy", "lazy")]

@@ -105,7 +105,8 @@ def checkout(ref: str, path: str):
     """A temporary detached `git worktree` of `ref` at `path`, removed on exit."""
     git = ["git", "-C", ROOT, "worktree"]
     if subprocess.run([*git, "add", "--detach", "--quiet", path, ref]).returncode:
-        print(f"forecast_speed.py: error: {ref}: git worktree add failed", file=sys.stderr)
+        name = os.path.basename(sys.argv[0])
+        print(f"{name}: error: {ref}: git worktree add failed", file=sys.stderr)
         sys.exit(2)
     try:
         yield path

@@ -283,10 +283,10 @@ def rollout(
             out = multihost.gather(out)[:, :k]
             if num_groups == 1:  # the host holds the chunk once, not also a copy of it
                 outputs = out
-                break
-            if outputs is None:
-                outputs = np.empty((num_groups * m,) + out.shape[1:], np.float32)
-            outputs[g * m : (g + 1) * m] = out
+            else:
+                if outputs is None:
+                    outputs = np.empty((num_groups * m,) + out.shape[1:], np.float32)
+                outputs[g * m : (g + 1) * m] = out
         chunk = outputs[:num_pairs].reshape((n_init, num_members) + outputs.shape[1:])
         outputs = out = None  # the caller holds the chunk alone: it can free it
         yield start, chunk
@@ -306,13 +306,15 @@ def forcing_windows(forcings, start: int, chunk_steps: int, t_in: int) -> np.nda
 
 # ----------------------------------------------------------------------------- datasets
 def variable_blocks(task):
-    """[(variable, [channel indices], levels or None)] of the target channels, sorted."""
+    """[(variable, channel slice, levels or None)] of the target channels: each variable's
+    channels are contiguous (`channel_order.target_channels` sorts by variable), so a
+    block of an array is a view, not a copy."""
     channels = channel_order.target_channels(task)
     out = []
     for name in dict.fromkeys(c.variable for c in channels):
         idx = [i for i, c in enumerate(channels) if c.variable == name]
         levels = [channels[i].level for i in idx]
-        out.append((name, idx, None if levels == [None] else levels))
+        out.append((name, slice(idx[0], idx[-1] + 1), None if levels == [None] else levels))
     return out
 
 
@@ -327,9 +329,8 @@ def chunk_to_dataset(outputs, task, init_times, lead_times, lat, lon, attrs=None
         outputs = np.asarray(outputs)
     outputs = np.moveaxis(outputs, 0, 1)  # [S, I, K, lat, lon, C_t]
     data = {}
-    for name, idx, levels in variable_blocks(task):
-        contiguous = idx == list(range(idx[0], idx[-1] + 1))  # then a view, not a copy
-        block = outputs[..., idx[0] : idx[-1] + 1] if contiguous else outputs[..., idx]
+    for name, channels, levels in variable_blocks(task):
+        block = outputs[..., channels]  # [S, I, K, lat, lon, n], a view
         if levels is None:
             values, dims = block[..., 0], ("lat", "lon")
         else:
@@ -722,15 +723,14 @@ def run(
         forecast=True,
     )
     spread = spread_correction.from_metadata(metadata, task) if use_spread_correction else None
-    # A chunk as JAX returns it (read-only), and its spread-corrected copy; in memory, all.
-    chunk_copies = 2 if spread is not None else 1
     memory.check_host_outputs(
         len(idx) * num_members,
         len(idx),
-        chunk_copies * min(chunk_steps, num_steps) + (num_steps if out is None else 0),
         t_in,
         int(np.prod(data.frames.shape[1:])) * 4,
-        to_file=out is not None,
+        chunk_steps=min(chunk_steps, num_steps),
+        chunk_copies=1 if spread is None else 2,
+        returned_steps=num_steps if out is None else 0,
     )
     structure = network.build_structure(
         cfg, data.lat, data.lon, graphs, attention, plan.chunks, plan.window_chunk

@@ -188,30 +188,35 @@ def host_bytes() -> int:
 def check_host_outputs(
     num_pairs: int,
     num_inits: int,
-    steps_held: int,
     num_input_times: int,
     state_bytes: int,
-    to_file: bool,
+    chunk_steps: int,
+    chunk_copies: int = 1,
+    returned_steps: int = 0,
 ) -> None:
     """Raise `MemoryBudgetError` if a forecast's host arrays cannot fit the RAM.
 
-    The host holds per (init, member) pair `steps_held` output states (a chunk's, twice
-    with a spread correction, when writing to a file; when returned in memory, also
-    every step's) and its T_in carried frames (`forecast.rollout`), and per init its T_in
-    input frames twice (read, and with SST's NaNs filled):
-    (pairs x (steps_held + T_in) + inits x 2 T_in) x state_bytes. The forcings are
-    held one row of longitudes per time (`forecast.forcing_windows`), too few to count.
+    Per (init, member) pair the host holds `chunk_copies` copies of a chunk's
+    `chunk_steps` output states (2 with a spread correction: the chunk as JAX returns
+    it and its corrected copy), the `returned_steps` states of a forecast returned in
+    memory (0 when it is written to a file) and its T_in carried frames
+    (`forecast.rollout`); per init, its T_in input frames twice (read, and with SST's
+    NaNs filled). The forcings are one row of longitudes per time
+    (`forecast.forcing_windows`), too few to count:
+
+        (pairs x (chunk_copies chunk_steps + returned_steps + T_in) + inits x 2 T_in)
+        x state_bytes
     """
-    states = num_pairs * (steps_held + num_input_times) + num_inits * 2 * num_input_times
-    need = states * state_bytes
+    per_pair = chunk_copies * chunk_steps + returned_steps + num_input_times
+    need = (num_pairs * per_pair + num_inits * 2 * num_input_times) * state_bytes
     if need > host_bytes():
-        if not to_file:
+        if returned_steps:
             fix = ", or write it to a file (out=)"
         else:
-            fix = ", or a smaller --chunk_steps" if steps_held > 1 else ""
+            fix = ", or a smaller --chunk_steps" if chunk_steps > 1 else ""
         raise MemoryBudgetError(
             f"the forecast would hold {need / GB:.1f} GB on the host ({num_pairs} (init, member) "
-            f"pairs x {steps_held + num_input_times} states, plus the input frames), more than its "
+            f"pairs x {per_pair} states, plus the input frames), more than its "
             f"{host_bytes() / GB:.1f} GB of RAM; use fewer members or init times{fix}"
         )
 
