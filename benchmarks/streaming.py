@@ -95,11 +95,12 @@ def embedded(rounds: int, batches: int, steps: int, workdir: str) -> dict:
     mesh = train.data_mesh()
     noise_fn = noise.noise_function(memory.lat, memory.lon)
     structure = train.replicate(network.build_structure(cfg, memory.lat, memory.lon), mesh)
-    step = train.make_train_step(train.make_example_loss(cfg, memory.lat, noise_fn), tc, mesh)
+    statics = (structure, noise_fn)  # the step's data arguments (train.make_example_loss)
+    step = train.make_train_step(train.make_example_loss(cfg, memory.lat), tc, mesh)
     params = network.init_denoiser(jax.random.key(0), cfg, *network.channel_counts(cfg))
     state = train.replicate(train.init_train_state(params, tc), mesh)
     key = jax.random.key(1)
-    state, m = step(state, structure, train.shard_batch(next(loader_of(memory, 0))[1], mesh), key)
+    state, m = step(state, statics, train.shard_batch(next(loader_of(memory, 0))[1], mesh), key)
     jax.block_until_ready(m)  # compiled
     train_rate = {k: [] for k in ("memory", "disk (1 time per chunk)")}
     for _ in range(rounds):
@@ -107,7 +108,7 @@ def embedded(rounds: int, batches: int, steps: int, workdir: str) -> dict:
             t0 = time.perf_counter()
             it = loader_of(sources[name], 2)  # starts with an empty queue
             for _ in range(steps):
-                state, m = step(state, structure, train.shard_batch(next(it)[1], mesh), key)
+                state, m = step(state, statics, train.shard_batch(next(it)[1], mesh), key)
             jax.block_until_ready(m)
             train_rate[name].append(steps * tc.batch_size / (time.perf_counter() - t0))
     med = lambda v: float(np.median(v))  # noqa: E731

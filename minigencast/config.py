@@ -212,6 +212,9 @@ class TrainConfig:
     all in memory, with the same windows in the same order (docs/scaling.md).
     skip_nan_windows leaves out (and logs) windows holding NaN outside SST, after a
     scan of the data; without it such a window stops training with an error.
+    per_variable_weights: (name, w_v) pairs that replace the loss's per-variable weight
+    w_v (`losses.variable_weight`: GenCast's 1.0, 0.1 for the five surface extras) for
+    the target variables they name; () is GenCast's loss.
     """
 
     batch_size: int = 8
@@ -234,6 +237,7 @@ class TrainConfig:
     random_longitude_roll: bool = False
     streaming: bool = True
     skip_nan_windows: bool = False
+    per_variable_weights: tuple[tuple[str, float], ...] = ()
 
 
 # --------------------------------------------------------------------------

@@ -105,9 +105,22 @@ def channel_weights(
 
 
 def task_channel_weights(task, per_variable_weights=None) -> np.ndarray:
-    """`channel_weights` for the task's stacked targets (channel_order.target_channels order)."""
+    """`channel_weights` for the task's stacked targets (channel_order.target_channels order).
 
-    return channel_weights(channel_order.target_channels(task), per_variable_weights)
+    `per_variable_weights`: {name: w_v} or (name, w_v) pairs (`TrainConfig`'s); a name the
+    task does not predict, or a weight that is negative or not finite, is a ValueError.
+    """
+    overrides = dict(per_variable_weights or ())
+    unknown = sorted(set(overrides) - set(task.target_variables))
+    if unknown:
+        raise ValueError(
+            f"per_variable_weights names {', '.join(unknown)}: not a target variable of "
+            f"this task ({', '.join(task.target_variables)})"
+        )
+    bad = {name: w for name, w in overrides.items() if not (np.isfinite(w) and w >= 0)}
+    if bad:
+        raise ValueError(f"per_variable_weights must be finite and >= 0, got {bad}")
+    return channel_weights(channel_order.target_channels(task), overrides)
 
 
 # --------------------------------------------------------------------------

@@ -238,7 +238,7 @@ def make_eval_loss(example_loss: ExampleLoss, mesh: Mesh):
 
 
 # ----------------------------------------------------------------------------- GenCast loss
-def make_example_loss(cfg, lat):
+def make_example_loss(cfg, lat, per_variable_weights=()):
     """GenCast's loss for one example (docs/design.md §3.3-3.4), for `make_train_step`.
 
     example_loss(params, (structure, noise_fn), example, key) with example = {"inputs"
@@ -249,9 +249,13 @@ def make_example_loss(cfg, lat):
       sigma ~ training distribution (preconditioning.sample_noise_levels)
       x     = y + sigma * eps,  eps spherical white noise per channel (noise_fn)
       loss  = lambda(sigma) sum_c w_c mean_latlon(w_lat (D(x; sigma) - y)^2)   (losses.py)
+
+    per_variable_weights (`TrainConfig.per_variable_weights`) replace GenCast's w_v for
+    the variables they name.
     """
     lat_weights = geometry.latitude_weights(lat).astype(np.float32)
-    chan_weights = losses.task_channel_weights(cfg.task_config).astype(np.float32)
+    chan_weights = losses.task_channel_weights(cfg.task_config, per_variable_weights)
+    chan_weights = chan_weights.astype(np.float32)
 
     def example_loss(params, statics, example, key):
         structure, noise_fn = statics
@@ -439,6 +443,7 @@ def train(
     os.makedirs(run_dir, exist_ok=True)
     data = arrays.prepare(dataset, cfg.task_config, stats, streaming=tc.streaming)
     grid = {"lat": data.lat, "lon": data.lon}
+    example_loss = make_example_loss(cfg, data.lat, tc.per_variable_weights)  # checks names
     ckpt_dir = os.path.join(run_dir, "checkpoints")
     last = training_state.latest(ckpt_dir)
     if last is not None:  # Refuse a run dir of another config/grid before any heavy work.
@@ -477,7 +482,6 @@ def train(
     state = replicate(state, mesh)
     start = int(state["step"])
 
-    example_loss = make_example_loss(cfg, data.lat)
     step_fn = make_train_step(example_loss, tc, mesh)
     eval_loss = make_eval_loss(example_loss, mesh)
     batches = loader.WindowLoader(

@@ -405,6 +405,8 @@ def check_resume(path: str, train_config, run_dir: str, force: bool = False) -> 
         stored = json.loads(str(z["train_config_json"]))
         step = int(z["step"])
     current = json.loads(config_json(train_config))
+    # A setting newer than the checkpoint counts as its default, which the run had.
+    stored = {**json.loads(config_json(type(train_config)())), **stored}
     diff = {
         k: [stored.get(k), current.get(k)]
         for k in sorted(set(stored) | set(current))

@@ -39,7 +39,7 @@ import time
 # Runnable from a clone without installing: the repository root on the path.
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from minigencast import config  # noqa: E402
+from minigencast import cli, config  # noqa: E402
 
 # The recipe is config.cpu_training() (one source): its TrainConfig fields that differ from the
 # defaults become CLI flags, so a new recipe field cannot be left out of the command.
@@ -49,7 +49,9 @@ RECIPE_FIELDS = tuple(
     if getattr(config.cpu_training(), f.name) != f.default
 )
 RECIPE = ["--preset", "cpu", "--data", "embedded"] + [
-    word for f in RECIPE_FIELDS for word in (f"--{f}", str(getattr(config.cpu_training(), f)))
+    word
+    for f in RECIPE_FIELDS
+    for word in (f"--{f}", cli.flag_text(getattr(config.cpu_training(), f)))
 ]
 
 
@@ -85,7 +87,6 @@ def main(argv=None):
     args = p.parse_args(argv)
 
     from minigencast import (
-        cli,
         data,
         evaluation,
         forecast,

@@ -260,6 +260,32 @@ def test_resume_with_other_settings_is_refused_unless_forced(setup, tmp_path, ca
         json.dumps(diff))}]  # fmt: skip
 
 
+def test_a_setting_newer_than_the_checkpoint_resumes_at_its_default(setup, tmp_path, capsys):  # noqa: F811
+    run_dir = str(tmp_path / "run")
+    _run_dir_with_checkpoint(setup, run_dir)
+    path = training_state.latest(os.path.join(run_dir, "checkpoints"))
+    state = os.path.join(path, "train_state.npz")
+    with np.load(state) as z:
+        arrays = dict(z)
+    older = json.loads(str(arrays["train_config_json"]))
+    del older["per_variable_weights"]  # as a checkpoint written before the setting existed
+    arrays["train_config_json"] = np.asarray(json.dumps(older, sort_keys=True))
+    np.savez(state, **arrays)
+    assert training_state.check_resume(path, TC, run_dir) == {}
+    weighted = dataclasses.replace(TC, per_variable_weights=(("temperature", 2.0),))
+    with pytest.raises(training_state.CheckpointMismatchError, match="per_variable_weights"):
+        training_state.check_resume(path, weighted, run_dir)
+
+
+def test_loss_weights_of_a_variable_the_task_lacks_are_refused(setup, tmp_path, capsys):  # noqa: F811
+    run_dir = tmp_path / "run"
+    rc, err = cli_main(
+        _train_args(setup, run_dir, "--per_variable_weights", "specific_humidity=1"), capsys
+    )
+    assert_one_line_error(rc, err, "specific_humidity", "not a target variable")
+    assert sorted(os.listdir(run_dir)) == ["command.txt"]  # no checkpoint, no statistics
+
+
 def test_log_rows_after_the_last_checkpoint_are_dropped_on_resume(setup, tmp_path):  # noqa: F811
     run_dir = str(tmp_path / "run")
     _run_dir_with_checkpoint(setup, run_dir, step=3)
@@ -361,6 +387,9 @@ def test_statistics_of_a_single_time_are_refused():
         (["quickstart", "--seed", "4294967296"], "--seed", "<= 4294967295"),
         (["forecast", "--memory_budget_gb", "inf"], "--memory_budget_gb", "> 0"),
         (["forecast", "--memory_budget_gb", "nan"], "--memory_budget_gb", "> 0"),
+        (["train", "--per_variable_weights", "temperature"], "--per_variable_weights", "NAME="),
+        (["train", "--per_variable_weights", "temperature=-1"], "--per_variable_weights", ">= 0"),
+        (["train", "--per_variable_weights", "=2"], "--per_variable_weights", "NAME=WEIGHT"),
     ],
 )
 def test_out_of_range_flags_name_the_flag_and_range(args, flag, allowed, capsys):
@@ -372,6 +401,15 @@ def test_out_of_range_flags_name_the_flag_and_range(args, flag, allowed, capsys)
     }[args[0]]
     rc, err = cli_main(args[:1] + required + args[1:], capsys)
     assert_one_line_error(rc, err, f"argument {flag}", allowed)
+
+
+@pytest.mark.parametrize("weights", [(), (("temperature", 2.0), ("2m_temperature", 0.5))])
+def test_train_flags_read_back_what_command_txt_writes(weights):
+    tc = dataclasses.replace(config.cpu_training(), per_variable_weights=weights)
+    fields = dataclasses.fields(config.TrainConfig)
+    words = [w for f in fields for w in (f"--{f.name}", cli.flag_text(getattr(tc, f.name)))]
+    args = cli.build_parser().parse_args(["train", "--run_dir", "r", *words])
+    assert config.TrainConfig(**{f.name: getattr(args, f.name) for f in fields}) == tc
 
 
 def test_one_line_errors_and_tracebacks_only_with_debug(tmp_path, capsys):

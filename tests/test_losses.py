@@ -78,6 +78,24 @@ def test_task_channel_weights_follow_stacking_order():
     assert len(channel_order.target_channels(config.GENCAST_TASK)) == 84
 
 
+def test_per_variable_weights_replace_only_the_variables_they_name():
+    task = config.TOY_PLANET_TASK
+    chans = channel_order.target_channels(task)
+    base = losses.task_channel_weights(task)
+    for given in ({"temperature": 2.0}, (("temperature", 2.0), ("10m_u_component_of_wind", 0))):
+        named = dict(given)
+        w = losses.task_channel_weights(task, given)
+        for c, wc, bc in zip(chans, w, base, strict=True):
+            default = losses.variable_weight(c.variable)  # 1.0, 0.1 for 10 m winds
+            np.testing.assert_allclose(wc, bc * named.get(c.variable, default) / default)
+    with pytest.raises(ValueError, match="not a target variable.*temperature"):
+        losses.task_channel_weights(task, {"specific_humidity": 1.0})
+    with pytest.raises(ValueError, match="finite and >= 0"):
+        losses.task_channel_weights(task, {"temperature": -1.0})
+    with pytest.raises(ValueError, match="finite and >= 0"):
+        losses.task_channel_weights(task, {"temperature": float("nan")})
+
+
 # --------------------------------------------------------------------------
 # The loss itself.
 
@@ -151,6 +169,21 @@ def test_stacked_and_per_variable_losses_match_a_numpy_reference():
     ours = jax.jit(lambda p, t, s: losses.weighted_loss(p, t, s, w_lat, w_c))(p_st, t_st, sigma)
     assert ours.shape == (3,)
     np.testing.assert_allclose(ours, expected, rtol=1e-5)
+    # Overridden per-variable weights: both forms against the reference written out.
+    weights = {"temperature": 2.5, "10m_u_component_of_wind": 1.0}
+    expected_w = sum(
+        weights.get(n, 0.1 if n == "10m_u_component_of_wind" else 1.0)
+        * _numpy_reference_loss({n: pred[n]}, {n: targ[n]}, sigma, lat, levels)
+        / (0.1 if n == "10m_u_component_of_wind" else 1.0)
+        for n in pred
+    )
+    w_c2 = losses.channel_weights(chans, weights)
+    ours = jax.jit(lambda p, t, s: losses.weighted_loss(p, t, s, w_lat, w_c2))(p_st, t_st, sigma)
+    np.testing.assert_allclose(ours, expected_w, rtol=1e-5)
+    per_variable_form = jax.jit(
+        lambda p, t, s: losses.weighted_loss_dict(p, t, s, lat, levels, weights)
+    )(pred, targ, sigma)
+    np.testing.assert_allclose(per_variable_form, expected_w, rtol=1e-5)
     # Per-variable diagnostics recombine into the total.
     per_var = jax.jit(lambda p, t: losses.per_variable_losses(p, t, w_lat, chans))(p_st, t_st)
     total = sum(losses.variable_weight(n) * v for n, v in per_var.items())
