@@ -131,10 +131,10 @@ def _numpy_reference_loss(pred, targ, sigma, lat, levels, weights=None):
     """DeepMind's per-variable loss written out in NumPy from the formula alone.
 
     loss = lambda(sigma) sum_v w_v mean_(level, lat, lon)(w_lat w_lev (D - y)^2), with
-    w_lat the cell areas (mean 1), w_lev = level / mean(levels), w_v = 0.1 for the
-    five extra surface variables unless `weights` names them, lambda = (sigma^2 + 1) /
-    sigma^2 (docs/design.md §3.4; graphcast/losses.py:weighted_mse_per_level,
-    graphcast/gencast.py:GenCast.loss).
+    w_lat the cell areas (mean 1), w_lev = level / mean(levels), w_v = weights[v] for
+    the variables `weights` names, else 0.1 for the five extra surface variables and 1
+    for the rest, lambda = (sigma^2 + 1) / sigma^2 (docs/design.md §3.4;
+    graphcast/losses.py:weighted_mse_per_level, graphcast/gencast.py:GenCast.loss).
     """
     half = (lat[1] - lat[0]) / 2
     bounds = np.deg2rad(np.clip(np.r_[lat - half, lat[-1] + half], -90, 90))
