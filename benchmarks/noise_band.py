@@ -22,17 +22,24 @@ import sys
 import numpy as np
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))  # run from anywhere
-from minigencast import cli, data, evaluation, forecast, goals, quickstart  # noqa: E402
+from minigencast import (  # noqa: E402
+    calibration,
+    cli,
+    data,
+    evaluation,
+    forecast,
+    goals,
+    quickstart,
+)
 
 NUM_STEPS = 10  # 5 days
 HOLD_OUT = 0.05  # config.cpu_training().validation_fraction
 
 
 def hold_out():
-    """The last 5 % of the embedded train + validation span (and the two frames before)."""
-    ds = quickstart.training_data()
-    n = ds.sizes["time"]
-    return ds.isel(time=slice(int(n * (1 - HOLD_OUT)) - 2, None))
+    """The last 5 % of the embedded train + validation span (and the two frames before),
+    where the recipe's calibration measures the spread factors (calibration.hold_out_span)."""
+    return calibration.hold_out_span(quickstart.training_data(), HOLD_OUT)[1]
 
 
 def run_band(params, cfg, truth, stats, metadata, band, num_inits, num_members) -> dict:

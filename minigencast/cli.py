@@ -815,9 +815,10 @@ def _add_calibrate_spectra(sub):
         help="Calibrate a model's spectral filter and spread correction on training data "
         "(docs/goals.md).",
         description=(
-            "Forecasts from training-span init times, compares each lead's, latitude's and "
-            "zonal wavenumber's power with the truth's, and each lead's and channel's "
-            "spread with the ensemble mean's error, and stores the gains and spread factors "
+            "Forecasts from training-span init times and compares each lead's, latitude's "
+            "and zonal wavenumber's power with the truth's; forecasts from init times in the "
+            "left-out fraction and compares each lead's and channel's spread with the "
+            "ensemble mean's error; stores the gains and spread factors "
             "in the model folder (spectral_filter.npz, described in metadata.json) "
             "(minigencast.spectral_filter, minigencast.spread_correction, "
             "minigencast.calibration). Example: "
@@ -839,7 +840,14 @@ def _add_calibrate_spectra(sub):
         default=0.05,
         help="last fraction of --data left out (the training run's validation span)",
     )
-    p.add_argument("--num_inits", type=POSITIVE, default=16)
+    p.add_argument(
+        "--spread_span",
+        choices=("hold-out", "training"),
+        default="hold-out",
+        help="where the spread factors are measured: the left-out fraction (weather the "
+        "model has not trained on) or the gains' training span",
+    )
+    p.add_argument("--num_inits", type=POSITIVE, default=16, help="inits per span")
     p.add_argument("--num_samples", type=POSITIVE, default=4, help="members per init")
     p.add_argument("--num_steps", type=POSITIVE, default=10, help="leads calibrated (12 h steps)")
     p.add_argument("--seed", type=SEED, default=0)
@@ -859,6 +867,7 @@ def _run_calibrate_spectra(args):
         ds,
         _stats(args, default_stats),
         hold_out_fraction=args.hold_out_fraction,
+        spread_span=args.spread_span,
         source=args.data,
         num_inits=args.num_inits,
         num_members=args.num_samples,

@@ -176,6 +176,8 @@ def test_calibrate_folder_stores_gains_that_forecasts_then_apply(tiny, tmp_path)
     entry = metadata["spectral_filter"]
     assert path == f"{folder}/{spectral_filter.FILE}" and entry["calibration"]["num_inits"] == 2
     assert entry["calibration"]["span"][1] == str(ds.time.values[8])[:16]  # last 25 % left out
+    # The spread factors' span: the validation frames (9-11) and the two inputs before them.
+    assert entry["calibration"]["spread_span"] == [str(ds.time.values[i])[:16] for i in (7, 11)]
     filt = spectral_filter.from_metadata(metadata, cfg.task_config, ds.lat, ds.lon)
     assert filt.gains.shape[0] == 2 and np.all(filt.gains <= 1)
     assert entry["arrays"] == ["gains", "spread"]
@@ -192,3 +194,14 @@ def test_calibrate_folder_stores_gains_that_forecasts_then_apply(tiny, tmp_path)
     _, _, again = forecast.load_model(folder)
     np.testing.assert_array_equal(again["spectral_filter"]["gains"], filt.gains)
     np.testing.assert_array_equal(again["spectral_filter"]["spread"], factors)
+    # Measured on the gains' span instead, the factors differ and the entry says where.
+    calibration.calibrate_folder(
+        folder, ds, stats, hold_out_fraction=0.25, spread_span="training", num_inits=2,
+        num_members=2, num_steps=2, progress=False,
+    )  # fmt: skip
+    _, _, training = forecast.load_model(folder)
+    calibrated = training["spectral_filter"]["calibration"]
+    assert calibrated["spread_span"] == calibrated["span"]
+    assert not np.array_equal(training["spectral_filter"]["spread"], factors)
+    with pytest.raises(ValueError, match="spread_span must be one of"):
+        calibration.calibrate_folder(folder, ds, stats, spread_span="test", progress=False)

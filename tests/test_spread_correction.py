@@ -10,6 +10,7 @@ from minigencast import (
     calibration,
     evaluation,
     forecast,
+    loader,
     metrics,
     spectral_filter,
     spread_correction,
@@ -88,6 +89,76 @@ def test_calibration_makes_the_filtered_corrected_spread_match_the_error(tiny):
     assert np.any(before < 1)  # the case exercises the correction
     ratio = _spread_skill(corrected, truth, ds["lat"].values)
     np.testing.assert_allclose(ratio, np.maximum(before, 1.0), rtol=1e-6)
+
+
+def test_factors_come_from_the_spread_span_and_the_gains_from_the_training_span(tiny):
+    cfg, ds, stats, params = tiny
+    task = cfg.task_config
+    md = {"lat": ds["lat"].values.tolist(), "lon": ds["lon"].values.tolist()}
+    train, hold = ds.isel(time=slice(0, 7)), ds.isel(time=slice(6, None))
+    kw = dict(num_inits=3, num_members=3, num_steps=2, progress=False)
+    gains, factors = calibration.calibrate(params, cfg, train, stats, md, spread_dataset=hold, **kw)
+    n = len(spectral_filter.channel_names(task))
+    shape = (3, 3, 2, ds.sizes["lat"], ds.sizes["lon"], n)
+    lat, step = ds["lat"].values, np.timedelta64(12, "h")
+
+    def raw(span):
+        inits = evaluation.choose_init_times(span["time"].values, 3, 2)
+        fc = forecast.run(params, cfg, span, stats, inits, 2, 3, metadata=md, progress=False)
+        valid = (inits[:, None] + np.array([1, 2])[None] * step).ravel()
+        truth = arrays.frames_from_dataset(span.sel(time=valid), task).reshape(shape[1:])
+        return _frames(fc, task, shape), truth
+
+    # Brute force, factors: the hold-out's raw forecast filtered with the gains has ratio r
+    # (metrics.spread_skill_ratio); the factors are max(1, 1 / r) of it, not of the
+    # training span's.
+    members, truth = raw(hold)
+    before = _spread_skill(spectral_filter.filter_leads(gains, members), truth, lat)
+    np.testing.assert_allclose(factors, np.maximum(1.0, 1.0 / before), rtol=1e-6)
+    _, factors_train = calibration.calibrate(params, cfg, train, stats, md, **kw)
+    assert np.any(factors != 1) and not np.allclose(factors, factors_train)
+    # Brute force, the loop's two first rounds: gains from the training span's members with
+    # each departure from the mean scaled by the last factors (1 at first), against the
+    # truth's power per lead, latitude, wavenumber and channel; factors from the hold-out.
+    train_raw, hold_raw = raw(train), raw(hold)
+    a = np.ones((2, n))
+    for rounds in (1, 2):
+        members, truth = train_raw
+        mean = members.mean(0, keepdims=True)
+        scaled = mean + a[None, None, :, None, None, :] * (members - mean)
+        power = (np.abs(np.fft.rfft(scaled, axis=4)) ** 2).mean((0, 1))
+        truth_power = (np.abs(np.fft.rfft(truth, axis=3)) ** 2).mean(0)
+        g = np.minimum(1, np.sqrt(truth_power / power))
+        a = np.maximum(
+            1, 1 / _spread_skill(spectral_filter.filter_leads(g, hold_raw[0]), hold_raw[1], lat)
+        )
+        ours = calibration.post_processing(*train_raw, lat, *hold_raw, rounds=rounds)
+        np.testing.assert_allclose(ours[0], g, rtol=1e-5, atol=1e-7)
+        np.testing.assert_allclose(ours[1], a, rtol=1e-5)
+
+
+@pytest.mark.parametrize("fraction", [0.05, 0.1, 0.25, 0.3])
+@pytest.mark.parametrize("num_times", [12, 41, 608])
+def test_hold_out_span_targets_only_the_training_runs_validation_frames(fraction, num_times):
+    times = np.datetime64("2000-01-01T00") + np.arange(num_times) * np.timedelta64(12, "h")
+    ds = xarray.Dataset(coords={"time": times})
+    train_windows, valid_windows = loader.split_by_time(times, fraction)
+    trained = set(times[np.unique(train_windows)])
+    if not len(valid_windows):  # too short a span to hold anything out
+        with pytest.raises(ValueError, match="leaves no validation window"):
+            calibration.hold_out_span(ds, fraction)
+        return
+    train, hold = calibration.hold_out_span(ds, fraction)
+    held = hold["time"].values
+    # Every target of every init the calibration can choose there (all frames after the
+    # first, which is an input) is a validation frame the run never trained on ...
+    inits = evaluation.choose_init_times(held, 1, 1)
+    assert inits[0] == held[1] and not trained & set(held[2:])
+    # ... and all of them: the hold-out reaches the end, and the frame before its first
+    # target is a training frame.
+    assert set(held[2:]) == set(times[np.unique(valid_windows)])
+    assert held[1] in trained and held[-1] == times[-1]
+    assert train.sizes["time"] == num_times - round(num_times * fraction)
 
 
 def test_forecast_corrects_what_it_writes_and_the_switch_turns_it_off(tiny):
