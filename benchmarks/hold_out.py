@@ -10,8 +10,10 @@ noise_band.hold_out), and prints the fair CRPS at 1-5 days against persistence a
 climatological ensemble, the mean CRPS over the 12-hourly leads 1-5 days, at how many of
 those leads the model beats both baselines, spread/skill, and the goals' spectral numbers
 (goals.py, docs/goals.md). This is where recipe choices are decided, before the test
-season is read (data/pretrained/README.md). 20 inits x 8 members: about 10 min per model
-on 2 cores.
+season is read (data/pretrained/README.md). Since 2026-12-06 the calibration measures the
+spread factors on this span (calibration.hold_out_span), so its spread/skill is near 1 by
+construction; judge dispersion on an unseen year (unseen_year.py). 20 inits x 8 members:
+about 10 min per model on 2 cores.
 """
 
 from __future__ import annotations

@@ -134,9 +134,9 @@ def quickstart(
             train_ds, stats, config.cpu(), config.cpu_training(), run_dir, progress=progress
         )
         model_dir = result["checkpoint"]
-        # As scripts/train_cpu.py does: the spectral filter and spread correction, measured
-        # on the training span less the training run's hold-out (docs/goals.md).
-        print(f"Calibrating its post-processing on the training span into {model_dir}")
+        # As scripts/train_cpu.py does: the spectral filter measured on the training span,
+        # the spread correction on the training run's hold-out (docs/goals.md).
+        print(f"Calibrating its post-processing on the training data into {model_dir}")
         calibration.calibrate_folder(
             model_dir,
             train_ds,

@@ -5,9 +5,9 @@ At lead n, every member m of the written forecast of channel c becomes
     x'_m = xbar + a_{n,c} (x_m - xbar),      xbar = (1/M) sum_m x_m                      (1)
 
 so the ensemble mean (and with it the RMSE of the mean) is unchanged and the spread is
-multiplied by a_{n,c}. The factors come from forecasts started at training-span initial
-times (`calibration.calibrate`), as the inverse of their debiased spread/skill ratio where
-that is below 1:
+multiplied by a_{n,c}. The factors come from forecasts started in the training run's
+hold-out, weather the network never trained on (`calibration.calibrate`), as the inverse
+of their debiased spread/skill ratio where that is below 1:
 
     a_{n,c} = max(1, RMSE_{n,c}(xbar) / (sqrt((M+1)/M) spread_{n,c}))                      (2)
 
@@ -19,14 +19,15 @@ Wea. Rev. 137, 1717-1720), per lead and channel, as the spectral filter is per l
 
 Why (docs/goals.md): the shipped CPU model's spread/skill falls with lead, 1.14 at 1 day
 to 0.91 at 4 days on its training span, 1.07 to 0.90 on the hold-out and 0.98 to 0.82 in
-the test season; one churn inflation cannot make it flat. It only widens (a >= 1): on the
-hold-out, narrowing the short leads that look over-dispersed on the training span made
-their CRPS worse, and forecasts of states the network trained on overstate spread/skill
-there. The correction acts on written states only: the rollout feeds the network its
-raw output. GenCast has no such step
-(Price et al. 2025, Fig. 2: its spread/skill is close to 1 without one); it is off unless
-a model folder carries factors (stored with the spectral filter's gains,
-`spectral_filter.FILE`).
+the test season; one churn inflation cannot make it flat. Forecasts of states the network
+trained on overstate spread/skill (their errors are smaller), so the factors are measured
+on the hold-out: with training-span factors z500 fell under 0.85 at about 3 days on two
+of four unseen Novembers-Decembers. It only widens (a >= 1): narrowing the short leads,
+too wide on October's hold-out, cost CRPS at 1 day there, and they are not too wide in
+winter. The correction acts on written states only: the rollout feeds the network its raw
+output. GenCast has no such step (Price et al. 2025, Fig. 2: its spread/skill is close to
+1 without one); it is off unless a model folder carries factors (stored with the
+spectral filter's gains, `spectral_filter.FILE`).
 """
 
 from __future__ import annotations

@@ -6,8 +6,9 @@
    appended to RUN_DIR/command.txt; an existing complete run is reused, an interrupted
    one resumed);
 2. runs `minigencast calibrate-spectra` on the final checkpoint: the spectral filter's
-   gains and the spread correction's factors from forecasts of the training span
-   (spectral_filter.py, spread_correction.py, docs/goals.md);
+   gains from forecasts of the training span, the spread correction's factors from
+   forecasts of the run's hold-out (spectral_filter.py, spread_correction.py,
+   calibration.py, docs/goals.md);
 3. verifies on the held-out test split (Nov-Dec): 8-member ensembles, 5 days,
    12-hourly, from 8 init times (the skill benchmark) and from 16 (the goals'
    dispersion and spectra, as the quickstart), against persistence and the

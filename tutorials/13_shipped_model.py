@@ -217,11 +217,11 @@ for name in ["spread_skill", "rank_histogram", "spectra", "pooled_crps"]:
 # * **Dispersion.** Inflation alone (churn noise 1.4 instead of GenCast's 1.05, tutorial
 #   08; tutorial 12 shows why inflation widens) left spread/skill falling with lead: too
 #   wide at 12-24 h, too narrow (0.82 for z500) at 3-4 days. The shipped model therefore
-#   widens its members about their mean, per lead and channel, where the training data
-#   show them too narrow (`spread_correction.py`, docs/goals.md). The ratio is now nearer 1 but
-#   not equal to it: the factors come from another season, and from four initial times
-#   the ratio itself is a noisy estimate. GenCast is close to 1 at every lead without
-#   such a step.
+#   widens its members about their mean, per lead and channel, where forecasts of the
+#   training run's October hold-out show them too narrow (`spread_correction.py`,
+#   docs/goals.md). The ratio is now nearer 1 but not equal to it: the factors come from
+#   another season, and from four initial times the ratio itself is a noisy estimate.
+#   GenCast is close to 1 at every lead without such a step.
 # * **Small scales.** The raw network writes far more power than the truth in the upper
 #   half of the zonal wavenumbers, where the smooth toy-planet truth has almost none. The
 #   shipped model therefore writes its states through a spectral filter whose gains were
