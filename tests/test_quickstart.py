@@ -205,3 +205,26 @@ def test_shipped_model_is_the_cpu_preset_trained_by_the_recipe():
             assert float(shipped[flag]) == float(value), flag
         except ValueError:
             assert shipped[flag] == value, flag
+
+
+def test_shipped_post_processing_was_calibrated_as_the_recipe_calibrates_today():
+    """data/pretrained's filter and spread factors come from `minigencast calibrate-spectra`
+    with its defaults, as scripts/train_cpu.py runs it: the gains on the training span, the
+    factors on the training run's hold-out (calibration.hold_out_span)."""
+    from minigencast import calibration, config, forecast
+
+    _, _, metadata = forecast.load_model(quickstart.pretrained_dir())
+    made = metadata["spectral_filter"]["calibration"]
+    training, hold_out = calibration.hold_out_span(
+        quickstart.training_data(), config.cpu_training().validation_fraction
+    )
+
+    def span(ds):
+        return [str(ds["time"].values[i])[:16] for i in (0, -1)]
+
+    assert made["span"] == span(training) and made["spread_span"] == span(hold_out)
+    args = cli.build_parser().parse_args(["calibrate-spectra", "--checkpoint", "m"])
+    assert args.spread_span == "hold-out"
+    assert (made["num_inits"], made["num_members"], made["num_steps"], made["seed"]) == (
+        args.num_inits, args.num_samples, args.num_steps, args.seed,
+    )  # fmt: skip
