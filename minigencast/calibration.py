@@ -79,16 +79,14 @@ def hold_out_span(dataset, fraction: float):
     """(training span, hold-out span) of `dataset`: all but its last `fraction` of frames,
     and the frames from the training run's validation split on (`loader.split_by_time`,
     whose windows the run never trains on) with the two frames before them, so that the
-    first init's inputs exist and every target is a validation frame."""
+    first init's inputs exist and every target is a validation frame; None if `fraction`
+    leaves no validation window."""
     n = dataset.sizes["time"]
+    training = dataset.isel(time=slice(0, n - int(round(n * fraction))))
     _, validation = loader.split_by_time(dataset["time"].values, fraction)
     if not len(validation):
-        raise ValueError(f"hold-out fraction {fraction} leaves no validation window")
-    first = int(validation.min())
-    return (
-        dataset.isel(time=slice(0, n - int(round(n * fraction)))),
-        dataset.isel(time=slice(max(first - 2, 0), None)),
-    )
+        return training, None
+    return training, dataset.isel(time=slice(max(int(validation.min()) - 2, 0), None))
 
 
 def raw_forecast(
@@ -169,8 +167,12 @@ def calibrate_folder(
     dataset, hold_out = hold_out_span(dataset, hold_out_fraction)
     if spread_span == "training":
         hold_out = None
-    elif hold_out_fraction <= 0:
-        raise ValueError("spread factors from the hold-out need hold_out_fraction > 0")
+    elif hold_out is None:
+        raise ValueError(
+            f"hold-out fraction {hold_out_fraction} leaves no validation window for the "
+            "spread factors; raise it or measure them on the training span (--spread_span "
+            "training)"
+        )
     settings = dict(num_inits=num_inits, num_members=num_members, num_steps=num_steps, seed=seed)
     gains, spread = calibrate(
         params, cfg, dataset, stats, metadata, spread_dataset=hold_out, progress=progress,

@@ -205,3 +205,25 @@ def test_calibrate_folder_stores_gains_that_forecasts_then_apply(tiny, tmp_path)
     assert not np.array_equal(training["spectral_filter"]["spread"], factors)
     with pytest.raises(ValueError, match="spread_span must be one of"):
         calibration.calibrate_folder(folder, ds, stats, spread_span="test", progress=False)
+    # No hold-out left: the hold-out factors are refused in one line; the training span's work.
+    with pytest.raises(ValueError, match="leaves no validation window"):
+        calibration.calibrate_folder(folder, ds, stats, hold_out_fraction=0, progress=False)
+    calibration.calibrate_folder(
+        folder, ds, stats, hold_out_fraction=0, spread_span="training", num_inits=2,
+        num_members=2, num_steps=2, progress=False,
+    )  # fmt: skip
+    _, _, everything = forecast.load_model(folder)
+    assert everything["spectral_filter"]["calibration"]["span"][1] == str(ds.time.values[-1])[:16]
+    # The CLI takes every span the module knows, hold-out by default, and no other.
+    from minigencast import cli
+
+    def spread_span(*words):
+        args = ["calibrate-spectra", "--checkpoint", folder, *words]
+        return cli.build_parser().parse_args(args).spread_span
+
+    assert spread_span() == "hold-out"
+    assert [spread_span("--spread_span", s) for s in calibration.SPREAD_SPANS] == list(
+        calibration.SPREAD_SPANS
+    )
+    with pytest.raises(SystemExit):
+        spread_span("--spread_span", "test")
